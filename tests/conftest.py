@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to the shared corpora (tests needing them skip when absent) and synthetic audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+EMODB_ROOT = CORPORA / "emodb"
+RAVDESS_ROOT = CORPORA / "ravdess-16k"
+
+
+@pytest.fixture(scope="session")
+def emodb_root() -> Path:
+    if not (EMODB_ROOT / "wav").is_dir():
+        pytest.skip(f"EmoDB not found at {EMODB_ROOT}")
+    return EMODB_ROOT
+
+
+@pytest.fixture(scope="session")
+def ravdess_root() -> Path:
+    if not RAVDESS_ROOT.is_dir():
+        pytest.skip(f"RAVDESS not found at {RAVDESS_ROOT}")
+    return RAVDESS_ROOT
+
+
+def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.5, seed: int = 0) -> np.ndarray:
+    """A tone with a little noise: a stand-in for speech in unit tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture
+def tone_wav(tmp_path) -> Path:
+    path = tmp_path / "tone.wav"
+    sf.write(path, tone(), 16000)
+    return path
