@@ -1,0 +1,31 @@
+"""Audio in: reading any libsndfile format, resampling, fixed-length pad/crop, silence handling, normalisation."""
+
+from __future__ import annotations
+
+from serkit.audio.config import AudioConfig, ClipBatch, load_clip, load_clips
+from serkit.audio.io import SILENCE_PEAK_DBFS, read_audio
+from serkit.audio.processing import (
+    fix_length,
+    peak_normalize,
+    remove_silence,
+    resample,
+    speech_regions,
+    trim_silence,
+    z_normalize,
+)
+
+__all__ = [
+    "SILENCE_PEAK_DBFS",
+    "AudioConfig",
+    "ClipBatch",
+    "fix_length",
+    "load_clip",
+    "load_clips",
+    "peak_normalize",
+    "read_audio",
+    "remove_silence",
+    "resample",
+    "speech_regions",
+    "trim_silence",
+    "z_normalize",
+]

@@ -1,0 +1,136 @@
+"""Reading audio files: any format libsndfile reads, checked for the ways a file can be unusable."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from serkit.audio.processing import resample
+from serkit.errors import AudioError
+
+#: A clip whose peak is below this level (dBFS) is treated as silent: below any recorded speech, and
+#: above the dither/noise floor of a 16-bit file of digital silence (-90 dBFS is one LSB).
+SILENCE_PEAK_DBFS = -70.0
+
+# libsndfile logs a chunk whose declared size exceeds what the file holds as "data : 32000 (should be
+# 21999)" (WAV/RF64/W64) or "SSND : ..." (AIFF), then quietly reads only what is there.
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Streaming writers that cannot seek back leave these placeholders as the data size: not a truncation.
+_UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF}
+
+
+def _check_truncated(path: Path, extra_info: str) -> None:
+    for match in _SHORT_CHUNK.finditer(extra_info):
+        chunk, declared, present = match.group(1), int(match.group(2)), int(match.group(3))
+        if declared > present and declared not in _UNKNOWN_SIZES:
+            raise AudioError(
+                path,
+                f"truncated: the header declares a {declared}-byte '{chunk}' chunk but the file holds "
+                f"only {present} bytes of it",
+            )
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    offset: float = 0.0,
+    duration: float | None = None,
+    allow_silent: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32, optionally a segment of it, downmixed and resampled.
+
+    The format comes from the file's content, not its extension (an AIFF or FLAC named ``.wav`` loads).
+
+    Parameters
+    ----------
+    path : the file.
+    sample_rate : resample to this rate (soxr HQ); None keeps the file's rate.
+    mono : downmix by the mean over channels; otherwise keep every channel.
+    offset : seconds to skip at the start (an2021/islam read 3 s from 0.5 s).
+    duration : seconds to read from ``offset``; None reads to the end. A file ending earlier gives a shorter
+        signal (pad it with ``fix_length``).
+    allow_silent : accept a silent segment instead of raising.
+
+    Returns
+    -------
+    (y, sr): y of shape (n,) when ``mono`` else (channels, n), float32; sr the rate of y.
+
+    Raises
+    ------
+    AudioError
+        naming the file, for: missing file, not audio / unreadable, no frames, truncated or undecodable
+        data, offset at or past the end, NaN or infinite samples, silence (peak below -70 dBFS) unless
+        ``allow_silent``.
+    """
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0):
+        raise ValueError(f"sample_rate must be a positive integer or None, got {sample_rate!r}")
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ValueError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a finite number of seconds > 0 or None, got {duration!r}")
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+
+    try:
+        handle = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        detail = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(path, f"not an audio file or unreadable (libsndfile: {detail})") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot open: {exc.strerror or exc}") from None
+
+    with handle:
+        native_sr, total = handle.samplerate, handle.frames
+        _check_truncated(path, handle.extra_info)
+        if total <= 0:
+            raise AudioError(path, "empty: the file holds no audio frames")
+        start = round(offset * native_sr)
+        if start >= total:
+            raise AudioError(
+                path, f"offset {offset:g} s is at or beyond the end of the file ({total / native_sr:.3f} s long)"
+            )
+        count = total - start if duration is None else min(round(duration * native_sr), total - start)
+        if count <= 0:
+            raise AudioError(path, f"duration {duration:g} s is shorter than one sample at {native_sr} Hz")
+        try:
+            if start:
+                handle.seek(start)
+            data = handle.read(count, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            detail = getattr(exc, "error_string", None) or str(exc)
+            raise AudioError(path, f"truncated or corrupt: decoding failed (libsndfile: {detail})") from None
+    if data.shape[0] < count:
+        raise AudioError(
+            path,
+            f"truncated: the header declares {total} frames but decoding stopped after {start + data.shape[0]}",
+        )
+
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise AudioError(path, f"{int(data.size - finite.sum())} samples are NaN or infinite")
+    if not allow_silent:
+        peak = float(np.max(np.abs(data)))
+        where = "" if start == 0 and duration is None else f" in the segment read (offset {offset:g} s)"
+        if peak == 0.0:
+            raise AudioError(path, f"silent: every sample is zero{where}")
+        peak_db = 20.0 * math.log10(peak)
+        if peak_db < SILENCE_PEAK_DBFS:
+            raise AudioError(path, f"silent: peak {peak_db:.1f} dBFS is below {SILENCE_PEAK_DBFS:g} dBFS{where}")
+
+    # Downmix before resampling: one channel to resample instead of several, same result (both linear).
+    y = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)
+    sr = native_sr
+    if sample_rate is not None and sample_rate != native_sr:
+        y = resample(y, native_sr, int(sample_rate))
+        sr = int(sample_rate)
+    return y.astype(np.float32, copy=False), sr

@@ -1,0 +1,270 @@
+"""Waveform augmentations and the training-set augmenter.
+
+All functions take and return float32 1-D numpy waveforms and never modify their input.
+Randomness comes from an explicit :class:`numpy.random.Generator`, so results are reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from serkit.augment.config import AugmentConfig, AwgnConfig, BalanceConfig, SpeedConfig, TimeShiftConfig
+from serkit.errors import AudioError, ConfigError
+
+__all__ = [
+    "AugmentedSet",
+    "add_noise",
+    "augment_training_set",
+    "change_speed",
+    "time_shift",
+    "time_stretch",
+]
+
+
+def _as_signal(y: np.ndarray, what: str = "signal") -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AudioError(None, f"{what} must be a 1-D waveform, got shape {y.shape}")
+    if y.size == 0:
+        raise AudioError(None, f"{what} is empty")
+    return y.astype(np.float32, copy=False)
+
+
+def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise at exactly ``snr_db`` relative to the signal's mean power.
+
+    The drawn noise is rescaled by its own measured power, so the SNR of the result is exact
+    (up to float32 rounding), not only in expectation.
+
+    Parameters
+    ----------
+    y : 1-D waveform.
+    snr_db : signal-to-noise ratio in dB, ``10 log10(mean(y**2) / mean(noise**2))``.
+    rng : source of the noise.
+
+    Returns
+    -------
+    float32 array of the same length.
+    """
+    y = _as_signal(y)
+    signal_power = float(np.mean(y.astype(np.float64) ** 2))
+    if signal_power <= 0.0:
+        raise AudioError(None, "cannot add noise at a given SNR to a silent signal (zero power)")
+    noise = rng.standard_normal(y.size)
+    noise_power = float(np.mean(noise**2))
+    target_power = signal_power / 10.0 ** (snr_db / 10.0)
+    noise *= np.sqrt(target_power / noise_power)
+    return (y + noise).astype(np.float32)
+
+
+def time_shift(y: np.ndarray, shift_samples: int, mode: Literal["roll", "zero"] = "roll") -> np.ndarray:
+    """Shift a waveform in time, keeping its length.
+
+    A positive ``shift_samples`` delays the signal (moves it right); a negative one advances it
+    (moves it left, ha2024's direction). ``mode="roll"`` wraps the samples pushed out around to
+    the other end (a roll by a multiple of the length gives the clip back); ``mode="zero"``
+    fills the gap with zeros.
+    """
+    y = _as_signal(y)
+    shift = int(shift_samples)
+    if mode == "roll":
+        return np.roll(y, shift)
+    if mode != "zero":
+        raise ConfigError(f"time_shift mode: expected 'roll' or 'zero', got {mode!r}")
+    out = np.zeros_like(y)
+    if abs(shift) >= y.size:
+        return out
+    if shift >= 0:
+        out[shift:] = y[: y.size - shift]
+    else:
+        out[:shift] = y[-shift:]
+    return out
+
+
+def change_speed(y: np.ndarray, rate: float, sr: int) -> np.ndarray:
+    """Play a waveform ``rate`` times faster by resampling (pitch moves with the speed).
+
+    The signal is resampled with soxr from ``sr`` to ``sr / rate`` and read back at ``sr``:
+    the result has about ``len(y) / rate`` samples. This is speed perturbation (sox ``speed``),
+    the "time warping" this project uses for ha2024 by default.
+    """
+    import soxr
+
+    y = _as_signal(y)
+    if rate <= 0:
+        raise ConfigError(f"speed rate must be > 0, got {rate}")
+    if sr <= 0:
+        raise ConfigError(f"sample_rate must be > 0, got {sr}")
+    if rate == 1.0:
+        return y.copy()
+    return np.asarray(soxr.resample(y, float(sr), float(sr) / rate), dtype=np.float32)
+
+
+def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
+    """Play a waveform ``rate`` times faster keeping its pitch (``librosa.effects.time_stretch``)."""
+    import librosa
+
+    y = _as_signal(y)
+    if rate <= 0:
+        raise ConfigError(f"stretch rate must be > 0, got {rate}")
+    return np.asarray(librosa.effects.time_stretch(y, rate=rate), dtype=np.float32)
+
+
+@dataclass
+class AugmentedSet:
+    """A training set after augmentation.
+
+    Attributes
+    ----------
+    signals : list of float32 waveforms; the originals first, in their input order.
+    labels : the label of every item.
+    source : for every item, the position (in the input list) of the original clip it was made
+        from; ``source[:n] == arange(n)`` for the ``n`` originals.
+    kind : what made every item: ``"original"``, ``"balance"``, ``"awgn"``, ``"time_shift"``
+        or ``"speed"``.
+    """
+
+    signals: list[np.ndarray]
+    labels: np.ndarray
+    source: np.ndarray
+    kind: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+
+# Each augmentation draws from its own stream, so turning one on or off does not change the others.
+_STREAMS = {"balance": 0, "awgn": 1, "time_shift": 2, "speed": 3}
+
+
+def _stream(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), _STREAMS[name]])
+
+
+def _balance(
+    signals: list[np.ndarray], labels: np.ndarray, cfg: BalanceConfig, sample_rate: int, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[int]]:
+    """ha2024's balancing: shift every clip of a short class by k * shift_s, k = 1, 2, ..."""
+    shift = int(round(cfg.shift_s * sample_rate))
+    if shift < 1:
+        raise ConfigError(f"balance.shift_s: {cfg.shift_s} s is less than one sample at {sample_rate} Hz")
+    new_signals: list[np.ndarray] = []
+    new_sources: list[int] = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        missing = cfg.target_count - members.size
+        if missing <= 0:
+            continue
+        # One fixed random order per class decides which clips fill the last, partial round.
+        order = rng.permutation(members)
+        for j in range(missing):
+            position = int(order[j % order.size])
+            round_index = j // order.size + 1
+            new_signals.append(time_shift(signals[position], -round_index * shift, cfg.mode))
+            new_sources.append(position)
+    return new_signals, new_sources
+
+
+def _awgn_copies(base: list[np.ndarray], cfg: AwgnConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    out = []
+    for signal in base:
+        for _ in range(cfg.copies):
+            out.append(add_noise(signal, float(rng.uniform(*cfg.snr_db)), rng))
+    return out
+
+
+def _shift_copies(
+    base: list[np.ndarray], cfg: TimeShiftConfig, sample_rate: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    max_shift = int(round(cfg.max_shift_s * sample_rate))
+    out = []
+    for signal in base:
+        for _ in range(cfg.copies):
+            out.append(time_shift(signal, int(rng.integers(-max_shift, max_shift + 1)), cfg.mode))
+    return out
+
+
+def _speed_copies(
+    base: list[np.ndarray], cfg: SpeedConfig, sample_rate: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    out = []
+    for signal in base:
+        for _ in range(cfg.copies):
+            rate = float(cfg.rates[int(rng.integers(len(cfg.rates)))])
+            if cfg.method == "resample":
+                out.append(change_speed(signal, rate, sample_rate))
+            else:
+                out.append(time_stretch(signal, rate))
+    return out
+
+
+def augment_training_set(
+    signals: list[np.ndarray], labels: np.ndarray, cfg: AugmentConfig, sample_rate: int, seed: int
+) -> AugmentedSet:
+    """Augment a training split: class balancing, then AWGN, time-shift and speed copies.
+
+    Call it on the training split only, after the data have been split: augmented copies of a
+    clip must never reach validation or test. ``source`` records which original every output
+    item was made from, so this can be checked.
+
+    Order: the originals; then the balancing copies (``cfg.balance``, counted on the originals);
+    then, for every item of that balanced set, ``awgn.copies`` noisy copies, ``time_shift.copies``
+    shifted copies and ``speed.copies`` time-warped copies (each type made from the balanced set,
+    never from another type's copies), so balanced classes stay balanced. Speed copies change
+    length; fix lengths afterwards. ``cfg.specaugment`` is not applied here (it acts on features).
+
+    Parameters
+    ----------
+    signals : list of 1-D waveforms.
+    labels : one label per signal.
+    cfg : which augmentations to apply.
+    sample_rate : rate of the signals (Hz), to turn seconds into samples.
+    seed : same seed, same output.
+
+    Returns
+    -------
+    AugmentedSet
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size != len(signals):
+        raise ConfigError(f"labels: expected one label per signal ({len(signals)}), got shape {labels.shape}")
+    if sample_rate <= 0:
+        raise ConfigError(f"sample_rate must be > 0, got {sample_rate}")
+    originals = [_as_signal(signal, f"training signal {i}") for i, signal in enumerate(signals)]
+
+    n = len(originals)
+    base = list(originals)
+    base_sources = list(range(n))
+    kinds = ["original"] * n
+    if cfg.balance is not None:
+        extra, extra_sources = _balance(originals, labels, cfg.balance, sample_rate, _stream(seed, "balance"))
+        base += extra
+        base_sources += extra_sources
+        kinds += ["balance"] * len(extra)
+
+    out_signals = list(base)
+    out_sources = list(base_sources)
+    copies_per_item = []
+    if cfg.awgn is not None:
+        copies_per_item.append(("awgn", cfg.awgn.copies, _awgn_copies(base, cfg.awgn, _stream(seed, "awgn"))))
+    if cfg.time_shift is not None:
+        made = _shift_copies(base, cfg.time_shift, sample_rate, _stream(seed, "time_shift"))
+        copies_per_item.append(("time_shift", cfg.time_shift.copies, made))
+    if cfg.speed is not None:
+        made = _speed_copies(base, cfg.speed, sample_rate, _stream(seed, "speed"))
+        copies_per_item.append(("speed", cfg.speed.copies, made))
+    for kind, copies, made in copies_per_item:
+        out_signals += made
+        out_sources += list(np.repeat(base_sources, copies))
+        kinds += [kind] * len(made)
+
+    source = np.asarray(out_sources, dtype=np.int64)
+    return AugmentedSet(
+        signals=out_signals,
+        labels=labels[source],
+        source=source,
+        kind=np.asarray(kinds),
+    )

@@ -1,0 +1,89 @@
+"""Emotional speech corpora as tables of utterances with unified labels.
+
+One loader per corpus (EmoDB, RAVDESS, SAVEE, TESS, CREMA-D, IEMOCAP) plus a folder-per-label and a
+CSV-manifest loader for a user's own data, all reached through :func:`load_corpus`.
+"""
+
+from __future__ import annotations
+
+from serkit.corpora import cremad, emodb, folder, iemocap, manifest, ravdess, savee, tess  # noqa: F401  (registers)
+from serkit.corpora.base import (
+    AUDIO_EXTENSIONS,
+    CORE_COLUMNS,
+    Corpus,
+    Problem,
+    build_corpus,
+    combine,
+    corpus_options,
+    find_audio_files,
+    inspect_audio_file,
+    list_corpora,
+    load_corpus,
+    probe_audio,
+    register_corpus,
+)
+from serkit.corpora.cremad import load_cremad
+from serkit.corpora.emodb import load_emodb
+from serkit.corpora.folder import load_folder
+from serkit.corpora.iemocap import load_iemocap
+from serkit.corpora.info import describe_corpus, print_corpus_info
+from serkit.corpora.labels import (
+    CORPUS_LABELS,
+    CREMAD_LABELS,
+    EMODB_LABELS,
+    IEMOCAP_4CLASS,
+    IEMOCAP_ALL,
+    LABEL_SYNONYMS,
+    RAVDESS_LABELS,
+    SAVEE_LABELS,
+    TESS_LABELS,
+    UNIFIED_LABELS,
+    LabelRemap,
+    map_labels,
+    normalise_label,
+    remap_labels,
+)
+from serkit.corpora.manifest import load_csv_manifest
+from serkit.corpora.ravdess import load_ravdess
+from serkit.corpora.savee import load_savee
+from serkit.corpora.tess import load_tess
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CORE_COLUMNS",
+    "CORPUS_LABELS",
+    "CREMAD_LABELS",
+    "EMODB_LABELS",
+    "IEMOCAP_4CLASS",
+    "IEMOCAP_ALL",
+    "LABEL_SYNONYMS",
+    "RAVDESS_LABELS",
+    "SAVEE_LABELS",
+    "TESS_LABELS",
+    "UNIFIED_LABELS",
+    "Corpus",
+    "LabelRemap",
+    "Problem",
+    "build_corpus",
+    "combine",
+    "corpus_options",
+    "describe_corpus",
+    "find_audio_files",
+    "inspect_audio_file",
+    "list_corpora",
+    "load_corpus",
+    "load_cremad",
+    "load_csv_manifest",
+    "load_emodb",
+    "load_folder",
+    "load_iemocap",
+    "load_ravdess",
+    "load_savee",
+    "load_tess",
+    "map_labels",
+    "normalise_label",
+    "print_corpus_info",
+    "probe_audio",
+    "register_corpus",
+    "remap_labels",
+]

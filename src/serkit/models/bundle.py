@@ -1,0 +1,72 @@
+"""A trained model saved with everything needed to use it: recipe, labels, normaliser statistics, weights.
+
+Format (``serkit-model/1``): one ``torch.save`` file with a dict. Torch models store a state dict; classical
+models are pickled, so load bundles only from sources you trust (``torch.load(weights_only=False)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from serkit.errors import ConfigError
+from serkit.models.registry import create_model, model_spec
+from serkit.utils import atomic_torch_save
+
+FORMAT = "serkit-model/1"
+
+
+@dataclass
+class ModelBundle:
+    recipe: dict[str, Any]
+    labels: list[str]
+    input_shape: tuple[int, ...]
+    model: Any
+    normalizer: dict[str, Any] | None
+    info: dict[str, Any]
+
+    @property
+    def model_name(self) -> str:
+        return self.recipe["model"]["name"]
+
+    def save(self, path: str | Path) -> Path:
+        spec = model_spec(self.model_name)
+        payload = {
+            "format": FORMAT,
+            "recipe": self.recipe,
+            "labels": list(self.labels),
+            "input_shape": list(self.input_shape),
+            "normalizer": self.normalizer,
+            "info": self.info,
+            "kind": spec.kind,
+        }
+        if spec.kind == "torch":
+            payload["state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        else:
+            payload["estimator"] = self.model
+        return atomic_torch_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> "ModelBundle":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: model file not found")
+        try:
+            payload = torch.load(path, map_location=device, weights_only=False)
+        except Exception as exc:
+            raise ConfigError(f"{path}: not a readable serkit model ({exc})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ConfigError(f"{path}: not a serkit model file (expected format {FORMAT})")
+        recipe = payload["recipe"]
+        opts = {k: v for k, v in recipe["model"].items() if k != "name"}
+        labels, shape = list(payload["labels"]), tuple(payload["input_shape"])
+        if payload["kind"] == "torch":
+            model = create_model(recipe["model"]["name"], num_classes=len(labels), input_shape=shape, **opts)
+            model.load_state_dict(payload["state_dict"])
+            model.eval()
+        else:
+            model = payload["estimator"]
+        return cls(recipe, labels, shape, model, payload.get("normalizer"), payload.get("info", {}))

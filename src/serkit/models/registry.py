@@ -1,0 +1,87 @@
+"""A registry of models created by name, in the spirit of timm's ``create_model``.
+
+Torch models are built with ``num_classes`` and ``input_shape`` (the shape of one item's features,
+without the batch axis) plus their own options; classical (scikit-learn) models take their options only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from serkit.errors import ConfigError
+
+ModelKind = Literal["torch", "sklearn"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., Any]
+    kind: ModelKind
+    frontends: tuple[str, ...]
+    paper: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def options(self) -> list[str]:
+        """The keyword options the builder accepts (for error messages and docs)."""
+        params = inspect.signature(self.builder).parameters
+        return [p for p in params if p not in ("num_classes", "input_shape")]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    kind: ModelKind = "torch",
+    frontends: tuple[str, ...] = ("mfcc",),
+    paper: str | None = None,
+    **defaults: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``builder`` under ``name``; ``defaults`` are keyword options applied before the user's."""
+
+    def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelSpec(name, builder, kind, tuple(frontends), paper, dict(defaults))
+        return builder
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    # Importing the model modules registers their models.
+    from serkit.models import classical, mountzouris2023  # noqa: F401
+
+
+def list_models() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def model_spec(name: str) -> ModelSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"model.name: unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_model(name: str, **cfg: Any) -> Any:
+    """Create the model registered as ``name``.
+
+    Torch models need ``num_classes`` and ``input_shape``; unknown options raise a ConfigError naming them.
+    """
+    spec = model_spec(name)
+    options = {**spec.defaults, **cfg}
+    accepted = inspect.signature(spec.builder).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(
+                f"model: option(s) {', '.join(unknown)} not accepted by {name!r}; accepted: {', '.join(spec.options())}"
+            )
+    return spec.builder(**options)

@@ -1,0 +1,135 @@
+"""Recipes: one YAML file per experiment (corpus, audio, frontend, model, protocol, augmentation, training).
+
+A recipe is a pydantic model, so it prints, saves and validates: a misspelt or out-of-range field gives an
+error that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from serkit.audio import AudioConfig
+from serkit.augment import AugmentConfig
+from serkit.errors import ConfigError
+from serkit.features import FrontendConfig
+from serkit.training.protocols import ProtocolConfig
+from serkit.training.trainer import TrainingConfig
+from serkit.utils import atomic_write_text
+
+
+class CorpusConfig(BaseModel):
+    """Which corpus to read. ``root`` may be relative: see :meth:`Recipe.resolve_path`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    root: str
+    labels: list[str] | dict[str, str | None] | None = Field(
+        None, description="keep only these unified labels (list), or map/drop labels (dict, None drops)"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="loader options, e.g. vocal_channel")
+
+
+class ModelConfig(BaseModel):
+    """A registered model's name and its options (any other field is passed to the model)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    paper: str | None = None
+    corpus: CorpusConfig | list[CorpusConfig]
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    frontend: FrontendConfig
+    pooling: Literal["none", "mean", "mean_std"] = Field(
+        "none", description="pool features over time (e.g. mountzouris2023's time-averaged MFCCs)"
+    )
+    model: ModelConfig
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    normalization: Literal["global", "per_speaker", "none"] = "global"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @field_validator("corpus")
+    @classmethod
+    def _non_empty(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one corpus")
+        return value
+
+    @property
+    def corpora(self) -> list[CorpusConfig]:
+        return self.corpus if isinstance(self.corpus, list) else [self.corpus]
+
+    # -- files ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: recipe file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<recipe>") -> "Recipe":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "<root>"
+                lines.append(f"  {field}: {err['msg']}")
+            raise ConfigError(f"{source}: invalid recipe\n" + "\n".join(lines)) from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.to_yaml())
+
+    def __str__(self) -> str:
+        return self.to_yaml()
+
+    def with_overrides(self, **dotted: Any) -> "Recipe":
+        """A copy with fields set by dotted names, e.g. ``{"protocol.name": "loso", "training.max_epochs": 5}``."""
+        data = self.model_dump(mode="json")
+        for key, value in dotted.items():
+            node = data
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"{key}: no such recipe section {part!r}")
+                node = node[part]
+            node[parts[-1]] = value
+        return Recipe.from_dict(data, source=f"{self.name} with overrides")
+
+
+def resolve_path(path: str | Path, *, recipe_file: str | Path | None = None) -> Path:
+    """Resolve a corpus root: ``~`` and ``$VARS`` expanded; a relative path is tried against the working
+    directory first, then against the folder above the recipe's folder (the repository root for
+    ``recipes/*.yaml``)."""
+    p = Path(os.path.expandvars(os.path.expanduser(str(path))))
+    if p.is_absolute() or p.exists() or recipe_file is None:
+        return p.resolve()
+    alt = Path(recipe_file).resolve().parent.parent / p
+    return alt.resolve() if alt.exists() else p.resolve()

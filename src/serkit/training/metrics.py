@@ -1,0 +1,245 @@
+"""Classification metrics (scikit-learn), their summary over folds and seeds, and results tables.
+
+Conventions
+-----------
+- WA is accuracy; UA is unweighted average recall (balanced accuracy) over the classes
+  present in ``y_true``. A class absent from a fold's test set (one speaker never shows it)
+  has no defined recall and is left out of UA and of macro F1, as
+  :func:`sklearn.metrics.balanced_accuracy_score` does; its row in ``per_class`` holds NaN
+  where a value is undefined, and its support is 0.
+- Standard deviations over folds/seeds use ``ddof=1`` (the sample standard deviation, the usual
+  estimate of the spread between runs); with a single run it is NaN and the Markdown shows the
+  mean alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
+
+from serkit.errors import ConfigError
+from serkit.utils import atomic_write_text
+
+__all__ = [
+    "SUMMARY_METRICS",
+    "compute_metrics",
+    "results_markdown",
+    "scalar_metrics",
+    "summarize",
+    "write_csv",
+    "write_results",
+]
+
+#: The scalar metrics summarised over folds and seeds.
+SUMMARY_METRICS = ("wa", "ua", "macro_f1", "weighted_f1")
+
+
+def _as_labels(values: Sequence | np.ndarray, labels: list[str], what: str) -> np.ndarray:
+    """Class names as strings; integer arrays are read as indices into ``labels``."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ConfigError(f"{what}: expected a 1-D array, got shape {array.shape}")
+    if array.size and np.issubdtype(array.dtype, np.integer):
+        if array.min() < 0 or array.max() >= len(labels):
+            raise ConfigError(f"{what}: class index out of range 0..{len(labels) - 1}")
+        return np.asarray(labels, dtype=object)[array].astype(str)
+    array = array.astype(str)
+    unknown = sorted(set(array) - set(labels))
+    if unknown:
+        raise ConfigError(f"{what}: label(s) {unknown} not in labels {labels}")
+    return array
+
+
+def compute_metrics(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """WA, UA, F1 scores, per-class table and confusion matrices of one test set.
+
+    Parameters
+    ----------
+    y_true, y_pred : class names, or integer indices into ``labels``.
+    labels : every class of the task, in the order of the confusion matrix.
+
+    Returns
+    -------
+    dict with ``wa``, ``ua``, ``macro_f1``, ``weighted_f1`` (floats in [0, 1]), ``n`` (items),
+    ``present_labels`` (classes in ``y_true``), ``per_class`` (DataFrame indexed by label:
+    precision, recall, f1, support), ``confusion`` (int counts, rows = true, columns =
+    predicted, in ``labels`` order) and ``confusion_normalized`` (rows sum to 1; rows of absent
+    classes are 0).
+    """
+    labels = [str(x) for x in labels]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"labels: duplicates in {labels}")
+    true = _as_labels(y_true, labels, "y_true")
+    pred = _as_labels(y_pred, labels, "y_pred")
+    if true.size != pred.size:
+        raise ConfigError(f"y_true and y_pred differ in length: {true.size} vs {pred.size}")
+    if true.size == 0:
+        raise ConfigError("y_true is empty: no test items to score")
+    present = [label for label in labels if label in set(true)]
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        true, pred, labels=labels, zero_division=np.nan
+    )
+    per_class = pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(int)},
+        index=pd.Index(labels, name="label"),
+    )
+    counts = confusion_matrix(true, pred, labels=labels)
+    normalized = confusion_matrix(true, pred, labels=labels, normalize="true")
+    return {
+        "wa": float(accuracy_score(true, pred)),
+        "ua": float(recall_score(true, pred, labels=present, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(true, pred, labels=present, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(true, pred, labels=labels, average="weighted", zero_division=0)),
+        "n": int(true.size),
+        "present_labels": present,
+        "per_class": per_class,
+        "confusion": counts,
+        "confusion_normalized": normalized,
+    }
+
+
+def scalar_metrics(metrics: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    """A flat row for a per-fold table: ``meta`` (e.g. fold name, seed) then the scalar metrics."""
+    row = dict(meta)
+    for key in (*SUMMARY_METRICS, "n"):
+        if key in metrics:
+            row[key] = metrics[key]
+    return row
+
+
+def summarize(rows: Sequence[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (``ddof=1``) of the scalar metrics over folds/seeds.
+
+    Parameters
+    ----------
+    rows : one dict (or DataFrame row) per fold/seed holding some of ``wa``, ``ua``,
+        ``macro_f1``, ``weighted_f1``; other keys are ignored.
+
+    Returns
+    -------
+    DataFrame indexed by metric, columns ``mean``, ``std`` (NaN for a single run) and ``n_runs``.
+    """
+    frame = pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
+    if frame.empty:
+        raise ConfigError("summarize: no rows to summarise")
+    present = [m for m in SUMMARY_METRICS if m in frame.columns]
+    if not present:
+        raise ConfigError(f"summarize: rows hold none of the metrics {list(SUMMARY_METRICS)}")
+    values = frame[present].astype(float)
+    summary = pd.DataFrame({
+        "mean": values.mean(axis=0),
+        "std": values.std(axis=0, ddof=1),
+        "n_runs": values.count(axis=0).astype(int),
+    })
+    summary.index.name = "metric"
+    return summary
+
+
+_TAG_TEXT = {
+    "SI": "SI (speaker-independent: no test speaker is seen in training or validation)",
+    "SD": "SD (speaker-dependent: clips of the same speaker fall on both sides of a split; "
+          "results overstate performance on new speakers)",
+}
+_NAMES = {"wa": "WA", "ua": "UA", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _percent(value: float) -> str:
+    return "" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+def results_markdown(
+    per_fold: pd.DataFrame,
+    summary: pd.DataFrame,
+    *,
+    title: str,
+    protocol_tag: str,
+    corpus: str,
+    notes: str | Sequence[str] = (),
+) -> str:
+    """A Markdown report: title, corpus, protocol tag (SI/SD), per-fold table, mean ± std.
+
+    Metric columns (WA, UA, F1) are shown in percent. ``protocol_tag`` is ``"SI"``, ``"SD"``,
+    or ``"SI+SD"`` / ``"mixed"`` when splits differ (then it is stated as speaker-dependent
+    too). ``notes`` (e.g. "per-speaker normalisation used the test speaker's own audio") are
+    listed under the header.
+    """
+    tag = protocol_tag.strip()
+    if tag not in _TAG_TEXT and tag not in ("SI+SD", "mixed"):
+        raise ConfigError(f"protocol_tag: expected 'SI' or 'SD', got {protocol_tag!r}")
+    tag_text = _TAG_TEXT.get(tag, f"{tag} (some splits are speaker-dependent)")
+    lines = [f"# {title}", "", f"- Corpus: {corpus}", f"- Protocol: {tag_text}"]
+    for note in [notes] if isinstance(notes, str) else list(notes):
+        if note:
+            lines.append(f"- Note: {note}")
+    lines.append("")
+
+    columns = list(per_fold.columns)
+    metric_cols = [c for c in columns if c in SUMMARY_METRICS]
+    header = [(_NAMES[c] + " (%)") if c in metric_cols else str(c) for c in columns]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join("---:" if c in metric_cols else "---" for c in columns) + "|")
+    for _, row in per_fold.iterrows():
+        cells = [_percent(float(row[c])) if c in metric_cols else _cell(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    if metric_cols:
+        total = []
+        for i, c in enumerate(columns):
+            if c in metric_cols and c in summary.index:
+                mean, std = float(summary.loc[c, "mean"]), float(summary.loc[c, "std"])
+                total.append(f"**{_percent(mean)}**" + ("" if math.isnan(std) else f" ± {_percent(std)}"))
+            else:
+                total.append("**mean ± std**" if i == 0 else "")
+        lines.append("| " + " | ".join(total) + " |")
+    lines.append("")
+    lines.append("Summary over all folds and seeds (mean ± sample standard deviation, ddof=1):")
+    lines.append("")
+    for metric, stats in summary.iterrows():
+        std = float(stats["std"])
+        spread = "" if math.isnan(std) else f" ± {_percent(std)}"
+        lines.append(f"- {_NAMES.get(str(metric), str(metric))}: {_percent(float(stats['mean']))}{spread} % "
+                     f"({int(stats['n_runs'])} run{'s' if int(stats['n_runs']) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
+    """Write a DataFrame as CSV atomically (the old file or the whole new one, never half)."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=index)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def write_results(
+    out_dir: str | Path,
+    per_fold: pd.DataFrame,
+    summary: pd.DataFrame,
+    *,
+    title: str,
+    protocol_tag: str,
+    corpus: str,
+    notes: str | Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write ``per_fold.csv``, ``summary.csv`` and ``results.md`` into ``out_dir`` (atomically).
+
+    Returns the paths by name (``per_fold``, ``summary``, ``markdown``).
+    """
+    out_dir = Path(out_dir)
+    markdown = results_markdown(per_fold, summary, title=title, protocol_tag=protocol_tag, corpus=corpus, notes=notes)
+    return {
+        "per_fold": write_csv(per_fold, out_dir / "per_fold.csv"),
+        "summary": write_csv(summary, out_dir / "summary.csv", index=True),
+        "markdown": atomic_write_text(out_dir / "results.md", markdown),
+    }

@@ -1,0 +1,165 @@
+"""End to end on a tiny synthetic corpus: recipe -> features -> LOSO folds -> results, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from typer.testing import CliRunner
+
+from serkit.cli import app
+from serkit.errors import ConfigError
+from serkit.recipe import Recipe
+from serkit.training.experiment import run_experiment
+
+FREQS = {"angry": 300.0, "sad": 700.0, "happy": 1500.0}
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """3 speakers x 3 emotions x 4 clips; the emotion sets the pitch, the speaker the loudness and a detune."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    rows = []
+    for s, speaker in enumerate(["s1", "s2", "s3"]):
+        for label, freq in FREQS.items():
+            for k in range(4):
+                t = np.arange(8000) / 8000
+                f = freq * (1 + 0.03 * s) * (1 + 0.01 * k)
+                y = (0.2 + 0.1 * s) * np.sin(2 * np.pi * f * t) + 0.02 * rng.standard_normal(t.size)
+                name = f"{speaker}_{label}_{k}.wav"
+                sf.write(root / name, y.astype(np.float32), 8000)
+                rows.append({"path": name, "label": label, "speaker": speaker})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def cnn_recipe(root: Path, **extra) -> dict:
+    recipe = {
+        "name": "tiny_cnn_atn",
+        "corpus": {"name": "csv", "root": str(root / "manifest.csv")},
+        "audio": {"sample_rate": 8000, "duration": 1.0},
+        "frontend": {"name": "mfcc", "n_mfcc": 20, "n_fft": 256, "hop_length": 128, "n_mels": 40},
+        "model": {"name": "mountzouris2023_cnn_atn", "channels": [16, 16, 16, 16, 16],
+                  "kernel_sizes": [3, 3, 3, 3, 3], "attention_units": 16, "dropout": 0.1},
+        "protocol": {"name": "loso", "n_val_speakers": 1, "seeds": [0]},
+        "training": {"max_epochs": 15, "batch_size": 8, "lr": 0.01, "early_stopping_patience": None},
+    }
+    recipe.update(extra)
+    return recipe
+
+
+def test_loso_run_writes_everything_and_resumes(tiny_corpus, tmp_path):
+    recipe = Recipe.from_dict(cnn_recipe(tiny_corpus))
+    out = tmp_path / "run"
+    res = run_experiment(recipe, out, progress=False, cache_dir=tmp_path / "cache")
+    assert res.protocol_tag == "SI"
+    assert len(res.per_fold) == 3
+    assert sorted(res.per_fold["test_speakers"]) == ["s1", "s2", "s3"] or all(
+        t.endswith(("s1", "s2", "s3")) for t in res.per_fold["test_speakers"])
+    assert res.overall["mean"]["ua"] > 0.6  # pitch separates the classes; chance is 1/3
+    for name in ["recipe.yaml", "results.csv", "results.md", "summary.json", "confusion.png", "predictions.csv",
+                 "splits.csv", "corpus_problems.csv"]:
+        assert (out / name).exists(), name
+    md = (out / "results.md").read_text()
+    assert "SI" in md and "ua" in md.lower()
+    folds = sorted((out / "folds").iterdir())
+    assert len(folds) == 3
+    for fold in folds:
+        for name in ["result.json", "predictions.csv", "confusion.png", "curves.png", "log.csv", "model.pt"]:
+            assert (fold / name).exists(), (fold, name)
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == 36 and preds["utterance_id"].is_unique  # every clip tested exactly once
+
+    # Resume: finished folds are read back, not retrained.
+    stamps = {f: (f / "result.json").stat().st_mtime_ns for f in folds}
+    again = run_experiment(recipe, out, progress=False, cache_dir=tmp_path / "cache")
+    assert {f: (f / "result.json").stat().st_mtime_ns for f in folds} == stamps
+    pd.testing.assert_frame_equal(again.per_fold, res.per_fold)
+
+    # A different recipe in the same folder is refused rather than mixed in.
+    other = recipe.with_overrides(**{"training.lr": 0.02})
+    with pytest.raises(ConfigError, match="different recipe"):
+        run_experiment(other, out, progress=False, cache_dir=tmp_path / "cache")
+
+
+def test_broken_files_are_reported_and_the_run_goes_on(tiny_corpus, tmp_path):
+    root = tmp_path / "corpus"
+    root.mkdir()
+    manifest = pd.read_csv(tiny_corpus / "manifest.csv")
+    manifest["path"] = [str(tiny_corpus / p) for p in manifest["path"]]
+    (root / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "empty.wav").write_bytes(b"")
+    extra = pd.DataFrame([{"path": str(root / "broken.wav"), "label": "sad", "speaker": "s1"},
+                          {"path": str(root / "empty.wav"), "label": "angry", "speaker": "s2"}])
+    pd.concat([manifest, extra]).to_csv(root / "manifest.csv", index=False)
+    recipe = Recipe.from_dict(cnn_recipe(root, training={"max_epochs": 1, "batch_size": 8}))
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    problems = pd.read_csv(tmp_path / "run" / "corpus_problems.csv")
+    assert set(Path(p).name for p in problems["path"]) == {"broken.wav", "empty.wav"}
+    assert problems["reason"].str.len().min() > 5
+    assert res.per_fold["n_test"].sum() == 36
+
+
+def test_augmented_copies_only_in_training(tiny_corpus, tmp_path):
+    recipe = Recipe.from_dict(cnn_recipe(
+        tiny_corpus, augment={"awgn": {"copies": 2, "snr_db": [10, 20]}},
+        training={"max_epochs": 1, "batch_size": 8}))
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    for row in res.per_fold.itertuples():
+        assert row.n_augmented == 2 * row.n_train
+        assert row.n_test == 12  # one speaker's 12 clips, no copies
+    preds = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert len(preds) == 36
+
+
+def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
+    recipe = {
+        "name": "tiny_svm", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
+        "model": {"name": "svm", "C": [1.0, 10.0]}, "protocol": {"name": "loso"},
+    }
+    path = tmp_path / "svm.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    runner = CliRunner()
+    env = {"SERKIT_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(path), "--out", str(out), "--quiet"], env=env)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol_tag"] == "SI" and summary["folds"] == 3
+    assert summary["mean"]["ua"] > 0.6
+
+    r = runner.invoke(app, ["evaluate", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    assert "UA" in r.output
+
+    bad = tmp_path / "notaudio.wav"
+    bad.write_text("hello")
+    clip = tiny_corpus / "s1_sad_0.wav"
+    r = runner.invoke(app, ["predict", str(out), str(clip), str(bad), "--json"], env=env)
+    assert r.exit_code == 1
+    payload = json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])
+    assert payload["predictions"][0]["label"] in FREQS
+    assert payload["failures"][0]["path"].endswith("notaudio.wav")
+
+    # Protocol override from the command line, and a bad recipe field named in the error.
+    r = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "kf"), "--protocol", "kfold", "-q"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "kf" / "summary.json").read_text())["protocol_tag"] == "SD"
+    recipe["training"] = {"max_epohcs": 3}
+    path.write_text(yaml.safe_dump(recipe))
+    r = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "x")], env=env)
+    assert r.exit_code == 2 and "training.max_epohcs" in r.output
+
+
+def test_shipped_recipes_validate():
+    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        Recipe.from_yaml(path)

@@ -1,0 +1,105 @@
+"""Model registry and the mountzouris2023 CNN / CNN-ATN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from serkit.errors import ConfigError
+from serkit.models import create_model, list_models, model_spec
+
+
+def test_registry_lists_and_rejects_unknown():
+    assert {"mountzouris2023_cnn", "mountzouris2023_cnn_atn", "svm"} <= set(list_models())
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        model_spec("nope")
+    with pytest.raises(ConfigError, match="kernel_size_typo"):
+        create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228), kernel_size_typo=3)
+
+
+@pytest.mark.parametrize("name", ["mountzouris2023_cnn", "mountzouris2023_cnn_atn"])
+def test_paper_shapes(name):
+    # The paper's RAVDESS input (228 frames x 40 MFCCs) shrinks to 204 frames x 16 channels (section 3.5).
+    model = create_model(name, num_classes=8, input_shape=(40, 228))
+    assert model.output_frames == 204
+    out = model(torch.randn(3, 40, 228))
+    assert out.shape == (3, 8)
+    if name == "mountzouris2023_cnn":
+        assert model.head.in_features == 3264  # the paper's flatten size
+    else:
+        assert model.head.in_features == 128
+
+
+def test_dropout_placement_follows_paper():
+    cnn = create_model("mountzouris2023_cnn", num_classes=8, input_shape=(40, 228))
+    atn = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228))
+    count = lambda m: sum(isinstance(x, torch.nn.Dropout) for x in m.modules())  # noqa: E731
+    assert count(cnn) == 4 and count(atn) == 3
+    assert count(create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228), dropout=0)) == 0
+
+
+def test_same_padding_and_leaky_relu_options():
+    model = create_model("mountzouris2023_cnn_atn", num_classes=7, input_shape=(40, 308), padding="same",
+                         activation_name="leaky_relu")
+    assert model.output_frames == 308
+    assert any(isinstance(m, torch.nn.LeakyReLU) for m in model.modules())
+    assert model(torch.randn(2, 40, 308)).shape == (2, 7)
+
+
+def test_attention_weights_sum_to_one():
+    model = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 100)).eval()
+    model(torch.randn(4, 40, 100))
+    w = model.attention.last_weights
+    assert w.shape == (4, 100 - 24)
+    torch.testing.assert_close(w.sum(1), torch.ones(4))
+
+
+@pytest.mark.parametrize("name", ["mountzouris2023_cnn", "mountzouris2023_cnn_atn"])
+def test_gradients_reach_every_parameter(name):
+    model = create_model(name, num_classes=4, input_shape=(40, 60))
+    model(torch.randn(5, 40, 60)).logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing
+
+
+@pytest.mark.parametrize("name", ["mountzouris2023_cnn", "mountzouris2023_cnn_atn"])
+def test_overfits_a_tiny_batch(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=4, input_shape=(40, 60), dropout=0.0)
+    x, y = torch.randn(8, 40, 60), torch.arange(8) % 4
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    assert (model(x).argmax(1) == y).all()
+
+
+def test_save_load_round_trip(tmp_path):
+    model = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228)).eval()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    other = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228)).eval()
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    x = torch.randn(2, 40, 228)
+    torch.testing.assert_close(model(x), other(x), rtol=0, atol=0)
+
+
+def test_parameter_count_recorded():
+    # Recorded so that changes are deliberate: convs 23104 + 28736 + 10272 + 5152 + 1552, batch norms 416,
+    # attention W_c 32*128 = 4096, head 128*8 + 8 = 1032.
+    model = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228))
+    assert sum(p.numel() for p in model.parameters()) == 74_360
+
+
+def test_svm_selects_C_on_validation_and_maps_classes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)) + np.repeat(np.eye(3, 5) * 4, 20, axis=0)
+    y = np.repeat(np.arange(3), 20)
+    svm = create_model("svm", num_classes=4, C=[0.01, 1.0])
+    svm.fit(X, y, X, y)
+    assert [s["C"] for s in svm.selection] == [0.01, 1.0]
+    proba = svm.predict_proba(X)
+    assert proba.shape == (60, 4) and np.allclose(proba[:, 3], 0)  # class 3 unseen in training
+    assert (svm.predict(X) == y).mean() > 0.9
