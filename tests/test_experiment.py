@@ -22,7 +22,7 @@ FREQS = {"angry": 300.0, "sad": 700.0, "happy": 1500.0}
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """3 speakers x 3 emotions x 4 clips; the emotion sets the pitch, the speaker the loudness and a detune."""
+    """3 speakers x 3 emotions x 4 clips; the emotion sets the pitch, the speaker a small detune."""
     root = tmp_path_factory.mktemp("tiny")
     rng = np.random.default_rng(0)
     rows = []
@@ -30,8 +30,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
         for label, freq in FREQS.items():
             for k in range(4):
                 t = np.arange(8000) / 8000
-                f = freq * (1 + 0.03 * s) * (1 + 0.01 * k)
-                y = (0.2 + 0.1 * s) * np.sin(2 * np.pi * f * t) + 0.02 * rng.standard_normal(t.size)
+                f = freq * (1 + 0.02 * s) * (1 + 0.01 * k)
+                amp = rng.uniform(0.15, 0.45)  # loudness varies within a speaker, so it is no speaker cue
+                y = amp * np.sin(2 * np.pi * f * t) + 0.02 * rng.standard_normal(t.size)
                 name = f"{speaker}_{label}_{k}.wav"
                 sf.write(root / name, y.astype(np.float32), 8000)
                 rows.append({"path": name, "label": label, "speaker": speaker})

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from serkit.errors import SerkitError
@@ -22,7 +23,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[red]error:[/] {exc}")
+    err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -119,7 +120,7 @@ def predict(
             table.add_row(Path(rec["path"]).name, rec["label"], f"{rec['confidence']:.2f}")
         console.print(table)
     for path, reason in result.failures:
-        err_console.print(f"[red]failed:[/] {path}: {reason}")
+        err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
     if result.failures:
         raise typer.Exit(1)
 

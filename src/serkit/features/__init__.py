@@ -1,7 +1,16 @@
-"""Feature frontends (batched, PyTorch, librosa-equal), their configs, an on-disk cache and eGeMAPS."""
+"""Feature frontends (batched, PyTorch, equal to librosa), their configs, an on-disk cache and eGeMAPS.
+
+>>> import torch
+>>> frontend = create_frontend({"name": "mfcc", "n_mfcc": 40}, sample_rate=16000)
+>>> frontend(torch.zeros(8, 48000)).shape   # (B, n_mfcc, frames)
+torch.Size([8, 40, 94])
+"""
 
 from __future__ import annotations
 
+from serkit.features.cache import FEATURE_FORMAT_VERSION, FeatureCache, canonical_json
+from serkit.features.config import FRONTENDS, FrontendConfig, create_frontend
+from serkit.features.egemaps import EGeMAPS
 from serkit.features.frontends import (
     MFCC,
     Frontend,
@@ -12,6 +21,7 @@ from serkit.features.frontends import (
     compute_deltas,
     linear_pooling_matrix,
     power_to_db,
+    release_work_buffers,
 )
 
 __all__ = [
@@ -24,4 +34,12 @@ __all__ = [
     "power_to_db",
     "compute_deltas",
     "linear_pooling_matrix",
+    "release_work_buffers",
+    "FrontendConfig",
+    "FRONTENDS",
+    "create_frontend",
+    "FeatureCache",
+    "FEATURE_FORMAT_VERSION",
+    "canonical_json",
+    "EGeMAPS",
 ]

@@ -6,8 +6,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from serkit.errors import CacheError
-from serkit.utils import atomic_savez
+from serkit.utils import atomic_write_bytes
 
 __all__ = ["FeatureCache", "FEATURE_FORMAT_VERSION", "canonical_json"]
 
@@ -25,6 +23,10 @@ logger = logging.getLogger(__name__)
 FEATURE_FORMAT_VERSION = 1
 
 _HASH_CHUNK = 1 << 20
+# Every entry file ends with this magic and the sha256 of everything before it, so that damage
+# anywhere in the file (also in zip headers that readers ignore) is detected.
+_TRAILER_MAGIC = b"SERKIT-FC1"
+_TRAILER_SIZE = len(_TRAILER_MAGIC) + 32
 
 
 def canonical_json(config: dict[str, Any]) -> str:
@@ -46,11 +48,13 @@ class FeatureCache:
     """Feature arrays on disk, one ``.npz`` per entry under ``root/<key[:2]>/<key>.npz``.
 
     A key is the sha256 of the audio file's bytes, the canonical JSON of the feature config and
-    the feature-format version (:meth:`key`). Each entry stores, next to the array, the key, the
-    content and config hashes, the format version and a sha256 of the array's bytes; :meth:`get`
-    checks all of them, so a corrupt entry (bit flip, truncated file) or a stale one (written by
-    another format version) is a miss: it is removed and a warning is logged.
-    Writes are atomic (temporary file + rename) and use no pickles.
+    the feature-format version (:meth:`key`). An entry is an uncompressed ``.npz`` (members
+    ``data`` and ``meta``, no pickles) followed by a trailer: a magic string and the sha256 of
+    the npz bytes. ``meta`` records the key, the content and config hashes, the format version
+    and a sha256 of the array. :meth:`get` checks all of them, so a corrupt entry (any flipped
+    byte, a truncated file) or a stale one (another format version, or an entry under the wrong
+    key) is a miss: it is removed and a warning is logged. Writes are atomic (temporary file +
+    rename).
 
     Parameters
     ----------
@@ -65,6 +69,8 @@ class FeatureCache:
         self.format_version = int(format_version)
         # (resolved path, size, mtime_ns) -> sha256 of the file's bytes
         self._file_hashes: dict[tuple[str, int, int], str] = {}
+        # key -> (content hash, config hash) of the keys made by this instance, recorded in entries
+        self._parts: dict[str, tuple[str, str]] = {}
 
     # -- keys -----------------------------------------------------------------------------
     def content_hash(self, path_or_bytes: str | Path | bytes) -> str:
@@ -106,7 +112,10 @@ class FeatureCache:
         str
             64 hex digits: sha256 of the content hash, the config hash and the format version.
         """
-        return self._combine(self.content_hash(path_or_bytes), self.config_hash(config))
+        parts = (self.content_hash(path_or_bytes), self.config_hash(config))
+        key = self._combine(*parts)
+        self._parts[key] = parts
+        return key
 
     # -- entries --------------------------------------------------------------------------
     def path_for(self, key: str) -> Path:
@@ -135,11 +144,19 @@ class FeatureCache:
 
     def _read_entry(self, path: Path, key: str) -> np.ndarray:
         try:
-            data = path.read_bytes()
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CacheError(f"unreadable ({exc.strerror})") from exc
+        payload, trailer = raw[:-_TRAILER_SIZE], raw[-_TRAILER_SIZE:]
+        if len(raw) < _TRAILER_SIZE or not trailer.startswith(_TRAILER_MAGIC):
+            raise CacheError("unreadable (no integrity trailer: truncated or not a serkit entry)")
+        if hashlib.sha256(payload).digest() != trailer[len(_TRAILER_MAGIC) :]:
+            raise CacheError("corrupt: file checksum mismatch")
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
                 array = npz["data"]
                 meta = json.loads(str(npz["meta"]))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except Exception as exc:  # any failure to parse a damaged zip/npy means: corrupt
             raise CacheError(f"unreadable ({type(exc).__name__}: {exc})") from exc
         if not isinstance(meta, dict):
             raise CacheError("metadata is not a JSON object")
@@ -150,24 +167,24 @@ class FeatureCache:
             )
         if meta.get("key") != key:
             raise CacheError(f"stale: entry holds key {meta.get('key')}, not {key}")
-        if self._combine(str(meta.get("content_hash")), str(meta.get("config_hash"))) != key:
-            raise CacheError("stale: content/config hashes do not give this key")
+        content_hash, config_hash = meta.get("content_hash"), meta.get("config_hash")
+        if content_hash and config_hash and self._combine(str(content_hash), str(config_hash)) != key:
+            raise CacheError("stale: the recorded content and config hashes do not give this key")
         if meta.get("checksum") != _array_checksum(array):
             raise CacheError("corrupt: data checksum mismatch")
         return array
 
-    def put(self, key: str, array: np.ndarray, *, content_hash: str = "", config_hash: str = "") -> Path:
-        """Store ``array`` under ``key`` atomically; returns the entry's path.
+    def put(self, key: str, array: np.ndarray) -> Path:
+        """Store ``array`` under ``key`` atomically (no pickles); returns the entry's path.
 
-        ``content_hash``/``config_hash`` are recorded for staleness checks when given (as
-        :meth:`get_or_compute` does not know them, :meth:`key` remembers the last ones).
+        When ``key`` was made by this instance's :meth:`key`, the content and config hashes behind
+        it are recorded too, and :meth:`get` checks that they still give the key.
         """
         array = np.asarray(array)
-        if array.dtype == object:
+        if array.dtype.hasobject:
             raise CacheError("cannot cache an object array (no pickles)")
         path = self.path_for(key)
-        if not content_hash or not config_hash:
-            content_hash, config_hash = self._parts.get(key, ("", ""))
+        content_hash, config_hash = self._parts.get(key, ("", ""))
         meta = {
             "format_version": self.format_version,
             "key": key,
@@ -177,7 +194,10 @@ class FeatureCache:
             "dtype": array.dtype.str,
             "shape": list(array.shape),
         }
-        return atomic_savez(path, data=array, meta=np.array(json.dumps(meta)))
+        buffer = io.BytesIO()
+        np.savez(buffer, data=array, meta=np.array(json.dumps(meta)))
+        payload = buffer.getvalue()
+        return atomic_write_bytes(path, payload + _TRAILER_MAGIC + hashlib.sha256(payload).digest())
 
     def get_or_compute(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
         """The cached array of ``key``, or ``fn()`` computed, stored and returned."""
@@ -203,6 +223,3 @@ class FeatureCache:
     def __repr__(self) -> str:
         return f"FeatureCache(root={str(self.root)!r}, format_version={self.format_version})"
 
-
-# silence "unused" for os (kept for clarity of platform-specific rename semantics in docs)
-del os

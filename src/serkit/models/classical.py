@@ -6,10 +6,10 @@ from typing import Literal, Sequence
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.metrics import balanced_accuracy_score
 from sklearn.svm import SVC
 
 from serkit.models.registry import register_model
+from serkit.training.metrics import unweighted_average_recall
 
 
 class SVMClassifier:
@@ -17,7 +17,8 @@ class SVMClassifier:
 
     Inputs are expected to be standardised already (serkit's pipeline fits the normaliser on the training
     split only). When ``C`` is a list and a validation split is given, the C with the best validation UA is
-    kept, the way a neural model keeps its best epoch; with no validation split the first C is used.
+    kept, the way a neural model keeps its best epoch, and the SVM is refitted on training + validation data
+    with it; with no validation split the first C is used.
     """
 
     kind = "sklearn"
@@ -52,15 +53,21 @@ class SVMClassifier:
         if X_val is None or len(self.C_grid) == 1:
             self.model = self._svc(self.C_grid[0]).fit(X, y)
             return self
+        X_val = X_val.reshape(len(X_val), -1)
         best = None
         for C in self.C_grid:
-            model = self._svc(C).fit(X, y)
-            ua = balanced_accuracy_score(y_val, model.predict(X_val.reshape(len(X_val), -1)))
+            ua = unweighted_average_recall(y_val, self._svc(C).fit(X, y).predict(X_val))
             self.selection.append({"C": C, "val_ua": float(ua)})
-            if best is None or ua > best[0]:
-                best = (ua, model)
-        self.model = best[1]
+            if best is None or ua > best[1]:
+                best = (C, ua)
+        # Refit on training + validation with the chosen C: the validation speaker is only needed to choose.
+        self.model = self._svc(best[0]).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
         return self
+
+    def fit_info(self) -> dict:
+        """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
+        chosen = max(self.selection, key=lambda s: s["val_ua"])["C"] if self.selection else self.C_grid[0]
+        return {"chosen_C": chosen, "refit_on_val": bool(self.selection)}
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.model is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -83,6 +84,8 @@ def run_experiment(
     console = console or Console(stderr=True, quiet=not progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if not resume and (out / "folds").exists():
+        shutil.rmtree(out / "folds")  # a fresh start must not mix in folds of an earlier run
     saved = out / "recipe.yaml"
     if saved.exists() and resume:
         previous = Recipe.from_yaml(saved)
@@ -199,7 +202,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         model.fit(X_tr, y_tr, X_va, y_va)
         proba = model.predict_proba(X_te)
         pred = model.predict(X_te)
-        info.update(selection=getattr(model, "selection", None))
+        info.update(model.fit_info() if hasattr(model, "fit_info") else {})
         train_seconds = time.perf_counter() - t0
 
     y_te = y[split.test]
@@ -227,6 +230,9 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         "wa": metrics["wa"], "ua": metrics["ua"], "macro_f1": metrics["macro_f1"],
         "train_seconds": round(train_seconds, 2), **{k: v for k, v in info.items() if k != "n_augmented"},
     }
+    details = {"per_class": metrics["per_class"].reset_index().to_dict("records"),
+               "confusion": metrics["confusion"].tolist(), "labels": labels}
+    atomic_write_text(fold_dir / "metrics.json", json.dumps(details, indent=2, default=_json_default))
     atomic_write_text(result_file, json.dumps(row, indent=2, default=_json_default))
     return json.loads(result_file.read_text()), preds
 

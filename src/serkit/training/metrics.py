@@ -30,6 +30,7 @@ from serkit.utils import atomic_write_text
 __all__ = [
     "SUMMARY_METRICS",
     "compute_metrics",
+    "unweighted_average_recall",
     "results_markdown",
     "scalar_metrics",
     "summarize",
@@ -55,6 +56,14 @@ def _as_labels(values: Sequence | np.ndarray, labels: list[str], what: str) -> n
     if unknown:
         raise ConfigError(f"{what}: label(s) {unknown} not in labels {labels}")
     return array
+
+
+def unweighted_average_recall(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray) -> float:
+    """UA: mean recall over the classes present in ``y_true`` (balanced accuracy without its warning about
+    predicted classes absent from ``y_true``, which is normal when one speaker lacks a class)."""
+    true = np.asarray(y_true)
+    present = np.unique(true)
+    return float(recall_score(true, np.asarray(y_pred), labels=present, average="macro", zero_division=0))
 
 
 def compute_metrics(y_true: Sequence | np.ndarray, y_pred: Sequence | np.ndarray, labels: list[str]) -> dict[str, Any]:

@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from serkit.errors import ConfigError
+from serkit.training.metrics import unweighted_average_recall
 from serkit.utils import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ class Trainer:
         return {
             "val_loss": val_loss,
             "val_wa": accuracy_score(y_val, pred),
-            "val_ua": balanced_accuracy_score(y_val, pred),
+            "val_ua": unweighted_average_recall(y_val, pred),
             "val_macro_f1": f1_score(y_val, pred, average="macro", zero_division=0),
         }
 
