@@ -308,3 +308,11 @@ def test_split_summary():
     assert (summary["tag"] == "SI").all()
     assert summary.loc[9, "test_speakers"] == "emodb-16"
     assert "disgust" not in summary.loc[9, "test_labels"]
+
+
+def test_unknown_speakers_allow_holdout_but_never_claim_si():
+    table = pd.DataFrame({"label": ["a", "b"] * 20, "speaker": [pd.NA] * 40})
+    splits = make_splits(table, ProtocolConfig(name="holdout", test_size=0.25))
+    assert splits[0].tag == "SD"
+    with pytest.raises(ConfigError, match="without a speaker"):
+        make_splits(table, ProtocolConfig(name="loso"))

@@ -70,9 +70,11 @@ class Split:
     ) -> Split:
         """Make a split and compute its speaker sets and SI flag from ``table['speaker']``."""
         parts = [np.sort(np.asarray(p, dtype=np.int64)) for p in (train, val, test)]
+        unknown = table["speaker"].isna().to_numpy()
         speakers = table["speaker"].astype(str).to_numpy()
         train_spk, val_spk, test_spk = (tuple(sorted(set(speakers[p]))) for p in parts)
-        independent = not (set(test_spk) & (set(train_spk) | set(val_spk)))
+        # A test item of unknown speaker may share its speaker with training: never claim SI for it.
+        independent = not (set(test_spk) & (set(train_spk) | set(val_spk))) and not unknown[parts[2]].any()
         return cls(name, *parts, seed=int(seed), speaker_independent=independent,
                    train_speakers=train_spk, val_speakers=val_spk, test_speakers=test_spk)
 
@@ -344,8 +346,12 @@ def make_splits(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
         _check_table(table, needed, "stratify_by")
     else:
         _check_table(table, needed, f"name={cfg.name}")
-    if table["speaker"].isna().any():
-        raise ConfigError("the utterance table has rows without a speaker (column 'speaker')")
+    speaker_based = cfg.name not in ("holdout", "kfold") or cfg.group_by_speaker
+    if speaker_based and table["speaker"].isna().any():
+        raise ConfigError(
+            f"name={cfg.name}: the utterance table has rows without a speaker (column 'speaker'); speaker-based "
+            "protocols need one (e.g. the folder corpus's speaker_pattern), or use holdout/kfold (reported SD)"
+        )
     return _PROTOCOLS[cfg.name](table.reset_index(drop=True), cfg)
 
 
