@@ -22,7 +22,6 @@ from serkit.training.metrics import (
     scalar_metrics,
     summarize,
     write_csv,
-    write_results,
 )
 from serkit.training.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
@@ -131,14 +130,11 @@ def test_results_markdown_shows_tag_folds_and_mean_std(tmp_path):
     with pytest.raises(ConfigError, match="protocol_tag"):
         results_markdown(per_fold, summary, title="t", protocol_tag="loso", corpus="emodb", notes="")
 
-    paths = write_results(tmp_path / "out", per_fold, summary, title="t", protocol_tag="SI", corpus="emodb")
-    back = pd.read_csv(paths["per_fold"])
-    np.testing.assert_allclose(back["ua"], per_fold["ua"])
-    assert pd.read_csv(paths["summary"], index_col=0).loc["wa", "mean"] == pytest.approx(summary.loc["wa", "mean"])
-    assert "SI" in paths["markdown"].read_text()
+    path = write_csv(per_fold, tmp_path / "out" / "per_fold.csv")
+    np.testing.assert_allclose(pd.read_csv(path)["ua"], per_fold["ua"])
     assert not list((tmp_path / "out").glob(".*.tmp"))  # no temporary file left behind
-    write_csv(per_fold.head(1), paths["per_fold"])  # overwrite in place
-    assert len(pd.read_csv(paths["per_fold"])) == 1
+    write_csv(per_fold.head(1), path)  # overwrite in place
+    assert len(pd.read_csv(path)) == 1
 
 
 # ------------------------------------------------------------------------------- normalisation

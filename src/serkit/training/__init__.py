@@ -9,7 +9,6 @@ from serkit.training.metrics import (
     scalar_metrics,
     summarize,
     write_csv,
-    write_results,
 )
 from serkit.training.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves

@@ -39,7 +39,7 @@ from serkit.models.bundle import ModelBundle
 from serkit.models.registry import create_model, model_spec
 from serkit.recipe import Recipe, resolve_path
 from serkit.training.data import FeatureExtractor, default_cache_dir
-from serkit.training.metrics import compute_metrics, results_markdown, summarize
+from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
 from serkit.training.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
@@ -108,8 +108,7 @@ def run_experiment(
     feature_seconds = time.perf_counter() - t0
     problems = [{"path": p.path, "reason": p.reason, "stage": "corpus"} for p in corpus.problems]
     problems += [{"path": p, "reason": r, "stage": "audio"} for p, r in feats.failures]
-    atomic_write_text(out / "corpus_problems.csv", pd.DataFrame(problems, columns=["path", "reason", "stage"])
-                      .to_csv(index=False))
+    write_csv(pd.DataFrame(problems, columns=["path", "reason", "stage"]), out / "corpus_problems.csv")
     if problems:
         console.print(f"[yellow]{len(problems)} file(s) left out, see {out / 'corpus_problems.csv'}[/]")
     table = table.iloc[feats.rows].reset_index(drop=True)
@@ -119,7 +118,7 @@ def run_experiment(
     console.print(f"features {recipe.frontend.name}: {X.shape[1:]} per item, {feature_seconds:.1f} s")
 
     splits = make_splits(table, recipe.protocol)
-    atomic_write_text(out / "splits.csv", split_summary(splits, table).to_csv(index=False))
+    write_csv(split_summary(splits, table), out / "splits.csv")
     waveforms = _training_waveforms(recipe, table, progress)
 
     rows, all_preds = [], []
@@ -221,7 +220,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     })
     for j, lab in enumerate(labels):
         preds[f"p_{lab}"] = proba[:, j] if proba.ndim == 2 and proba.shape[1] == len(labels) else np.nan
-    atomic_write_text(fold_dir / "predictions.csv", preds.to_csv(index=False))
+    write_csv(preds, fold_dir / "predictions.csv")
     row = {
         "fold": split.name, "seed": split.seed, "tag": split.tag,
         "test_speakers": " ".join(sorted(set(test_rows["speaker"]))) if split.speaker_independent else "mixed",
@@ -261,8 +260,8 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
         "pooled": {m: float(pooled[m]) for m in ("wa", "ua", "macro_f1")},
         "train_seconds_total": float(per_fold["train_seconds"].sum()),
     }
-    atomic_write_text(out / "results.csv", per_fold.to_csv(index=False))
-    atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+    write_csv(per_fold, out / "results.csv")
+    write_csv(preds, out / "predictions.csv")
     atomic_write_text(out / "summary.json", json.dumps(overall, indent=2))
     notes = [
         f"protocol: {recipe.protocol.name} ({tag}: "

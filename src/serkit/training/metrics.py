@@ -35,7 +35,6 @@ __all__ = [
     "scalar_metrics",
     "summarize",
     "write_csv",
-    "write_results",
 ]
 
 #: The scalar metrics summarised over folds and seeds.
@@ -230,25 +229,3 @@ def write_csv(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> 
     frame.to_csv(buffer, index=index)
     return atomic_write_text(path, buffer.getvalue())
 
-
-def write_results(
-    out_dir: str | Path,
-    per_fold: pd.DataFrame,
-    summary: pd.DataFrame,
-    *,
-    title: str,
-    protocol_tag: str,
-    corpus: str,
-    notes: str | Sequence[str] = (),
-) -> dict[str, Path]:
-    """Write ``per_fold.csv``, ``summary.csv`` and ``results.md`` into ``out_dir`` (atomically).
-
-    Returns the paths by name (``per_fold``, ``summary``, ``markdown``).
-    """
-    out_dir = Path(out_dir)
-    markdown = results_markdown(per_fold, summary, title=title, protocol_tag=protocol_tag, corpus=corpus, notes=notes)
-    return {
-        "per_fold": write_csv(per_fold, out_dir / "per_fold.csv"),
-        "summary": write_csv(summary, out_dir / "summary.csv", index=True),
-        "markdown": atomic_write_text(out_dir / "results.md", markdown),
-    }
