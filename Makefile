@@ -7,12 +7,13 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.serkit-installed
 CORPORA ?= ../shared/corpora
-# Example clips for the demo: RAVDESS speech (CC BY-NC-SA 4.0, Livingstone & Russo 2018) from the shared copy.
-# The demo model is trained on EmoDB (German), so these are clips of an unseen corpus and language.
-EXAMPLES ?= $(CORPORA)/ravdess-16k/Actor_01/03-01-05-02-01-01-01.flac \
-            $(CORPORA)/ravdess-16k/Actor_02/03-01-04-02-02-01-02.flac \
-            $(CORPORA)/ravdess-16k/Actor_03/03-01-03-02-01-02-03.flac \
-            $(CORPORA)/ravdess-16k/Actor_04/03-01-01-01-01-01-04.flac
+# Example clips for the demo: four EmoDB utterances (Burkhardt et al. 2005) of speaker 03 (anger, sadness,
+# happiness, neutral), read from the shared copy. They are predicted by the fold model that never saw
+# speaker 03 in training or validation, so the demo shows speaker-independent predictions.
+DEMO_RUN ?= runs/demo-egemaps-svm-emodb
+DEMO_MODEL ?= $(DEMO_RUN)/folds/fold01-test=emodb-03/model.pt
+EXAMPLES ?= $(CORPORA)/emodb/wav/03a01Wa.wav $(CORPORA)/emodb/wav/03a02Ta.wav \
+            $(CORPORA)/emodb/wav/03a01Fa.wav $(CORPORA)/emodb/wav/03a01Nc.wav
 
 .PHONY: demo test test-fast env clean bench
 
@@ -25,8 +26,8 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/serkit train recipes/egemaps_svm_emodb.yaml --out runs/demo-egemaps-svm-emodb
-	$(BIN)/serkit predict runs/demo-egemaps-svm-emodb $(EXAMPLES)
+	$(BIN)/serkit train recipes/egemaps_svm_emodb.yaml --out $(DEMO_RUN)
+	$(BIN)/serkit predict $(DEMO_MODEL) $(EXAMPLES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
