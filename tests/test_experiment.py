@@ -164,3 +164,35 @@ def test_shipped_recipes_validate():
     assert recipes
     for path in recipes:
         Recipe.from_yaml(path)
+
+
+def test_cross_corpus_run(tiny_corpus, tmp_path):
+    """Train on one corpus (validation on its held-out speaker), test on another over the shared labels."""
+    other = tmp_path / "other"
+    other.mkdir()
+    manifest = pd.read_csv(tiny_corpus / "manifest.csv")
+    manifest = manifest[manifest["label"] != "happy"].assign(path=lambda d: [str(tiny_corpus / p) for p in d["path"]])
+    manifest.to_csv(other / "manifest.csv", index=False)
+    recipe = Recipe.from_dict(cnn_recipe(
+        tiny_corpus,
+        corpus=[{"name": "csv", "root": str(tiny_corpus / "manifest.csv"), "options": {"name": "train_set"}},
+                {"name": "csv", "root": str(other / "manifest.csv"), "options": {"name": "test_set"}}],
+        protocol={"name": "cross_corpus", "train_corpus": "train_set", "test_corpus": "test_set"},
+        training={"max_epochs": 2, "batch_size": 8}))
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert res.protocol_tag == "SI"
+    row = res.per_fold.iloc[0]
+    assert row["n_test"] == len(manifest)
+    preds = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert set(preds["true"]) == {"angry", "sad"}
+    assert [c for c in preds.columns if c.startswith("p_")] == ["p_angry", "p_sad"]  # happy is not shared
+
+
+def test_specaugment_and_per_speaker_normalisation_are_reported(tiny_corpus, tmp_path):
+    recipe = Recipe.from_dict(cnn_recipe(
+        tiny_corpus, normalization="per_speaker",
+        augment={"specaugment": {"freq_masks": 1, "freq_width": 4, "time_masks": 1, "time_width": 5}},
+        training={"max_epochs": 2, "batch_size": 8}))
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert len(res.per_fold) == 3
+    assert "own unlabelled audio" in (tmp_path / "run" / "results.md").read_text()

@@ -113,11 +113,13 @@ def run_experiment(
         console.print(f"[yellow]{len(problems)} file(s) left out, see {out / 'corpus_problems.csv'}[/]")
     table = table.iloc[feats.rows].reset_index(drop=True)
     X = feats.X
-    labels = sorted(table["label"].unique())
-    y = table["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     console.print(f"features {recipe.frontend.name}: {X.shape[1:]} per item, {feature_seconds:.1f} s")
 
     splits = make_splits(table, recipe.protocol)
+    # The task's classes are those the splits use (cross-corpus keeps only the labels both corpora share).
+    used = np.unique(np.concatenate([np.concatenate([s.train, s.val, s.test]) for s in splits]))
+    labels = sorted(table["label"].iloc[used].unique())
+    y = table["label"].map({lab: i for i, lab in enumerate(labels)}).fillna(-1).astype(int).to_numpy()
     write_csv(split_summary(splits, table), out / "splits.csv")
     waveforms = _training_waveforms(recipe, table, progress)
 
