@@ -153,6 +153,14 @@ def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
     r = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "kf"), "--protocol", "kfold", "-q"], env=env)
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "kf" / "summary.json").read_text())["protocol_tag"] == "SD"
+    # Any field can be overridden with --set; the run records the recipe it actually used.
+    r = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "ps"), "-q", "--set", "normalization=per_speaker",
+                            "--set", "model.C=[1.0]"], env=env)
+    assert r.exit_code == 0, r.output
+    used = Recipe.from_yaml(tmp_path / "ps" / "recipe.yaml")
+    assert used.normalization == "per_speaker" and used.model.options["C"] == [1.0]
+    r = runner.invoke(app, ["train", str(path), "--set", "normalisation"], env=env)
+    assert r.exit_code == 2 and "FIELD=VALUE" in r.output
     recipe["training"] = {"max_epohcs": 3}
     path.write_text(yaml.safe_dump(recipe))
     r = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "x")], env=env)

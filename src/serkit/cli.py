@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +38,8 @@ def train(
     corpus_root: Optional[Path] = typer.Option(None, help="override the corpus root (single-corpus recipes)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run in --out"),
     cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default $SERKIT_CACHE or ~/.cache/serkit)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: --set normalization=per_speaker "
+                                             "--set training.lr=0.01 (values are read as YAML)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ) -> None:
     """Train and evaluate a recipe under its protocol; write results tables, plots and models."""
@@ -52,6 +55,11 @@ def train(
             overrides["protocol.seeds"] = [int(s) for s in seeds.split(",") if s.strip()]
         if max_epochs:
             overrides["training.max_epochs"] = max_epochs
+        for item in set_ or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise SerkitError(f"--set {item!r}: expected FIELD=VALUE, e.g. training.lr=0.01")
+            overrides[key.strip()] = yaml.safe_load(value)
         if corpus_root:
             if len(rec.corpora) != 1:
                 raise SerkitError("--corpus-root works with single-corpus recipes only")
