@@ -58,6 +58,13 @@ def publish(run: Path, docs: Path, command: str) -> Path:
     return dest
 
 
+NORMALISATION = {
+    "global": "training split",
+    "per_speaker": "per speaker (test speaker: its own unlabelled audio)",
+    "none": "none",
+}
+
+
 def rebuild_index(docs: Path) -> None:
     rows = []
     for summary_file in sorted(docs.glob("*/summary.json")):
@@ -70,7 +77,7 @@ def rebuild_index(docs: Path) -> None:
 
         rows.append(
             f"| [{s['recipe']}]({summary_file.parent.name}/results.md) | {s['corpus']} | {s['protocol']} | "
-            f"{s['protocol_tag']} | {s['folds']} | {','.join(map(str, s['seeds']))} | {cell('ua')} | {cell('wa')} | "
+            f"{s['protocol_tag']} | {NORMALISATION.get(s.get('normalization'), s.get('normalization'))} | {s['folds']} | {','.join(map(str, s['seeds']))} | {cell('ua')} | {cell('wa')} | "
             f"{cell('macro_f1')} | `{cmd}` |"
         )
     text = (
@@ -80,8 +87,8 @@ def rebuild_index(docs: Path) -> None:
         "standard deviation over folds (each fold's own test set). SI = speaker-independent (no test speaker in\n"
         "training or validation); SD = speaker-dependent (a speaker's clips fall on both sides of the split).\n"
         "Corpora: EmoDB (Burkhardt et al. 2005), RAVDESS speech (Livingstone & Russo 2018, CC BY-NC-SA 4.0).\n\n"
-        "| recipe | corpus | protocol | tag | folds | seeds | UA | WA | F1 | command |\n"
-        "|---|---|---|---|---:|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n"
+        "| recipe | corpus | protocol | tag | normalisation | folds | seeds | UA | WA | F1 | command |\n"
+        "|---|---|---|---|---|---:|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n"
     )
     atomic_write_text(docs / "README.md", text)
 

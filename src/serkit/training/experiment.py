@@ -254,6 +254,7 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
     pooled = compute_metrics(preds["true"].tolist(), preds["pred"].tolist(), labels)
     overall = {
         "recipe": recipe.name, "corpus": corpus_name, "protocol": recipe.protocol.name, "protocol_tag": tag,
+        "normalization": recipe.normalization,
         "folds": int(len(per_fold)), "seeds": sorted(int(s) for s in per_fold["seed"].unique()),
         "labels": labels,
         "mean": {m: float(per_fold[m].mean()) for m in ("wa", "ua", "macro_f1")},
