@@ -98,19 +98,13 @@ def plot_training_curves(log: pd.DataFrame, path: str | Path, *, title: str | No
     panels = 2 if metric_cols else 1
     fig = Figure(figsize=(6.0 * panels, 4.0))
     epochs = log["epoch"].to_numpy()
-    ax = fig.add_subplot(1, panels, 1)
-    for column in loss_cols:
-        ax.plot(epochs, log[column].to_numpy(dtype=float), label=column)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if metric_cols:
-        ax = fig.add_subplot(1, panels, 2)
-        for column in metric_cols:
+    panel_columns = [("loss", loss_cols)] + ([("metric", metric_cols)] if metric_cols else [])
+    for i, (ylabel, columns) in enumerate(panel_columns, 1):
+        ax = fig.add_subplot(1, panels, i)
+        for column in columns:
             ax.plot(epochs, log[column].to_numpy(dtype=float), label=column)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("metric")
+        ax.set_ylabel(ylabel)
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
