@@ -87,7 +87,9 @@ def rebuild_index(docs: Path) -> None:
         "training or validation); SD = speaker-dependent (a speaker's clips fall on both sides of the split).\n"
         "Corpora: EmoDB (Burkhardt et al. 2005), RAVDESS speech (Livingstone & Russo 2018, CC BY-NC-SA 4.0).\n\n"
         "| recipe | corpus | protocol | tag | normalisation | folds | seeds | UA | WA | F1 | command |\n"
-        "|---|---|---|---|---|---:|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n"
+        "|---|---|---|---|---|---:|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n\n"
+        "Per-paper pages set these beside the papers' own figures: [mountzouris2023](mountzouris2023.md).\n"
+        "Frontend speed against librosa: [../benchmarks/frontends.md](../benchmarks/frontends.md).\n"
     )
     atomic_write_text(docs / "README.md", text)
 
