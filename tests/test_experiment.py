@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -167,11 +168,25 @@ def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
     assert r.exit_code == 2 and "training.max_epohcs" in r.output
 
 
-def test_shipped_recipes_validate():
+def test_shipped_recipes_validate_and_build():
+    """Every recipe parses, and its model accepts what its audio config and frontend produce."""
+    from serkit.features import create_frontend
+    from serkit.models import create_model, model_spec
+
     recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
     assert recipes
     for path in recipes:
-        Recipe.from_yaml(path)
+        recipe = Recipe.from_yaml(path)
+        spec = model_spec(recipe.model.name)
+        assert recipe.frontend.name in spec.frontends, path
+        if spec.kind != "torch":
+            continue
+        frontend = create_frontend(recipe.frontend, recipe.audio.sample_rate)
+        shape = frontend.output_shape(recipe.audio.num_samples)
+        if recipe.pooling != "none":
+            shape = shape[:-1] if recipe.pooling == "mean" else (*shape[:-2], 2 * shape[-2])
+        model = create_model(recipe.model.name, num_classes=8, input_shape=shape, **recipe.model.options)
+        assert model(torch.zeros(2, *shape)).shape == (2, 8), path
 
 
 def test_cross_corpus_run(tiny_corpus, tmp_path):

@@ -11,7 +11,8 @@ from serkit.models import create_model, list_models, model_spec
 
 
 def test_registry_lists_and_rejects_unknown():
-    assert {"mountzouris2023_cnn", "mountzouris2023_cnn_atn", "svm"} <= set(list_models())
+    assert {"mountzouris2023_cnn", "mountzouris2023_cnn_atn", "mountzouris2023_sdnn", "mountzouris2023_lstm",
+            "mountzouris2023_lstm_atn", "svm"} <= set(list_models())
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         model_spec("nope")
     with pytest.raises(ConfigError, match="kernel_size_typo"):
@@ -55,21 +56,41 @@ def test_attention_weights_sum_to_one():
     torch.testing.assert_close(w.sum(1), torch.ones(4))
 
 
-@pytest.mark.parametrize("name", ["mountzouris2023_cnn", "mountzouris2023_cnn_atn"])
-def test_gradients_reach_every_parameter(name):
-    model = create_model(name, num_classes=4, input_shape=(40, 60))
-    model(torch.randn(5, 40, 60)).logsumexp(1).sum().backward()
+SEQUENCE_MODELS = ["mountzouris2023_cnn", "mountzouris2023_cnn_atn", "mountzouris2023_lstm", "mountzouris2023_lstm_atn"]
+# (name, per-item input shape) for every torch model of the zoo
+ALL_TORCH = [(n, (40, 60)) for n in SEQUENCE_MODELS] + [("mountzouris2023_sdnn", (40,))]
+
+
+def test_sdnn_and_lstm_paper_shapes():
+    sdnn = create_model("mountzouris2023_sdnn", num_classes=8, input_shape=(40,))
+    assert sdnn.head.in_features == 2560  # 40 positions x 64 units (section 3.2)
+    assert sdnn(torch.randn(3, 40)).shape == (3, 8)
+    for name, head in (("mountzouris2023_lstm", 50), ("mountzouris2023_lstm_atn", 128)):
+        model = create_model(name, num_classes=7, input_shape=(40, 308))
+        assert model.head.in_features == head
+        assert model(torch.randn(2, 40, 308)).shape == (2, 7)
+    atn = create_model("mountzouris2023_lstm_atn", num_classes=8, input_shape=(40, 50)).eval()
+    atn(torch.randn(3, 40, 50))
+    torch.testing.assert_close(atn.attention.last_weights.sum(1), torch.ones(3))
+    with pytest.raises(ValueError, match="pooling: mean"):
+        create_model("mountzouris2023_sdnn", num_classes=8, input_shape=(40, 228))
+
+
+@pytest.mark.parametrize("name,shape", ALL_TORCH)
+def test_gradients_reach_every_parameter(name, shape):
+    model = create_model(name, num_classes=4, input_shape=shape)
+    model(torch.randn(5, *shape)).logsumexp(1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not missing
 
 
-@pytest.mark.parametrize("name", ["mountzouris2023_cnn", "mountzouris2023_cnn_atn"])
-def test_overfits_a_tiny_batch(name):
+@pytest.mark.parametrize("name,shape", ALL_TORCH)
+def test_overfits_a_tiny_batch(name, shape):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=4, input_shape=(40, 60), dropout=0.0)
-    x, y = torch.randn(8, 40, 60), torch.arange(8) % 4
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
+    model = create_model(name, num_classes=4, input_shape=shape, dropout=0.0)
+    x, y = torch.randn(8, *shape), torch.arange(8) % 4
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
@@ -77,12 +98,13 @@ def test_overfits_a_tiny_batch(name):
     assert (model(x).argmax(1) == y).all()
 
 
-def test_save_load_round_trip(tmp_path):
-    model = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228)).eval()
+@pytest.mark.parametrize("name,shape", ALL_TORCH)
+def test_save_load_round_trip(tmp_path, name, shape):
+    model = create_model(name, num_classes=8, input_shape=shape).eval()
     torch.save(model.state_dict(), tmp_path / "m.pt")
-    other = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228)).eval()
+    other = create_model(name, num_classes=8, input_shape=shape).eval()
     other.load_state_dict(torch.load(tmp_path / "m.pt"))
-    x = torch.randn(2, 40, 228)
+    x = torch.randn(2, *shape)
     torch.testing.assert_close(model(x), other(x), rtol=0, atol=0)
 
 
