@@ -16,6 +16,7 @@ from serkit.features import FrontendConfig
 from serkit.models.bundle import ModelBundle
 from serkit.training.data import FeatureExtractor
 from serkit.training.normalization import FeatureNormalizer
+from serkit.training.trainer import predict_proba
 
 
 def find_bundles(model: str | Path) -> list[Path]:
@@ -85,10 +86,7 @@ class Predictor:
             total += self._proba(bundle, norm.transform(feats.X, speakers=speakers))
         return Predictions(ok_paths, self.labels, total / len(self.bundles), feats.failures)
 
-    @torch.no_grad()
     def _proba(self, bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
         if isinstance(bundle.model, torch.nn.Module):
-            bundle.model.eval().to(self.device)
-            logits = bundle.model(torch.as_tensor(X, dtype=torch.float32, device=self.device))
-            return torch.softmax(logits, dim=1).cpu().numpy()
+            return predict_proba(bundle.model, X, device=self.device)
         return bundle.model.predict_proba(X)

@@ -266,9 +266,7 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
     write_csv(preds, out / "predictions.csv")
     atomic_write_text(out / "summary.json", json.dumps(overall, indent=2))
     notes = [
-        f"protocol: {recipe.protocol.name} ({tag}: "
-        + ("no test speaker is in training or validation" if tag == "SI"
-           else "speakers appear on both sides of a split: speaker-dependent") + ")",
+        f"protocol: {recipe.protocol.name}",  # results_markdown explains the SI/SD tag itself
         f"normalisation: {recipe.normalization}"
         + (" (statistics of each test speaker from its own unlabelled audio)" if recipe.normalization == "per_speaker"
            else " (statistics from the training split only)" if recipe.normalization == "global" else ""),

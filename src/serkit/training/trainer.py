@@ -77,6 +77,21 @@ def _state_fingerprint(model: nn.Module, cfg: TrainingConfig, n_train: int, seed
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@torch.no_grad()
+def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """Softmax outputs (N, C) of ``model`` in eval mode, computed in batches of ``batch_size`` items."""
+    model.eval()
+    model.to(device)
+    outs = []
+    for i in range(0, len(X), batch_size):
+        xb = torch.as_tensor(np.ascontiguousarray(X[i : i + batch_size]), dtype=torch.float32)
+        outs.append(torch.softmax(model(xb.to(device)), dim=1).cpu())
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(outs).numpy()
+
+
 class Trainer:
     """Fits a torch classifier on in-memory features.
 
@@ -209,18 +224,9 @@ class Trainer:
             resumed_from=resumed_from,
         )
 
-    @torch.no_grad()
     def predict_proba(self, model: nn.Module, X: np.ndarray) -> np.ndarray:
         """Class probabilities (N, C) in eval mode, in batches of ``eval_batch_size``."""
-        model.eval()
-        model.to(self.device)
-        outs = []
-        for i in range(0, len(X), self.cfg.eval_batch_size):
-            xb = torch.as_tensor(np.ascontiguousarray(X[i : i + self.cfg.eval_batch_size]), dtype=torch.float32)
-            outs.append(torch.softmax(model(xb.to(self.device)), dim=1).cpu())
-        if not outs:
-            return np.zeros((0, 0), dtype=np.float32)
-        return torch.cat(outs).numpy()
+        return predict_proba(model, X, batch_size=self.cfg.eval_batch_size, device=self.device)
 
     # -- internals ---------------------------------------------------------------------------------
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
