@@ -169,24 +169,35 @@ def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
 
 
 def test_shipped_recipes_validate_and_build():
-    """Every recipe parses, and its model accepts what its audio config and frontend produce."""
+    """Every recipe parses, and its model accepts what its audio config and frontend(s) produce."""
     from serkit.features import create_frontend
     from serkit.models import create_model, model_spec
+    from serkit.multi_input import check_recipe_streams
 
     recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
     assert recipes
     for path in recipes:
         recipe = Recipe.from_yaml(path)
         spec = model_spec(recipe.model.name)
-        assert recipe.frontend.name in spec.frontends, path
+        assert all(fc.name in spec.frontends for fc in recipe.frontend_configs.values()), path
         if spec.kind != "torch":
             continue
-        frontend = create_frontend(recipe.frontend, recipe.audio.sample_rate)
-        shape = frontend.output_shape(recipe.audio.num_samples)
-        if recipe.pooling != "none":
-            shape = shape[:-1] if recipe.pooling == "mean" else (*shape[:-2], 2 * shape[-2])
-        model = create_model(recipe.model.name, num_classes=8, input_shape=shape, **recipe.model.options)
-        assert model(torch.zeros(2, *shape)).shape == (2, 8), path
+        # Segmented recipes feed segments of segments.length seconds; the others clips of audio.duration.
+        seconds = recipe.segments.length if recipe.segments is not None else recipe.audio.duration
+        num_samples = round(seconds * recipe.audio.sample_rate)
+        shapes = {name: create_frontend(fc, recipe.audio.sample_rate).output_shape(num_samples)
+                  for name, fc in recipe.frontend_configs.items()}
+        streams = check_recipe_streams(recipe)
+        if streams:
+            model = create_model(recipe.model.name, num_classes=8, input_shape=shapes, **recipe.model.options)
+            out = model(*[torch.zeros(2, *shapes[name]) for name in streams])
+        else:
+            shape = shapes["features"]
+            if recipe.pooling != "none":
+                shape = shape[:-1] if recipe.pooling == "mean" else (*shape[:-2], 2 * shape[-2])
+            model = create_model(recipe.model.name, num_classes=8, input_shape=shape, **recipe.model.options)
+            out = model(torch.zeros(2, *shape))
+        assert out.shape == (2, 8), path
 
 
 def test_cross_corpus_run(tiny_corpus, tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import tone
 from pydantic import ValidationError
 
 from serkit.errors import AudioError, ConfigError, SerkitError
@@ -27,9 +28,8 @@ from serkit.features import (
     compute_deltas,
     create_frontend,
     linear_pooling_matrix,
+    power_to_db,
 )
-
-from conftest import tone
 
 SR = 16000
 # Max abs difference allowed against librosa, in dB (log mels, log STFT) or MFCC units (dB-scaled
@@ -139,6 +139,35 @@ def test_deltas_equal_librosa_nearest_not_order2():
     assert not np.allclose(twice, librosa.feature.delta(x, width=5, order=2, mode="nearest"), atol=1e-3)
     # time axis elsewhere
     np.testing.assert_allclose(compute_deltas(torch.from_numpy(x.T.copy()), n=2, dim=0).numpy().T, ours, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("frames", [2, 5, 40])
+def test_deltas_along_the_middle_axis_of_a_batch_equal_librosa(n, frames):
+    # (clips, frames, mels): the layout LogMelDeltas uses; short clips exercise the replicated edges
+    x = np.random.default_rng(n).standard_normal((3, frames, 7)).astype(np.float32)
+    ours = compute_deltas(torch.from_numpy(x), n=n, dim=1).numpy()
+    theirs = librosa.feature.delta(x, width=2 * n + 1, axis=1, mode="nearest")
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+    assert not np.shares_memory(ours, x)  # a new tensor; the input is left alone
+    with pytest.raises(ConfigError, match="delta_n"):
+        compute_deltas(torch.from_numpy(x), n=0)
+
+
+@pytest.mark.parametrize("top_db", [80.0, None])
+def test_power_to_db_per_item_and_in_place_equal_librosa(top_db):
+    # items 60 dB apart: the floor must follow each item's own maximum
+    scales = np.array([1.0, 1e-6, 0.0], dtype=np.float32)[:, None, None]
+    power = np.random.default_rng(4).random((3, 12, 9)).astype(np.float32) * scales
+    expected = np.stack([librosa.power_to_db(item, top_db=top_db) for item in power])
+    tensor = torch.from_numpy(power.copy())
+    np.testing.assert_allclose(power_to_db(tensor, top_db=top_db).numpy(), expected, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(tensor.numpy(), power)  # left alone by default
+    result = power_to_db(tensor, top_db=top_db, inplace=True)
+    assert result.data_ptr() == tensor.data_ptr()
+    np.testing.assert_allclose(result.numpy(), expected, rtol=0, atol=1e-4)
+    with pytest.raises(ConfigError, match="top_db"):
+        power_to_db(tensor, top_db=-1.0)
 
 
 def test_linear_pooling_matrix_partitions_bins():
@@ -257,7 +286,7 @@ def test_config_is_json_and_identifies_the_features():
 
 @pytest.mark.parametrize("cls", [MFCC, LogSTFT, LogMelDeltas])
 def test_chunking_and_work_buffers_do_not_change_results(cls, monkeypatch):
-    import serkit.features.frontends as frontends
+    from serkit.features import frontends
 
     batch = torch.from_numpy(np.stack([noise(0.5, seed=s, amp=0.1 * (s + 1)) for s in range(3)]))
     frontend = cls(SR)
@@ -461,7 +490,7 @@ def test_cache_format_version_mismatch_is_a_miss(cache, audio_file, caplog):
 
 
 def test_cache_entry_moved_to_another_key_is_stale(cache, audio_file, tmp_path):
-    key, path = _entry(cache, audio_file)
+    _key, path = _entry(cache, audio_file)
     other_key = cache.key(b"other bytes", {"name": "test"})
     target = cache.path_for(other_key)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -316,3 +316,34 @@ def test_unknown_speakers_allow_holdout_but_never_claim_si():
     assert splits[0].tag == "SD"
     with pytest.raises(ConfigError, match="without a speaker"):
         make_splits(table, ProtocolConfig(name="loso"))
+
+
+# ---------------------------------------------------------------------------------------- combined corpora, final fit
+
+
+def test_interleaved_speaker_folds_mix_corpora():
+    table = pd.concat([emodb_like_table(), ravdess_like_table(6)], ignore_index=True)
+    cfg = ProtocolConfig(name="speaker_folds", speaker_groups=4, interleave_speakers=True, n_val_speakers=1)
+    splits = make_splits(table, cfg)
+    tested = sorted(spk for s in splits for spk in s.test_speakers)
+    assert tested == sorted(table["speaker"].unique())
+    for split in splits:
+        assert_valid(split, len(table))
+        assert split.tag == "SI"
+        # round-robin over 16 sorted speakers (10 emodb, then 6 ravdess): each group gets both corpora
+        assert {spk.split("-")[0] for spk in split.test_speakers} == {"emodb", "ravdess"}
+    contiguous = make_splits(table, cfg.model_copy(update={"interleave_speakers": False}))
+    assert {spk.split("-")[0] for spk in contiguous[0].test_speakers} == {"emodb"}
+
+
+def test_final_protocol_trains_on_all_but_the_validation_speakers():
+    table = emodb_like_table()
+    (split,) = make_splits(table, ProtocolConfig(name="final", val_speakers=["emodb-03", "emodb-08"]))
+    assert split.name == "final" and split.tag == "SD"  # a selection check, never claimed as SI
+    assert set(split.val_speakers) == {"emodb-03", "emodb-08"} and split.test_speakers == split.val_speakers
+    assert not set(split.train_speakers) & {"emodb-03", "emodb-08"}
+    assert split.train.size + split.val.size == len(table)
+    (everything,) = make_splits(table, ProtocolConfig(name="final"))
+    assert everything.train.size == len(table) and everything.val.size == 0
+    with pytest.raises(ConfigError, match="val_speakers"):
+        make_splits(table, ProtocolConfig(name="final", val_speakers=["nobody"]))

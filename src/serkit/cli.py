@@ -41,9 +41,22 @@ def train(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: --set normalization=per_speaker "
                                              "--set training.lr=0.01 (values are read as YAML)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="data parallel: train each fold with N processes on this "
+                              "machine (torch DDP: gloo on CPU, NCCL on GPUs); training.batch_size is the global batch"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="fold fan-out: run folds in N worker processes at a time"),
+    retries: int = typer.Option(1, "--retries", min=0, help="with --jobs: further attempts for a failed fold"),
+    folds: Optional[str] = typer.Option(None, "--folds", help="run only these folds: 1-based numbers or names, "
+                                        "e.g. 1,3,5 (the table is written when the last fold finishes)"),
+    list_folds_: bool = typer.Option(False, "--list-folds", help="print the protocol's folds and exit"),
+    dist_timeout: Optional[float] = typer.Option(None, "--dist-timeout", help="with --nproc: seconds a process "
+                                                 "waits for the others before the job fails (default 1800)"),
 ) -> None:
-    """Train and evaluate a recipe under its protocol; write results tables, plots and models."""
+    """Train and evaluate a recipe under its protocol; write results tables, plots and models.
+
+    Also the entry point of every process of a distributed job: `torchrun ... -m serkit.cli train RECIPE`.
+    """
     from serkit.recipe import Recipe
+    from serkit.training import distributed
     from serkit.training.experiment import run_experiment
 
     try:
@@ -67,11 +80,99 @@ def train(
         if overrides:
             rec = rec.with_overrides(**overrides)
         out_dir = out or Path("runs") / (rec.name + (f"-{protocol}" if protocol else ""))
-        result = run_experiment(rec, out_dir, recipe_file=recipe, resume=resume, progress=not quiet,
-                                cache_dir=cache_dir)
+        fold_list = [f.strip() for f in folds.split(",") if f.strip()] if folds else None
+        if list_folds_:
+            _print_folds(rec, recipe)
+            return
+        if nproc > 1 and jobs > 1:
+            raise SerkitError("--nproc and --jobs do not combine: data-parallel training uses every process for "
+                              "one fold at a time; pick one")
+        if nproc > 1 and not distributed.launched_distributed():
+            _launch_data_parallel(rec, recipe, out_dir, nproc, dist_timeout, protocol=protocol, seeds=seeds,
+                                  max_epochs=max_epochs, corpus_root=corpus_root, resume=resume,
+                                  cache_dir=cache_dir, set_=set_, quiet=quiet, folds=folds)
+            return
+        if jobs > 1:
+            _train_fanout(rec, recipe, out_dir, jobs=jobs, retries=retries, folds=fold_list, resume=resume,
+                          cache_dir=cache_dir, quiet=quiet)
+            return
+        distributed.init_distributed(rec.training.device)
+        try:
+            result = run_experiment(rec, out_dir, recipe_file=recipe, resume=resume, progress=not quiet,
+                                    cache_dir=cache_dir, folds=fold_list)
+        finally:
+            distributed.shutdown()
     except SerkitError as exc:
         _fail(exc)
+    if not distributed.is_main_process():
+        return
+    if result.pending:
+        console.print(f"{len(result.per_fold)} fold(s) done here; {len(result.pending)} still to run "
+                      f"({', '.join(result.pending)}); the table is written when the last one finishes "
+                      f"(or now, from what finished: serkit collect {out_dir})")
+        return
     _print_summary(result.overall, result.out_dir)
+
+
+def _print_folds(rec, recipe_file: Path) -> None:
+    from serkit.training.fanout import list_folds
+
+    # Plain tab-separated lines, so that a cluster script can read the numbers and names back.
+    print(list_folds(rec, recipe_file=recipe_file).to_csv(sep="\t", index=False), end="")
+
+
+def _launch_data_parallel(rec, recipe_file: Path, out_dir: Path, nproc: int, timeout: float | None,
+                          **options) -> None:
+    """Start `nproc` copies of this command under torchrun's elastic agent (see serkit.training.distributed)."""
+    from serkit.models import model_spec
+    from serkit.training import distributed
+
+    if model_spec(rec.model.name).kind != "torch":
+        raise SerkitError(f"--nproc: {rec.model.name} is not a torch model; data parallelism trains torch models "
+                          "(use --jobs to run folds in parallel)")
+    argv = ["serkit.cli", "train", str(recipe_file), "--out", str(out_dir)]
+    for name in ("protocol", "seeds", "max_epochs", "corpus_root", "cache_dir", "folds"):
+        if options[name] is not None:
+            argv += ["--" + name.replace("_", "-"), str(options[name])]
+    for item in options["set_"] or []:
+        argv += ["--set", item]
+    argv += [] if options["resume"] else ["--no-resume"]
+    argv += ["--quiet"] if options["quiet"] else []
+    distributed.launch(argv, nproc=nproc, module=True, timeout_s=timeout)
+
+
+def _train_fanout(rec, recipe_file: Path, out_dir: Path, *, jobs: int, retries: int, folds, resume: bool,
+                  cache_dir, quiet: bool) -> None:
+    from serkit.training.fanout import run_fanout
+
+    report = run_fanout(rec, out_dir, jobs=jobs, retries=retries, folds=folds, recipe_file=recipe_file,
+                        cache_dir=cache_dir, resume=resume, progress=not quiet)
+    if report.result is not None:
+        _print_summary(report.result.overall, report.out_dir)
+    _report_missing(report.missing, report.failed, report.out_dir)
+
+
+def _report_missing(missing: list[str], failed: list[str], out_dir: Path) -> None:
+    for name in failed:
+        err_console.print(f"[red]failed:[/] fold {escape(name)} (log: {escape(str(out_dir / 'fanout' / name))}.log)",
+                          soft_wrap=True)
+    if missing:
+        err_console.print(f"[yellow]{len(missing)} fold(s) not in the table:[/] {escape(', '.join(missing))}; "
+                          "run them again with --folds (a killed fold resumes from its checkpoint)", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def collect(run_dir: Path = typer.Argument(..., help="a run folder whose folds ran as separate jobs")) -> None:
+    """Build a run's table from the folds that finished, and name the folds that did not."""
+    from serkit.training.fanout import collect_run
+
+    try:
+        result, missing = collect_run(run_dir)
+    except SerkitError as exc:
+        _fail(exc)
+    _print_summary(result.overall, run_dir)
+    _report_missing(missing, [], run_dir)
 
 
 def _print_summary(overall: dict, out_dir: Path) -> None:
@@ -101,17 +202,23 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a folder written by serki
 
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., help="a model.pt, or a run folder (its fold models are averaged)"),
-    files: List[Path] = typer.Argument(..., help="audio files"),
+    items: List[Path] = typer.Argument(..., metavar="[MODEL] FILES...",
+                                       help="optionally a model.pt or a run folder (its fold models are averaged) "
+                                            "first, then audio files; without a model, serkit's default model"),
     out: Optional[Path] = typer.Option(None, help="write the predictions as CSV"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Predict the emotion of audio files."""
-    from serkit.inference.predictor import Predictor
+    from serkit.inference.api import load_model
     from serkit.utils import atomic_write_text
 
+    # A model is a run folder or a .pt file; audio files are neither.
+    has_model = items[0].is_dir() or items[0].suffix == ".pt"
+    model, files = (items[0], items[1:]) if has_model else (None, items)
     try:
-        result = Predictor(model).predict_proba(files)
+        if not files:
+            raise SerkitError("no audio files given (usage: serkit predict [MODEL] FILES...)")
+        result = load_model(model).predict_batch(files)
     except SerkitError as exc:
         _fail(exc)
     frame = result.to_frame()
@@ -129,6 +236,92 @@ def predict(
         console.print(table)
     for path, reason in result.failures:
         err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_model(
+    model: Optional[Path] = typer.Argument(None, help="a model.pt, or a run folder (one file per fold)"),
+    format_: str = typer.Option("onnx", "--format", help="export format (onnx)"),
+    out: Optional[Path] = typer.Option(None, help="output file for a model.pt (default: beside it, .onnx); "
+                                       "output folder for a run (default <run>/onnx)"),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default 17)"),
+    quantize: bool = typer.Option(False, "--quantize", help="dynamic int8 quantisation of dense and LSTM weights"),
+    list_: bool = typer.Option(False, "--list", help="list which zoo models ONNX can express, and why not"),
+) -> None:
+    """Export a trained model to ONNX (the network with a softmax; labels and feature settings as metadata)."""
+    from serkit.inference.export import export_onnx_files, onnx_support
+
+    if list_:
+        table = Table(title="ONNX export of serkit models")
+        for col in ("name", "onnx", "reason"):
+            table.add_column(col)
+        for name, reason in onnx_support().items():
+            table.add_row(name, "yes" if reason is None else "no", reason or "")
+        console.print(table)
+        return
+    try:
+        if format_ != "onnx":
+            raise SerkitError(f"--format {format_!r}: only 'onnx' is supported")
+        if model is None:
+            raise SerkitError("give a model.pt or a run folder (or --list)")
+        written = export_onnx_files(model, out, opset=opset, quantize=quantize)
+    except SerkitError as exc:
+        _fail(exc)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}")
+
+
+@app.command()
+def analyze(
+    recordings: List[Path] = typer.Argument(..., help="audio files of any length, or folders of them (several "
+                                                      "recordings are sessions, dated by YYYY-MM-DD in their names)"),
+    out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html)"),
+    model: Optional[str] = typer.Option(None, help="a model.pt or run folder (default: serkit's default model)"),
+    vad: str = typer.Option("auto", help="voice activity detection: auto (silero when installed), silero, energy, "
+                                         "none"),
+    window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's clip length)"),
+    hop: float = typer.Option(1.0, help="seconds between windows"),
+    smoothing: int = typer.Option(3, help="windows averaged when smoothing (1 = none)"),
+    min_silence: float = typer.Option(0.3, help="a pause this long (s) separates speech regions"),
+    merge_gap: float = typer.Option(0.5, help="merge same-label segments across pauses shorter than this (s)"),
+) -> None:
+    """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
+    from pydantic import ValidationError
+
+    from serkit.inference.analysis import analyze_recordings, write_analysis
+    from serkit.inference.api import load_model
+    from serkit.inference.stream import AnalysisConfig
+
+    try:
+        config = AnalysisConfig(vad=vad, window=window, hop=hop, smoothing=smoothing, min_silence=min_silence,
+                                merge_gap=merge_gap)
+    except ValidationError as exc:
+        _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
+                                    for e in exc.errors())))
+    try:
+        emotion_model = load_model(model)
+        result = analyze_recordings(recordings, emotion_model, config,
+                                    progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
+        for path, reason in result.failures:
+            err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
+        if not result.analyses:
+            raise SerkitError("no recording could be analysed")
+        written = write_analysis(result, out, emotion_model)
+    except SerkitError as exc:
+        _fail(exc)
+    table = Table(title=f"serkit analyze ({len(result.analyses)} recording(s))")
+    for col in ("recording", "length", "speech", "segments", "top emotion", "negative", "confidence"):
+        table.add_column(col)
+    for a in result.analyses:
+        s = a.summary()
+        top = max(s["share"], key=s["share"].get) if s["windows"] else "no speech"
+        table.add_row(a.name, f"{a.duration:.1f} s", f"{a.speech_seconds:.1f} s", str(len(a.segments)), top,
+                      "-" if s["negative_share"] is None else f"{100 * s['negative_share']:.0f} %",
+                      "-" if s["confidence"] is None else f"{s['confidence']:.2f}")
+    console.print(table)
+    console.print(f"report: {written['report']}")
     if result.failures:
         raise typer.Exit(1)
 
@@ -166,7 +359,7 @@ def models_list() -> None:
 
     table = Table(title="serkit models")
     for col in ("name", "kind", "frontends", "paper"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "name")
     for name in list_models():
         spec = model_spec(name)
         table.add_row(name, spec.kind, ", ".join(spec.frontends), spec.paper or "")

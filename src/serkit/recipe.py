@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serkit.audio import AudioConfig
 from serkit.augment import AugmentConfig
 from serkit.errors import ConfigError
 from serkit.features import FrontendConfig
+from serkit.training.data import SegmentConfig
 from serkit.training.protocols import ProtocolConfig
 from serkit.training.trainer import TrainingConfig
 from serkit.utils import atomic_write_text
@@ -41,9 +42,16 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
+    init_from: str | None = Field(
+        None, description="initialise the model from this serkit model.pt bundle or plain state dict before training"
+    )
+    init_prefixes: list[str] | None = Field(
+        None, description="take only parameters whose names start with one of these (e.g. a stream: 'streams.mfcc.')"
+    )
 
     @property
     def options(self) -> dict[str, Any]:
+        """The options passed to the model's builder (every field but name and the initialisation ones)."""
         return dict(self.model_extra or {})
 
 
@@ -55,9 +63,15 @@ class Recipe(BaseModel):
     paper: str | None = None
     corpus: CorpusConfig | list[CorpusConfig]
     audio: AudioConfig = Field(default_factory=AudioConfig)
-    frontend: FrontendConfig
+    frontend: FrontendConfig | None = Field(None, description="the frontend of a single-input model")
+    frontends: dict[str, FrontendConfig] | None = Field(
+        None, description="a multi-input model's streams: stream name -> frontend config (serkit.multi_input)"
+    )
     pooling: Literal["none", "mean", "mean_std"] = Field(
         "none", description="pool features over time (e.g. mountzouris2023's time-averaged MFCCs)"
+    )
+    segments: SegmentConfig | None = Field(
+        None, description="cut utterances into fixed-length segments (akalya2022: 3 s); predictions average them"
     )
     model: ModelConfig
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
@@ -71,6 +85,20 @@ class Recipe(BaseModel):
         if isinstance(value, list) and not value:
             raise ValueError("give at least one corpus")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_frontend(self) -> "Recipe":
+        if (self.frontend is None) == (self.frontends is None):
+            raise ValueError("give either 'frontend' (one input) or 'frontends' (stream name -> frontend), not "
+                             + ("both" if self.frontend is not None else "neither"))
+        if self.frontends is not None and not self.frontends:
+            raise ValueError("frontends: give at least one stream")
+        return self
+
+    @property
+    def frontend_configs(self) -> dict[str, FrontendConfig]:
+        """Every frontend of the recipe by stream name (a single-input recipe's one is named ``"features"``)."""
+        return dict(self.frontends) if self.frontends is not None else {"features": self.frontend}
 
     @property
     def corpora(self) -> list[CorpusConfig]:

@@ -41,15 +41,15 @@ from torch import nn
 from serkit.errors import AudioError, ConfigError
 
 __all__ = [
-    "Frontend",
-    "Raw",
     "MFCC",
-    "LogSTFT",
+    "Frontend",
     "LogMel",
     "LogMelDeltas",
-    "power_to_db",
+    "LogSTFT",
+    "Raw",
     "compute_deltas",
     "linear_pooling_matrix",
+    "power_to_db",
     "release_work_buffers",
 ]
 
@@ -72,6 +72,7 @@ def power_to_db(
     ref: float = 1.0,
     amin: float = 1e-10,
     top_db: float | None = 80.0,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """``librosa.power_to_db`` applied to each item of a batch separately.
 
@@ -82,20 +83,28 @@ def power_to_db(
     ref, amin, top_db
         As in librosa. ``top_db`` clamps each item at ``top_db`` below *its own* maximum (librosa
         clamps relative to the maximum of the whole array it is given, i.e. of one clip).
+    inplace
+        Write the result into ``power`` (which must not need gradients): ~3x faster on CPU for
+        chunk-sized tensors, which otherwise pay for four fresh temporaries.
 
     Returns
     -------
     torch.Tensor
         ``10 * log10(max(power, amin)) - 10 * log10(max(ref, amin))``, clamped, same shape.
     """
-    log_spec = 10.0 * torch.log10(power.clamp_min(amin))
-    log_spec = log_spec - 10.0 * math.log10(max(amin, ref))
+    if top_db is not None and top_db < 0:
+        raise ConfigError(f"top_db: must be non-negative, got {top_db}")
+    offset = 10.0 * math.log10(max(amin, ref))
+    if inplace:
+        log_spec = power.clamp_min_(amin).log10_().mul_(10.0)
+        if offset:
+            log_spec.sub_(offset)
+    else:
+        log_spec = 10.0 * torch.log10(power.clamp_min(amin)) - offset
     if top_db is not None:
-        if top_db < 0:
-            raise ConfigError(f"top_db: must be non-negative, got {top_db}")
         peak = log_spec.reshape(log_spec.shape[0], -1).amax(dim=1)
         floor = (peak - top_db).reshape((-1,) + (1,) * (log_spec.dim() - 1))
-        log_spec = torch.maximum(log_spec, floor)
+        log_spec = torch.maximum(log_spec, floor, out=log_spec if inplace else None)
     return log_spec
 
 
@@ -124,16 +133,23 @@ def compute_deltas(features: torch.Tensor, n: int = 2, dim: int = -1) -> torch.T
     """
     if n < 1:
         raise ConfigError(f"delta_n: must be >= 1, got {n}")
-    moved = features.movedim(dim, -1)
-    shape = moved.shape
-    flat = moved.reshape(1, -1, shape[-1])
-    padded = F.pad(flat, (n, n), mode="replicate")
-    length = shape[-1]
-    acc = torch.zeros_like(flat)
-    for k in range(1, n + 1):
-        acc = acc + k * (padded[..., n + k : n + k + length] - padded[..., n - k : n - k + length])
-    acc = acc / (2.0 * sum(k * k for k in range(1, n + 1)))
-    return acc.reshape(shape).movedim(-1, dim)
+    length = features.shape[dim]
+    edge_shape = list(features.shape)
+    edge_shape[dim] = n
+    # Replicate the edge frames, then sum shifted slices along `dim` itself: no transposed copies
+    # (2x faster on (clips, frames, mels) than moving the time axis last and back).
+    padded = torch.cat(
+        [
+            features.narrow(dim, 0, 1).expand(edge_shape),
+            features,
+            features.narrow(dim, length - 1, 1).expand(edge_shape),
+        ],
+        dim=dim,
+    )
+    deltas = padded.narrow(dim, n + 1, length) - padded.narrow(dim, n - 1, length)
+    for k in range(2, n + 1):
+        deltas = deltas.add_(padded.narrow(dim, n + k, length) - padded.narrow(dim, n - k, length), alpha=k)
+    return deltas.mul_(1.0 / (2.0 * sum(k * k for k in range(1, n + 1))))
 
 
 def linear_pooling_matrix(n_bins: int, n_bands: int) -> np.ndarray:
@@ -384,7 +400,9 @@ class _SpectralFrontend(Frontend):
 
         Framing by unfold + rfft is ~2x faster on CPU than torch.stft (which builds the same
         frames, then transposes); frequency-last suits the banded matmuls that follow. Power as
-        re^2 + im^2 on view_as_real beats ``abs().pow(2)`` (which goes through hypot).
+        re^2 + im^2 on view_as_real beats ``abs().pow(2)`` (which goes through hypot); on CPU the
+        squares are taken in place over the contiguous (re, im) pairs and then added by a strided
+        add, 2x faster than ``re * re + im * im`` on the strided parts.
         """
         half = self.n_fft // 2 if self.center else 0
         num_frames = self.num_frames(batch.shape[-1])
@@ -409,21 +427,20 @@ class _SpectralFrontend(Frontend):
         torch.mul(padded.unfold(-1, self.n_fft, self.hop_length), self.window_tensor, out=frames)
         spectrum = _work_buffer("spectrum", shape + (n_bins,), batch, dtype=_complex_dtype(batch.dtype))
         torch.fft.rfft(frames, dim=-1, out=spectrum)
-        parts = torch.view_as_real(spectrum)
+        squares = torch.view_as_real(spectrum).view(shape + (2 * n_bins,)).square_()
         power = _work_buffer("power", shape + (n_bins,), batch)
-        torch.mul(parts[..., 0], parts[..., 0], out=power)
-        return power.addcmul_(parts[..., 1], parts[..., 1])
+        return torch.add(squares[..., 0::2], squares[..., 1::2], out=power)
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
         out = batch.new_empty((batch.shape[0],) + self.output_shape(batch.shape[-1]))
         start = 0
         for chunk in self._chunks(batch):
-            feats = self._chunk_features(chunk)  # (b, frames, *feature_dims)
-            out[start : start + chunk.shape[0]] = feats.movedim(1, -1)
+            out[start : start + chunk.shape[0]] = self._chunk_features(chunk)
             start += chunk.shape[0]
         return out
 
     def _chunk_features(self, chunk: torch.Tensor) -> torch.Tensor:
+        """(b, T) -> (b, *feature_dims, frames), typically a transposed view of a frequency-last result."""
         raise NotImplementedError
 
 
@@ -480,8 +497,8 @@ class _MelFrontend(_SpectralFrontend):
 
     def _log_mel(self, chunk: torch.Tensor) -> torch.Tensor:
         """(b, T) -> (b, frames, n_mels) in dB."""
-        mel_power = self._mel_matmul(self._power(chunk), self.mel_basis)
-        return power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=self.top_db)
+        mel_power = self._mel_matmul(self._power(chunk), self.mel_basis)  # a fresh tensor
+        return power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=self.top_db, inplace=not mel_power.requires_grad)
 
 
 class MFCC(_MelFrontend):
@@ -544,7 +561,7 @@ class MFCC(_MelFrontend):
         return (self.n_mfcc, self.num_frames(num_samples))
 
     def _chunk_features(self, chunk: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(self._log_mel(chunk), self.dct_t)
+        return torch.matmul(self._log_mel(chunk), self.dct_t).transpose(1, 2)
 
 
 class LogMel(_MelFrontend):
@@ -619,7 +636,7 @@ class LogMel(_MelFrontend):
         return (self.n_mels, self.num_frames(num_samples))
 
     def _chunk_features(self, chunk: torch.Tensor) -> torch.Tensor:
-        return self._log_mel(chunk)
+        return self._log_mel(chunk).transpose(1, 2)
 
 
 class LogMelDeltas(LogMel):
@@ -673,8 +690,8 @@ class LogMelDeltas(LogMel):
         log_mel = self._log_mel(chunk)  # (b, frames, n_mels)
         delta = compute_deltas(log_mel, self.delta_n, dim=1)
         delta2 = compute_deltas(delta, self.delta_n, dim=1)
-        # (b, frames, 3, n_mels): _features moves frames last -> (b, 3, n_mels, frames)
-        return torch.stack([log_mel, delta, delta2], dim=2)
+        # (b, 3, frames, n_mels) is three contiguous blocks per clip; viewed as (b, 3, n_mels, frames)
+        return torch.stack([log_mel, delta, delta2], dim=1).transpose(2, 3)
 
 
 class LogSTFT(_SpectralFrontend):
@@ -748,11 +765,13 @@ class LogSTFT(_SpectralFrontend):
         return (self.n_bands, self.num_frames(num_samples))
 
     def _chunk_features(self, chunk: torch.Tensor) -> torch.Tensor:
-        magnitude = self._power(chunk).sqrt_()
-        if self.pool_matrix is not None:
-            magnitude = self._pool_matmul(magnitude, self.pool_matrix)
-        # amplitude_to_db(S, ref=1, amin=1e-5) == power_to_db(S**2, ref=1, amin=1e-10)
-        return power_to_db(magnitude.square(), ref=1.0, amin=1e-10, top_db=self.top_db)
+        power = self._power(chunk)
+        if self.pool_matrix is not None:  # bands average magnitudes, not powers
+            power = self._pool_matmul(power.sqrt_(), self.pool_matrix).square_()
+        # amplitude_to_db(S, ref=1, amin=1e-5) == power_to_db(S**2, ref=1, amin=1e-10); `power` is a
+        # work buffer or a fresh tensor here, so it may be overwritten unless autograd needs it
+        db = power_to_db(power, ref=1.0, amin=1e-10, top_db=self.top_db, inplace=not power.requires_grad)
+        return db.transpose(1, 2)
 
 
 def _seconds_to_samples(name: str, seconds: float, sample_rate: int) -> int:

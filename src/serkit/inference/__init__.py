@@ -1,5 +1,6 @@
-"""Inference with trained serkit models."""
+"""Inference with trained serkit models: the Python API, long-recording analysis, streaming."""
 
+from serkit.inference.api import EmotionModel, load_model
 from serkit.inference.predictor import Predictions, Predictor, find_bundles
 
-__all__ = ["Predictions", "Predictor", "find_bundles"]
+__all__ = ["EmotionModel", "Predictions", "Predictor", "find_bundles", "load_model"]

@@ -14,8 +14,9 @@ from serkit.audio import AudioConfig
 from serkit.errors import ConfigError
 from serkit.features import FrontendConfig
 from serkit.models.bundle import ModelBundle
-from serkit.training.data import FeatureExtractor
-from serkit.training.normalization import FeatureNormalizer
+from serkit.multi_input import num_items
+from serkit.training.data import SegmentConfig, average_segments, make_feature_extractor
+from serkit.training.normalization import normalizer_from_state
 from serkit.training.trainer import predict_proba
 
 
@@ -56,37 +57,78 @@ class Predictions:
 class Predictor:
     """Loads one or more bundles sharing audio, frontend and labels; ``predict_proba`` averages them."""
 
-    def __init__(self, model: str | Path, *, device: str = "cpu"):
+    def __init__(self, model: str | Path, *, device: str = "cpu", backend: str = "torch"):
+        if backend not in ("torch", "onnx"):
+            raise ConfigError(f"backend: expected 'torch' or 'onnx', got {backend!r}")
         self.bundles = [ModelBundle.load(p, device=device) for p in find_bundles(model)]
         first = self.bundles[0]
         for b in self.bundles[1:]:
             if b.labels != first.labels or b.recipe["audio"] != first.recipe["audio"] \
-                    or b.recipe["frontend"] != first.recipe["frontend"]:
-                raise ConfigError(f"{model}: its models differ in labels, audio or frontend; cannot ensemble them")
+                    or b.recipe["frontend"] != first.recipe["frontend"] \
+                    or b.recipe.get("frontends") != first.recipe.get("frontends") \
+                    or b.recipe.get("segments") != first.recipe.get("segments"):
+                raise ConfigError(f"{model}: its models differ in labels, audio, frontend or segments; "
+                                  "cannot ensemble them")
         self.labels = first.labels
-        self.extractor = FeatureExtractor(
+        if first.recipe.get("frontends"):  # a multi-input model: one frontend per stream
+            frontend = {name: FrontendConfig.model_validate(cfg) for name, cfg in first.recipe["frontends"].items()}
+        else:
+            frontend = FrontendConfig.model_validate(first.recipe["frontend"])
+        self.extractor = make_feature_extractor(
             AudioConfig.model_validate(first.recipe["audio"]),
-            FrontendConfig.model_validate(first.recipe["frontend"]),
+            frontend,
             pooling=first.recipe.get("pooling", "none"),
             device=device,
+            segments=SegmentConfig.model_validate(first.recipe["segments"]) if first.recipe.get("segments") else None,
         )
-        self.normalizers = [FeatureNormalizer(scope="none") if b.normalizer is None
-                            else FeatureNormalizer().load_state_dict(b.normalizer) for b in self.bundles]
+        self.normalizers = [normalizer_from_state(b.normalizer) for b in self.bundles]
         self.device = torch.device(device)
+        self.backend = backend
+        self._onnx = [_onnx_classifier(b) for b in self.bundles] if backend == "onnx" else None
 
     def predict_proba(self, paths: Sequence[str | Path]) -> Predictions:
         feats = self.extractor.from_paths([str(p) for p in paths])
         ok_paths = [str(paths[i]) for i in feats.rows]
         if not len(feats.rows):
             return Predictions([], self.labels, np.zeros((0, len(self.labels))), feats.failures)
-        total = np.zeros((len(feats.rows), len(self.labels)))
-        # A per-speaker model normalises the files given together as one (unseen) speaker.
-        speakers = np.array(["<predict>"] * len(feats.X))
+        proba = self._ensemble_proba(feats.X, feats.segment_owner, len(feats.rows))
+        return Predictions(ok_paths, self.labels, proba, feats.failures)
+
+    def predict_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities (N, C) of mono waveforms already prepared with the model's audio config
+        (``serkit.inference.api.prepare_signal``): the in-memory twin of :meth:`predict_proba`."""
+        if not len(signals):
+            return np.zeros((0, len(self.labels)))
+        if self.bundles[0].recipe.get("segments"):
+            X, owner = self.extractor.segment_features(list(signals))
+        else:
+            X, owner = self.extractor.pool(self.extractor.from_signals(list(signals))), None
+        return self._ensemble_proba(X, owner, len(signals))
+
+    def _ensemble_proba(self, X, segment_owner: np.ndarray | None, n_items: int) -> np.ndarray:
+        """The bundles' probabilities averaged; with segments, each item's is the mean of its segments'."""
+        total = np.zeros((n_items, len(self.labels)))
+        # A per-speaker model normalises the items given together as one (unseen) speaker.
+        speakers = np.array(["<predict>"] * num_items(X))
         for bundle, norm in zip(self.bundles, self.normalizers):
-            total += self._proba(bundle, norm.transform(feats.X, speakers=speakers))
-        return Predictions(ok_paths, self.labels, total / len(self.bundles), feats.failures)
+            proba = self._proba(bundle, norm.transform(X, speakers=speakers))
+            if segment_owner is not None:
+                proba = average_segments(proba, segment_owner, n_items)
+            total += proba
+        return total / len(self.bundles)
 
     def _proba(self, bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx[self.bundles.index(bundle)].predict_proba(X)
         if isinstance(bundle.model, torch.nn.Module):
             return predict_proba(bundle.model, X, device=self.device)
         return bundle.model.predict_proba(X)
+
+
+def _onnx_classifier(bundle: ModelBundle):
+    try:
+        from serkit.inference.export import onnx_classifier_for_bundle
+    except ImportError as exc:
+        raise ConfigError(f"backend 'onnx' is not available: {exc} (ONNX export needs serkit.inference.export "
+                          "and the onnx/onnxruntime packages)") from None
+    return onnx_classifier_for_bundle(bundle)

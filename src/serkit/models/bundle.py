@@ -23,7 +23,7 @@ FORMAT = "serkit-model/1"
 class ModelBundle:
     recipe: dict[str, Any]
     labels: list[str]
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]  # one shape per stream for a multi-input model
     model: Any
     normalizer: dict[str, Any] | None
     info: dict[str, Any]
@@ -38,7 +38,7 @@ class ModelBundle:
             "format": FORMAT,
             "recipe": self.recipe,
             "labels": list(self.labels),
-            "input_shape": list(self.input_shape),
+            "input_shape": _shape_to_payload(self.input_shape),
             "normalizer": self.normalizer,
             "info": self.info,
             "kind": spec.kind,
@@ -61,8 +61,9 @@ class ModelBundle:
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ConfigError(f"{path}: not a serkit model file (expected format {FORMAT})")
         recipe = payload["recipe"]
-        opts = {k: v for k, v in recipe["model"].items() if k != "name"}
-        labels, shape = list(payload["labels"]), tuple(payload["input_shape"])
+        # init_from only mattered before training: the saved weights replace whatever it loaded.
+        opts = {k: v for k, v in recipe["model"].items() if k not in ("name", "init_from", "init_prefixes")}
+        labels, shape = list(payload["labels"]), _shape_from_payload(payload["input_shape"])
         if payload["kind"] == "torch":
             model = create_model(recipe["model"]["name"], num_classes=len(labels), input_shape=shape, **opts)
             model.load_state_dict(payload["state_dict"])
@@ -70,3 +71,15 @@ class ModelBundle:
         else:
             model = payload["estimator"]
         return cls(recipe, labels, shape, model, payload.get("normalizer"), payload.get("info", {}))
+
+
+def _shape_to_payload(shape: tuple[int, ...] | dict[str, tuple[int, ...]]) -> list[int] | dict[str, list[int]]:
+    if isinstance(shape, dict):
+        return {name: [int(n) for n in s] for name, s in shape.items()}
+    return [int(n) for n in shape]
+
+
+def _shape_from_payload(shape: Any) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
+    if isinstance(shape, dict):
+        return {str(name): tuple(int(n) for n in s) for name, s in shape.items()}
+    return tuple(int(n) for n in shape)

@@ -54,7 +54,10 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the model modules registers their models.
-    from serkit.models import classical, mountzouris2023  # noqa: F401
+    from serkit.models import akalya2022, classical, mountzouris2023  # noqa: F401
+    from serkit.models import parallel_cnn_transformer  # noqa: F401
+    from serkit.models import serkit_cnn  # noqa: F401
+    from serkit.models import ha2024  # noqa: F401
 
 
 def list_models() -> list[str]:

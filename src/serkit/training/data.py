@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serkit.audio import AudioConfig, load_clips
 from serkit.errors import ConfigError
@@ -28,13 +29,85 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SERKIT_CACHE", Path.home() / ".cache" / "serkit"))
 
 
+class SegmentConfig(BaseModel):
+    """Cut each utterance into fixed-length segments, each a training item with its utterance's label
+    (akalya2022, after Chen et al. 2018: 3 s segments, the last one zero-padded).
+
+    Attributes
+    ----------
+    length : seconds per segment.
+    hop : seconds between segment starts; None = ``length`` (no overlap). At most ``length``, so no audio is
+        skipped.
+    min_length : a trailing piece shorter than this many seconds is dropped, unless it is the whole
+        utterance (every utterance keeps at least one segment, zero-padded to ``length``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    length: float = Field(3.0, gt=0, allow_inf_nan=False)
+    hop: float | None = Field(None, gt=0, allow_inf_nan=False)
+    min_length: float = Field(1.0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentConfig:
+        if self.hop is not None and self.hop > self.length:
+            raise ValueError(f"hop ({self.hop} s) must not exceed length ({self.length} s): audio would be skipped")
+        if self.min_length > self.length:
+            raise ValueError(f"min_length ({self.min_length} s) must not exceed length ({self.length} s)")
+        return self
+
+
+def segment_signal(y: np.ndarray, sample_rate: int, cfg: SegmentConfig) -> np.ndarray:
+    """Cut a 1-D waveform into segments of ``cfg.length`` seconds: (n_segments, length_samples).
+
+    Segments start every ``hop`` seconds while audio remains; a last piece shorter than ``length`` is
+    zero-padded, or dropped when shorter than ``min_length`` and not the only segment.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"segment_signal: expected a 1-D waveform, got shape {y.shape}")
+    size = max(1, round(cfg.length * sample_rate))
+    hop = max(1, round((cfg.hop or cfg.length) * sample_rate))
+    min_size = round(cfg.min_length * sample_rate)
+    starts = [0]
+    while starts[-1] + size < len(y):  # audio remains after the current segment
+        start = starts[-1] + hop
+        if len(y) - start < min_size:
+            break
+        starts.append(start)
+    out = np.zeros((len(starts), size), dtype=y.dtype)
+    for i, start in enumerate(starts):
+        piece = y[start : start + size]
+        out[i, : len(piece)] = piece
+    return out
+
+
+def average_segments(proba: np.ndarray, segment_owner: np.ndarray, n_utterances: int) -> np.ndarray:
+    """Utterance probabilities: the mean of each utterance's segment probabilities.
+
+    ``segment_owner[i]`` is the utterance (0..n_utterances-1) of row i of ``proba`` (n_segments, C).
+    """
+    owner = np.asarray(segment_owner, dtype=np.int64)
+    counts = np.bincount(owner, minlength=n_utterances)
+    if len(owner) != len(proba) or (counts == 0).any():
+        raise ValueError("average_segments: every utterance needs at least one segment and every segment an owner")
+    total = np.zeros((n_utterances, proba.shape[1]), dtype=np.float64)
+    np.add.at(total, owner, proba)
+    return total / counts[:, None]
+
+
 @dataclass
 class FeatureSet:
-    """Features of the items that could be read; ``rows`` are their positions in the input list."""
+    """Features of the items that could be read; ``rows`` are their positions in the input list.
+
+    With segments, ``X`` holds every segment and ``segment_owner[i]`` is the position in ``rows`` of the
+    utterance that segment ``i`` came from (a file's segments are consecutive); otherwise it is None.
+    """
 
     X: np.ndarray
     rows: np.ndarray
     failures: list[tuple[str, str]] = field(default_factory=list)
+    segment_owner: np.ndarray | None = None
 
 
 class FeatureExtractor:
@@ -49,17 +122,19 @@ class FeatureExtractor:
         cache: FeatureCache | None = None,
         batch_size: int = 64,
         device: str = "cpu",
+        segments: SegmentConfig | None = None,
     ):
         self.audio, self.frontend_cfg, self.pooling = audio, frontend, pooling
+        self.segments = segments
         self.cache, self.batch_size, self.device = cache, batch_size, torch.device(device)
         if frontend.name == "egemaps":
             self.egemaps: EGeMAPS | None = EGeMAPS(sample_rate=audio.sample_rate)
             self.module = None
         else:
-            if audio.duration is None:
+            if audio.duration is None and segments is None:
                 raise ConfigError(
                     f"audio.duration: frontend {frontend.name!r} feeds fixed-size inputs to a network; set a duration "
-                    "in seconds (clips are then padded or cropped to it)"
+                    "in seconds (clips are then padded or cropped to it) or a segments section"
                 )
             self.egemaps = None
             self.module = create_frontend(frontend, audio.sample_rate).to(self.device).eval()
@@ -67,6 +142,10 @@ class FeatureExtractor:
             "audio": audio.model_dump(mode="json"),
             "frontend": frontend.model_dump(mode="json"),
         }
+        if segments is not None:  # only then, so that unsegmented recipes keep their cache keys
+            if frontend.name == "egemaps":
+                raise ConfigError("segments: egemaps gives one vector per clip; segments need a frame-based frontend")
+            self.cache_config["segments"] = segments.model_dump(mode="json")
 
     # -- waveforms -> features -----------------------------------------------------------------------
     @torch.no_grad()
@@ -81,6 +160,22 @@ class FeatureExtractor:
             batch = torch.as_tensor(np.stack(signals[i : i + self.batch_size]), dtype=torch.float32)
             outs.append(self.module(batch.to(self.device)).cpu().numpy())
         return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def features_per_signal(self, signals: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Unpooled features of each waveform: one array per signal, (n_segments, ...) with segments."""
+        if self.segments is None:
+            return list(self.from_signals(signals)) if len(signals) else []
+        pieces = [segment_signal(y, self.audio.sample_rate, self.segments) for y in signals]
+        if not pieces:
+            return []
+        X = self.from_signals(list(np.concatenate(pieces)))  # all segments batched together
+        return np.split(X, np.cumsum([len(p) for p in pieces])[:-1])
+
+    def segment_features(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled features of the segments of ``signals`` and, per segment, the index of its signal."""
+        per_signal = self.features_per_signal(signals)
+        owner = np.repeat(np.arange(len(per_signal)), [len(f) for f in per_signal])
+        return self.pool(np.concatenate(per_signal)), owner
 
     def pool(self, X: np.ndarray) -> np.ndarray:
         """Apply the recipe's pooling over the last (time) axis."""
@@ -114,14 +209,83 @@ class FeatureExtractor:
             failed = [j for j in range(len(todo)) if j not in loaded]  # failures come in input order
             for j, (_, reason) in zip(failed, batch.failures):
                 failures[todo[j]] = reason
-            feats = self.from_signals(batch.signals)
+            feats = self.features_per_signal(batch.signals)
             for j, pos in enumerate(batch.index):
                 i = todo[int(pos)]
                 results[i] = feats[j]
                 if self.cache is not None and i in keys:
                     self.cache.put(keys[i], feats[j])
         ok = np.array(sorted(results), dtype=np.int64)
-        X = np.stack([results[i] for i in ok]) if len(ok) else np.zeros((0,), dtype=np.float32)
         fails = [(paths[i], failures[i]) for i in sorted(failures)]
-        return FeatureSet(X=self.pool(X) if len(ok) else X, rows=ok, failures=fails)
+        if not len(ok):
+            return FeatureSet(X=np.zeros((0,), dtype=np.float32), rows=ok, failures=fails)
+        if self.segments is not None:
+            owner = np.repeat(np.arange(len(ok)), [len(results[i]) for i in ok])
+            X = np.concatenate([results[i] for i in ok])
+            return FeatureSet(X=self.pool(X), rows=ok, failures=fails, segment_owner=owner)
+        X = np.stack([results[i] for i in ok])
+        return FeatureSet(X=self.pool(X), rows=ok, failures=fails)
 
+
+
+class MultiFeatureExtractor:
+    """One :class:`FeatureExtractor` per stream of a multi-input model, sharing one audio config.
+
+    Features are ``dict[str, np.ndarray]`` (stream -> (N, ...), see :mod:`serkit.multi_input`). Every stream
+    has its own cache entries (keyed by its frontend config), except a ``raw`` stream: the waveform itself,
+    which would only duplicate the audio on disk. Items that fail in any stream are left out of all of them.
+    """
+
+    def __init__(self, audio: AudioConfig, frontends: dict[str, FrontendConfig], *, pooling: str = "none",
+                 cache: FeatureCache | None = None, batch_size: int = 64, device: str = "cpu",
+                 segments: SegmentConfig | None = None):
+        if not frontends:
+            raise ConfigError("frontends: give at least one stream")
+        self.audio = audio
+        self.streams = {
+            name: FeatureExtractor(audio, cfg, pooling=pooling, cache=None if cfg.name == "raw" else cache,
+                                   batch_size=batch_size, device=device, segments=segments)
+            for name, cfg in frontends.items()
+        }
+
+    def from_signals(self, signals: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Unpooled features of every stream."""
+        return {name: ex.from_signals(signals) for name, ex in self.streams.items()}
+
+    def pool(self, X: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: self.streams[name].pool(a) for name, a in X.items()}
+
+    def segment_features(self, signals: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Pooled segment features of every stream and, per segment, the index of its signal."""
+        out, owner = {}, None
+        for name, ex in self.streams.items():
+            out[name], owner = ex.segment_features(signals)
+        return out, owner
+
+    def from_paths(self, paths: Sequence[str], *, progress: bool = False) -> FeatureSet:
+        """Features of every stream; files unreadable in any stream are reported once in ``failures``."""
+        sets = {name: ex.from_paths(paths, progress=progress) for name, ex in self.streams.items()}
+        common = sorted(set.intersection(*(set(s.rows.tolist()) for s in sets.values())))
+        failures = {path: reason for s in sets.values() for path, reason in s.failures}
+        ok = np.array(common, dtype=np.int64)
+        X = {}
+        for name, s in sets.items():
+            keep = np.isin(s.rows, ok)
+            if s.segment_owner is None:
+                X[name] = s.X[keep] if len(s.rows) else s.X
+            else:
+                X[name] = s.X[keep[s.segment_owner]]
+        first = next(iter(sets.values()))
+        owner = None
+        if first.segment_owner is not None:
+            keep = np.isin(first.rows, ok)
+            owner = np.searchsorted(ok, first.rows[first.segment_owner[keep[first.segment_owner]]])
+        fails = [(str(p), failures[str(p)]) for p in paths if str(p) in failures]
+        return FeatureSet(X=X, rows=ok, failures=fails, segment_owner=owner)
+
+
+def make_feature_extractor(audio: AudioConfig, frontend: FrontendConfig | dict[str, FrontendConfig], **kwargs):
+    """A :class:`FeatureExtractor` for one frontend, a :class:`MultiFeatureExtractor` for a stream mapping."""
+    if isinstance(frontend, dict):
+        return MultiFeatureExtractor(audio, frontend, **kwargs)
+    return FeatureExtractor(audio, frontend, **kwargs)

@@ -20,7 +20,8 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -37,11 +38,14 @@ from serkit.features import FeatureCache
 from serkit.models.bundle import ModelBundle
 from serkit.models.registry import create_model, model_spec
 from serkit.recipe import Recipe, resolve_path
-from serkit.training.data import FeatureExtractor, default_cache_dir
+from serkit.models.init import init_from_checkpoint
+from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
+from serkit.training.data import average_segments, default_cache_dir, make_feature_extractor
 from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
-from serkit.training.normalization import FeatureNormalizer
+from serkit.training.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
+from serkit.training import distributed as dist
 from serkit.training.trainer import Trainer
 from serkit.utils import atomic_write_text, seed_everything
 
@@ -55,6 +59,7 @@ class ExperimentResult:
     summary: pd.DataFrame
     overall: dict
     protocol_tag: str
+    pending: list[str] = field(default_factory=list)  # folds not finished yet (a run of selected folds)
 
 
 def load_recipe_corpus(recipe: Recipe, *, recipe_file: str | Path | None = None) -> Corpus:
@@ -78,12 +83,21 @@ def run_experiment(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     console: Console | None = None,
+    folds: Sequence[str] | None = None,
 ) -> ExperimentResult:
-    """Train and evaluate ``recipe`` under its protocol; write tables, plots and models to ``out_dir``."""
+    """Train and evaluate ``recipe`` under its protocol; write tables, plots and models to ``out_dir``.
+
+    ``folds`` runs only these folds (names, or 1-based numbers as strings, see ``serkit train --list-folds``)
+    so that several workers can share one run folder; the run's tables are written by whichever call finds
+    every fold finished, otherwise the result lists the ``pending`` folds. Under ``torch.distributed`` every
+    rank calls this; rank 0 alone writes, and every rank returns rank 0's result.
+    """
+    main = dist.is_main_process()
+    progress = progress and main  # one progress display per job
     console = console or Console(stderr=True, quiet=not progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not resume and (out / "folds").exists():
+    if not resume and folds is None and (out / "folds").exists() and main:
         shutil.rmtree(out / "folds")  # a fresh start must not mix in folds of an earlier run
     saved = out / "recipe.yaml"
     if saved.exists() and resume:
@@ -92,7 +106,9 @@ def run_experiment(
             raise ConfigError(
                 f"{out}: holds a run of a different recipe; choose another --out or pass --no-resume to overwrite"
             )
-    recipe.save(saved)
+    if main:
+        recipe.save(saved)
+    dist.barrier()  # no rank looks at the folds before rank 0 has cleared them
 
     corpus = load_recipe_corpus(recipe, recipe_file=recipe_file)
     table = corpus.utterances.reset_index(drop=True)
@@ -100,41 +116,89 @@ def run_experiment(
                   f"labels {', '.join(sorted(table['label'].unique()))}")
 
     cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir() / "features")
-    extractor = FeatureExtractor(recipe.audio, recipe.frontend, pooling=recipe.pooling, cache=cache,
-                                 device=recipe.training.device if recipe.training.device != "auto" else "cpu")
+    streams = check_recipe_streams(recipe)  # a multi-input model's stream order, None for one input
+    init_path = None
+    if recipe.model.init_from:
+        init_path = resolve_path(recipe.model.init_from, recipe_file=recipe_file)
+        if not init_path.is_file():
+            raise ConfigError(f"model.init_from: {init_path}: no such checkpoint file")
+    frontend = recipe.frontend if streams is None else {name: recipe.frontends[name] for name in streams}
+    extractor = make_feature_extractor(recipe.audio, frontend, pooling=recipe.pooling, cache=cache,
+                                 device=recipe.training.device if recipe.training.device != "auto" else "cpu",
+                                 segments=recipe.segments)
     t0 = time.perf_counter()
     feats = extractor.from_paths(table["path"].tolist(), progress=progress)
     feature_seconds = time.perf_counter() - t0
     problems = [{"path": p.path, "reason": p.reason, "stage": "corpus"} for p in corpus.problems]
     problems += [{"path": p, "reason": r, "stage": "audio"} for p, r in feats.failures]
-    write_csv(pd.DataFrame(problems, columns=["path", "reason", "stage"]), out / "corpus_problems.csv")
+    if main:
+        write_csv(pd.DataFrame(problems, columns=["path", "reason", "stage"]), out / "corpus_problems.csv")
     if problems:
         console.print(f"[yellow]{len(problems)} file(s) left out, see {out / 'corpus_problems.csv'}[/]")
     table = table.iloc[feats.rows].reset_index(drop=True)
     X = feats.X
-    console.print(f"features {recipe.frontend.name}: {X.shape[1:]} per item, {feature_seconds:.1f} s")
+    owner = feats.segment_owner  # segments: X holds segments, owner[i] = row of segment i's utterance
+    frontend_names = "+".join(f.name for f in recipe.frontend_configs.values())
+    console.print(f"features {frontend_names}: {item_shape(X)} per item, {feature_seconds:.1f} s"
+                  + (f", {num_items(X)} segments of {len(table)} utterances" if owner is not None else ""))
 
     splits = make_splits(table, recipe.protocol)
     # The task's classes are those the splits use (cross-corpus keeps only the labels both corpora share).
     used = np.unique(np.concatenate([np.concatenate([s.train, s.val, s.test]) for s in splits]))
     labels = sorted(table["label"].iloc[used].unique())
     y = table["label"].map({lab: i for i, lab in enumerate(labels)}).fillna(-1).astype(int).to_numpy()
-    write_csv(split_summary(splits, table), out / "splits.csv")
+    if main:
+        write_csv(split_summary(splits, table), out / "splits.csv")
+    selected = select_folds([s.name for s in splits], folds)
     waveforms = _training_waveforms(recipe, table, progress)
 
     rows, all_preds = [], []
     for n, split in enumerate(splits, 1):
+        if split.name not in selected:
+            continue
         console.print(f"[{n}/{len(splits)}] {split.name} ({split.tag}): "
                       f"train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
         row, preds = _run_fold(recipe, split, table, X, y, labels, waveforms, extractor,
-                               out / "folds" / split.name, resume=resume, progress=progress)
+                               out / "folds" / split.name, resume=resume, progress=progress, owner=owner,
+                               init_path=init_path)
         console.print(f"    UA {row['ua']:.3f}  WA {row['wa']:.3f}  F1 {row['macro_f1']:.3f}")
         rows.append(row)
         all_preds.append(preds)
 
+    if folds is not None:  # the table covers every fold, so it waits for the last one
+        done = {s.name: out / "folds" / s.name for s in splits if (out / "folds" / s.name / "result.json").exists()}
+        pending = [s.name for s in splits if s.name not in done]
+        if pending:
+            return ExperimentResult(out, pd.DataFrame(rows), pd.DataFrame(), {}, _run_tag(rows), pending)
+        rows = [json.loads((d / "result.json").read_text()) for d in done.values()]
+        all_preds = [pd.read_csv(d / "predictions.csv") for d in done.values()]
     per_fold = pd.DataFrame(rows)
     preds = pd.concat(all_preds, ignore_index=True)
-    return write_results(recipe, out, per_fold, preds, labels, corpus.name)
+    result = write_results(recipe, out, per_fold, preds, labels, corpus.name) if main else None
+    return dist.broadcast_object(result)
+
+
+def select_folds(names: Sequence[str], selectors: Sequence[str] | None) -> list[str]:
+    """The fold names ``selectors`` picks from ``names``: fold names or 1-based fold numbers; None picks all."""
+    names = list(names)
+    if selectors is None:
+        return names
+    chosen = []
+    for sel in selectors:
+        sel = str(sel).strip()
+        if sel.isdigit() and sel not in names:
+            if not 1 <= int(sel) <= len(names):
+                raise ConfigError(f"fold {sel}: the protocol has folds 1..{len(names)}")
+            sel = names[int(sel) - 1]
+        elif sel not in names:
+            raise ConfigError(f"fold {sel!r}: no such fold; the protocol's folds are {', '.join(names)}")
+        if sel not in chosen:
+            chosen.append(sel)
+    return chosen
+
+
+def _run_tag(rows: list[dict]) -> str:
+    return "SI" if rows and all(r["tag"] == "SI" for r in rows) else "SD"
 
 
 def _training_waveforms(recipe: Recipe, table: pd.DataFrame, progress: bool) -> list[np.ndarray] | None:
@@ -147,9 +211,15 @@ def _training_waveforms(recipe: Recipe, table: pd.DataFrame, progress: bool) -> 
     return batch.signals
 
 
-def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, fold_dir: Path, *, resume, progress):
+def _segment_items(rows: np.ndarray, owner: np.ndarray | None) -> np.ndarray:
+    """Positions in X of the utterances ``rows``: the rows themselves, or all their segments."""
+    return rows if owner is None else np.flatnonzero(np.isin(owner, rows))
+
+
+def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, fold_dir: Path, *, resume, progress,
+              owner: np.ndarray | None = None, init_path: Path | None = None):
     result_file = fold_dir / "result.json"
-    if resume and result_file.exists():
+    if dist.broadcast_object(resume and result_file.exists()):  # every rank skips, or none
         row = json.loads(result_file.read_text())
         return row, pd.read_csv(fold_dir / "predictions.csv")
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -157,30 +227,41 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     spec = model_spec(recipe.model.name)
     speakers = table["speaker"].to_numpy()
 
-    X_tr, y_tr, spk_tr = X[split.train], y[split.train], speakers[split.train]
+    # Splits are on utterances; with segments every split takes all the segments of its utterances.
+    tr, va, te = (_segment_items(rows, owner) for rows in (split.train, split.val, split.test))
+    y_items = y if owner is None else y[owner]
+    spk_items = speakers if owner is None else speakers[owner]
+    X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
     n_aug = 0
     if waveforms is not None:
-        aug = augment_training_set([waveforms[i] for i in split.train], y_tr, recipe.augment,
+        aug = augment_training_set([waveforms[i] for i in split.train], y[split.train], recipe.augment,
                                    recipe.audio.sample_rate, seed=split.seed)
         copies = aug.signals[len(split.train):]
         if copies:
-            X_copies = extractor.pool(extractor.from_signals(copies))
-            X_tr = np.concatenate([X_tr, X_copies])
-            y_tr = np.asarray(aug.labels)
-            spk_tr = spk_tr[aug.source]
+            if owner is None:
+                X_copies, copy_of = extractor.pool(extractor.from_signals(copies)), np.arange(len(copies))
+            else:
+                X_copies, copy_of = extractor.segment_features(copies)
+            X_tr = concat_items([X_tr, X_copies])
+            y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(split.train):][copy_of]])
+            spk_tr = np.concatenate([spk_tr, speakers[split.train][np.asarray(aug.source)[len(split.train):]][copy_of]])
             n_aug = len(copies)
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
     # the results notes say so.
-    normalizer = FeatureNormalizer(scope=recipe.normalization, unseen="own_audio")
+    normalizer = (StreamNormalizer if is_multi(X) else FeatureNormalizer)(scope=recipe.normalization,
+                                                                          unseen="own_audio")
     normalizer.fit(X_tr, speakers=spk_tr)
     X_tr = normalizer.transform(X_tr, speakers=spk_tr)
-    X_va = normalizer.transform(X[split.val], speakers=speakers[split.val]) if len(split.val) else None
-    y_va = y[split.val] if len(split.val) else None
-    X_te = normalizer.transform(X[split.test], speakers=speakers[split.test])
+    X_va = normalizer.transform(take_items(X, va), speakers=spk_items[va]) if len(va) else None
+    y_va = y_items[va] if len(va) else None  # with segments, early stopping watches segment-level scores
+    X_te = normalizer.transform(take_items(X, te), speakers=spk_items[te])
 
-    model = create_model(recipe.model.name, num_classes=len(labels), input_shape=X_tr.shape[1:],
+    model = create_model(recipe.model.name, num_classes=len(labels), input_shape=item_shape(X_tr),
                          **recipe.model.options)
+    if init_path is not None:  # pre-trained initialisation (ha2024): the whole model or some streams
+        init_info = init_from_checkpoint(model, init_path, prefixes=recipe.model.init_prefixes)
+        log.info("model.init_from: %d tensors from %s", len(init_info["loaded"]), recipe.model.init_from)
     t0 = time.perf_counter()
     info: dict = {"n_augmented": n_aug}
     if spec.kind == "torch":
@@ -191,11 +272,13 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
                                 time_masks=sa.time_masks, time_width=sa.time_width)
         trainer = Trainer(recipe.training, workdir=fold_dir, seed=split.seed, batch_transform=transform,
                           progress=progress)
+        if hasattr(model, "pretrain"):  # unsupervised pre-training (the DBN's RBMs) on this fold's training data only
+            info.update(model.pretrain(X_tr, seed=split.seed, progress=progress) or {})
         fit = trainer.fit(model, X_tr, y_tr, X_va, y_va, resume=resume)
         proba = trainer.predict_proba(model, X_te)
         pred = proba.argmax(1)
         info.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val=fit.best_score)
-        if len(fit.history):
+        if len(fit.history) and dist.is_main_process():
             plot_training_curves(fit.history, fold_dir / "curves.png")
         train_seconds = fit.train_seconds
     else:
@@ -204,14 +287,20 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         pred = model.predict(X_te)
         info.update(model.fit_info() if hasattr(model, "fit_info") else {})
         train_seconds = time.perf_counter() - t0
+    if owner is not None:  # an utterance's prediction is the mean of its segments' probabilities
+        proba = average_segments(proba, np.searchsorted(split.test, owner[te]), len(split.test))
+        pred = proba.argmax(1)
+        info["n_train_segments"] = len(tr)
 
     y_te = y[split.test]
     metrics = compute_metrics([labels[i] for i in y_te], [labels[i] for i in pred], labels)
-    plot_confusion(metrics["confusion"], labels, fold_dir / "confusion.png",
-                   title=f"{recipe.name} {split.name} ({split.tag})")
-    ModelBundle(recipe.model_dump(mode="json"), labels, tuple(X_tr.shape[1:]), model,
-                normalizer.state_dict(), {"split": split.name, "seed": split.seed, "tag": split.tag}
-                ).save(fold_dir / "model.pt")
+    main = dist.is_main_process()
+    if main:
+        plot_confusion(metrics["confusion"], labels, fold_dir / "confusion.png",
+                       title=f"{recipe.name} {split.name} ({split.tag})")
+        ModelBundle(recipe.model_dump(mode="json"), labels, item_shape(X_tr), model,
+                    normalizer.state_dict(), {"split": split.name, "seed": split.seed, "tag": split.tag}
+                    ).save(fold_dir / "model.pt")
 
     test_rows = table.iloc[split.test]
     preds = pd.DataFrame({
@@ -221,7 +310,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     })
     for j, lab in enumerate(labels):
         preds[f"p_{lab}"] = proba[:, j] if proba.ndim == 2 and proba.shape[1] == len(labels) else np.nan
-    write_csv(preds, fold_dir / "predictions.csv")
+    if main:
+        write_csv(preds, fold_dir / "predictions.csv")
     row = {
         "fold": split.name, "seed": split.seed, "tag": split.tag,
         "test_speakers": " ".join(sorted(set(test_rows["speaker"]))) if split.speaker_independent else "mixed",
@@ -232,9 +322,11 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     }
     details = {"per_class": metrics["per_class"].reset_index().to_dict("records"),
                "confusion": metrics["confusion"].tolist(), "labels": labels}
-    atomic_write_text(fold_dir / "metrics.json", json.dumps(details, indent=2, default=_json_default))
-    atomic_write_text(result_file, json.dumps(row, indent=2, default=_json_default))
-    return json.loads(result_file.read_text()), preds
+    row_json = json.dumps(row, indent=2, default=_json_default)
+    if main:  # result.json last: its presence marks the fold finished
+        atomic_write_text(fold_dir / "metrics.json", json.dumps(details, indent=2, default=_json_default))
+        atomic_write_text(result_file, row_json)
+    return json.loads(row_json), preds
 
 
 def _json_default(obj):
@@ -246,8 +338,11 @@ def _json_default(obj):
 
 
 def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.DataFrame, labels: list[str],
-                  corpus_name: str) -> ExperimentResult:
-    """Aggregate per-fold rows and test predictions into results.csv/.md, summary.json and the pooled plot."""
+                  corpus_name: str, *, missing_folds: Sequence[str] = ()) -> ExperimentResult:
+    """Aggregate per-fold rows and test predictions into results.csv/.md, summary.json and the pooled plot.
+
+    ``missing_folds`` (folds that did not finish) are listed in summary.json and results.md.
+    """
     tag = "SI" if (per_fold["tag"] == "SI").all() else "SD"
     summary = summarize(per_fold.to_dict("records"))
     pooled = compute_metrics(preds["true"].tolist(), preds["pred"].tolist(), labels)
@@ -262,6 +357,8 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
         "pooled": {m: float(pooled[m]) for m in ("wa", "ua", "macro_f1")},
         "train_seconds_total": float(per_fold["train_seconds"].sum()),
     }
+    if missing_folds:
+        overall["missing_folds"] = list(missing_folds)
     write_csv(per_fold, out / "results.csv")
     write_csv(preds, out / "predictions.csv")
     atomic_write_text(out / "summary.json", json.dumps(overall, indent=2))
@@ -273,6 +370,9 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
         f"pooled over all test predictions: UA {pooled['ua']:.4f}, WA {pooled['wa']:.4f}, "
         f"macro F1 {pooled['macro_f1']:.4f}",
     ]
+    if missing_folds:
+        notes.append(f"INCOMPLETE: {len(missing_folds)} fold(s) did not finish and are not in this table: "
+                     + ", ".join(missing_folds))
     md = results_markdown(per_fold, summary, title=recipe.name, protocol_tag=tag, corpus=corpus_name, notes=notes)
     atomic_write_text(out / "results.md", md)
     plot_confusion(pooled["confusion"], labels, out / "confusion.png",

@@ -14,6 +14,9 @@ protocol            what it does                                                
 ``speaker_folds``   k groups of speakers; one group tests, the next speaker(s)  SI
                     after it validate (akalya2022: 8 train, 1 val, 1 test)
 ``cross_corpus``    train on one corpus, test on another, shared labels only    SI
+``final``           the model to ship: train on every speaker but the listed    SD
+                    ``val_speakers``, which pick the epoch and are scored (a
+                    selection check, not an evaluation: evaluate with the others)
 ==================  ==========================================================  =====
 
 ``holdout`` and ``kfold`` with ``group_by_speaker=True`` keep speakers apart and become SI.
@@ -100,6 +103,8 @@ class ProtocolConfig(BaseModel):
         they are drawn with the seed from the training corpus. 0 = no validation set.
     speaker_groups : speaker_folds: number of speaker groups (contiguous runs of the sorted
         speaker ids); ``None`` makes one group per speaker.
+    interleave_speakers : speaker_folds: deal the sorted speakers round-robin into the groups
+        instead of contiguous runs, so that every group mixes the corpora of a combined table.
     stratify_by : holdout / kfold: stratify on the combination of these columns.
     group_by_speaker : holdout / kfold: keep each speaker on one side (SI). kfold then uses
         StratifiedGroupKFold (stratified as far as the speakers allow); holdout draws whole
@@ -107,21 +112,25 @@ class ProtocolConfig(BaseModel):
     seeds : holdout / kfold draw one split set per seed; the speaker protocols repeat each
         fold once per seed (the seed then only changes training).
     train_corpus, test_corpus : cross_corpus: values of the ``corpus`` column.
+    val_speakers : final: the speakers held out of training to choose the epoch (none: train on
+        everything for ``training.max_epochs`` epochs).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["holdout", "kfold", "loso", "speaker_folds", "cross_corpus"] = "loso"
+    name: Literal["holdout", "kfold", "loso", "speaker_folds", "cross_corpus", "final"] = "loso"
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.0, ge=0, lt=1)
     k: int = Field(5, ge=2)
     n_val_speakers: int = Field(1, ge=0)
     speaker_groups: int | None = Field(None, ge=2)
+    interleave_speakers: bool = False
     stratify_by: list[str] = Field(default_factory=lambda: ["label"], min_length=1)
     group_by_speaker: bool = False
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     train_corpus: str | None = None
     test_corpus: str | None = None
+    val_speakers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> ProtocolConfig:
@@ -262,6 +271,8 @@ def _speaker_groups(speakers: list[str], cfg: ProtocolConfig) -> list[list[str]]
     if cfg.speaker_groups > len(speakers):
         raise ConfigError(f"speaker_groups={cfg.speaker_groups} is larger than the number of speakers "
                           f"({len(speakers)})")
+    if cfg.interleave_speakers:
+        return [speakers[i :: cfg.speaker_groups] for i in range(cfg.speaker_groups)]
     return [list(g) for g in np.array_split(np.asarray(speakers, dtype=object), cfg.speaker_groups)]
 
 
@@ -317,12 +328,28 @@ def _cross_corpus(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
     return splits
 
 
+def _final(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
+    speakers = table["speaker"].astype(str).to_numpy()
+    unknown = sorted(set(cfg.val_speakers) - set(speakers))
+    if unknown:
+        raise ConfigError(f"val_speakers: {unknown} not among the table's speakers")
+    held = np.isin(speakers, cfg.val_speakers)
+    if held.all():
+        raise ConfigError("val_speakers: every speaker is held out; none is left for training")
+    train, val = np.flatnonzero(~held), np.flatnonzero(held)
+    # With no validation speakers the "test" part is the training data itself: a fit check, tagged SD.
+    test = val if len(val) else train
+    return [Split.from_table(f"final-seed{seed}" if len(cfg.seeds) > 1 else "final", train, val, test, seed, table)
+            for seed in cfg.seeds]
+
+
 _PROTOCOLS = {
     "holdout": _holdout,
     "kfold": _kfold,
     "loso": _speaker_folds,
     "speaker_folds": _speaker_folds,
     "cross_corpus": _cross_corpus,
+    "final": _final,
 }
 
 

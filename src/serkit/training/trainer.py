@@ -5,9 +5,14 @@ Batches are drawn from a permutation seeded by (seed, epoch), so a run resumed f
 the same batches as an uninterrupted one; together with the saved RNG state this makes ``resume`` reproduce
 the uninterrupted result.
 
-Written for data parallelism to be added without a rewrite: the batch order comes from ``epoch_indices`` (a
-distributed run takes its rank's share), metrics are computed from all predictions in one place, and only
-the main process writes.
+Data parallel (``serkit.training.distributed``): in a process group of W ranks the model is wrapped in
+``DistributedDataParallel``. ``batch_size`` is the *global* batch: each rank takes every W-th item of each
+global batch of the same (seed, epoch) permutation, and the loss is scaled so that DDP's gradient average
+equals the gradient of the global batch's mean loss, hence the same optimisation steps as one process (up to
+float rounding, dropout masks and BatchNorm statistics, which are per rank; ``sync_batchnorm`` fixes the
+latter on GPUs). Predictions are sharded over ranks and gathered before any metric; the validation row is
+rank 0's on every rank, so early stopping agrees everywhere; only rank 0 writes. A checkpoint holds no
+process-count-specific state, so a run resumes under another process count.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from serkit.errors import ConfigError
+from serkit.multi_input import map_streams, num_items, take_items, to_tensors, transform_feature_maps
+from serkit.training import distributed as dist
 from serkit.training.metrics import unweighted_average_recall
 from serkit.utils import atomic_torch_save, atomic_write_text
 
@@ -46,7 +53,7 @@ class TrainingConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="global batch: split evenly over data-parallel processes")
     max_epochs: int = Field(100, ge=1)
     lr_milestones: list[int] = Field(default_factory=list, description="epochs (1-based) after which lr *= lr_gamma")
     lr_gamma: float = Field(0.1, gt=0)
@@ -58,6 +65,8 @@ class TrainingConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, description="torch threads; None = all cores")
     device: str = "cpu"
     eval_batch_size: int = Field(256, ge=1)
+    sync_batchnorm: bool = Field(False, description="data parallel on GPUs: BatchNorm statistics over the global "
+                                 "batch (SyncBatchNorm) instead of each process's share")
 
 
 @dataclass
@@ -84,9 +93,10 @@ def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256,
     model.eval()
     model.to(device)
     outs = []
-    for i in range(0, len(X), batch_size):
-        xb = torch.as_tensor(np.ascontiguousarray(X[i : i + batch_size]), dtype=torch.float32)
-        outs.append(torch.softmax(model(xb.to(device)), dim=1).cpu())
+    streams = getattr(model, "input_streams", None)  # a multi-input model's call order (serkit.multi_input)
+    for i in range(0, num_items(X), batch_size):
+        xb = to_tensors(X, slice(i, i + batch_size), streams=streams, device=device)
+        outs.append(torch.softmax(model(*xb), dim=1).cpu())
     if not outs:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(outs).numpy()
@@ -118,10 +128,13 @@ class Trainer:
         self.seed = int(seed)
         self.batch_transform = batch_transform
         self.progress = progress
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = self._resolve_device(self.cfg.device)
-        self.rank, self.world_size = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        if self.device.type == "cuda" and self.device.index is None and self.world_size > 1:
+            self.device = torch.device("cuda", dist.get_local_rank())
+        if self.cfg.batch_size % self.world_size:
+            raise ConfigError(f"training.batch_size {self.cfg.batch_size} is the global batch: it must be divisible "
+                              f"by the number of processes ({self.world_size})")
 
     @property
     def is_main(self) -> bool:
@@ -136,12 +149,22 @@ class Trainer:
             raise ConfigError(f"training.device: {name!r} asked for but CUDA is not available")
         return device
 
-    # -- pieces a distributed trainer overrides -------------------------------------------------------
-    def epoch_indices(self, epoch: int, n: int) -> np.ndarray:
-        """The order of training items in ``epoch`` (1-based): a permutation seeded by (seed, epoch)."""
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(n)
-        return order[self.rank :: self.world_size]
+    # -- batch order ----------------------------------------------------------------------------------
+    def epoch_batches(self, epoch: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The training batches of ``epoch`` (1-based) as (global batch, this process's share) index pairs.
+
+        Global batches are consecutive ``batch_size`` blocks of a permutation seeded by (seed, epoch), the same
+        for any process count; a rank's share is every W-th item of the block from position ``rank``. A block
+        with fewer than 2 items per process is left out (a batch of one breaks BatchNorm's statistics).
+        """
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        batches = []
+        for start in range(0, n, self.cfg.batch_size):
+            block = order[start : start + self.cfg.batch_size]
+            if len(block) < 2 * self.world_size and n > 1:
+                continue
+            batches.append((block, block[self.rank :: self.world_size]))
+        return batches
 
     # -- public API ------------------------------------------------------------------------------------
     def fit(
@@ -157,18 +180,20 @@ class Trainer:
         cfg = self.cfg
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        if len(X_train) != len(y_train):
-            raise ValueError(f"X_train has {len(X_train)} items but y_train has {len(y_train)}")
-        if len(X_train) == 0:
+        if num_items(X_train) != len(y_train):
+            raise ValueError(f"X_train has {num_items(X_train)} items but y_train has {len(y_train)}")
+        if num_items(X_train) == 0:
             raise ValueError("the training split is empty")
-        has_val = X_val is not None and y_val is not None and len(X_val) > 0
+        has_val = X_val is not None and y_val is not None and num_items(X_val) > 0
         model.to(self.device)
+        train_model = self._data_parallel(model)
         optimizer = self._optimizer(model)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
         loss_fn = self._loss(y_train, model)
-        fingerprint = _state_fingerprint(model, cfg, len(X_train), self.seed)
+        fingerprint = _state_fingerprint(model, cfg, num_items(X_train), self.seed)
 
-        torch.manual_seed(self.seed)
+        # Rank r > 0 draws its own dropout masks; rank 0 (and a single process) keeps the seed itself.
+        torch.manual_seed(self.seed + 1_000_003 * self.rank)
         start_epoch, history, best = 1, [], {"score": None, "epoch": 0, "bad_epochs": 0}
         resumed_from = None
         state = self._load_checkpoint(fingerprint) if (resume and self.workdir) else None
@@ -176,7 +201,7 @@ class Trainer:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
+            self._restore_rng(state)
             history, best = state["history"], state["best"]
             start_epoch = resumed_from = state["epoch"] + 1
             if state.get("finished"):
@@ -184,18 +209,20 @@ class Trainer:
             log.info("resuming %s at epoch %d", self.workdir, start_epoch)
         best_state = self._load_best(model) if state is not None else None
 
-        X_train_t = torch.as_tensor(np.ascontiguousarray(X_train), dtype=torch.float32)
+        X_train_t = map_streams(lambda _, a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32), X_train)
         y_train_t = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
         t0 = time.perf_counter()
         spent = float(state["train_seconds"]) if state is not None else 0.0
         finished = start_epoch > cfg.max_epochs
         with self._progress_bar(cfg.max_epochs, start_epoch - 1) as advance:
             for epoch in range(start_epoch, cfg.max_epochs + 1):
-                train_loss = self._train_epoch(model, optimizer, loss_fn, X_train_t, y_train_t, epoch)
+                train_loss = self._train_epoch(train_model, optimizer, loss_fn, X_train_t, y_train_t, epoch,
+                                               streams=getattr(model, "input_streams", None))
                 scheduler.step()
                 row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss}
                 if has_val:
                     row.update(self._validate(model, loss_fn, X_val, y_val))
+                row = dist.broadcast_object(row)  # rank 0's scores decide early stopping on every rank
                 history.append(row)
                 improved = self._update_best(best, row, epoch, has_val)
                 if improved:
@@ -225,10 +252,42 @@ class Trainer:
         )
 
     def predict_proba(self, model: nn.Module, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, C) in eval mode, in batches of ``eval_batch_size``."""
-        return predict_proba(model, X, batch_size=self.cfg.eval_batch_size, device=self.device)
+        """Class probabilities (N, C) in eval mode, in batches of ``eval_batch_size``.
+
+        Data parallel: each rank predicts its contiguous shard and every rank gets all rows, in order.
+        """
+        if self.world_size == 1:
+            return predict_proba(model, X, batch_size=self.cfg.eval_batch_size, device=self.device)
+        start, stop = dist.shard_bounds(num_items(X), self.rank, self.world_size)
+        part = predict_proba(model, take_items(X, slice(start, stop)), batch_size=self.cfg.eval_batch_size,
+                             device=self.device)
+        return dist.gather_rows(part)
 
     # -- internals ---------------------------------------------------------------------------------
+    def _data_parallel(self, model: nn.Module) -> nn.Module:
+        """The module to train: ``model`` itself, or a DDP wrapper sharing its parameters."""
+        if self.world_size == 1:
+            return model
+        if self.cfg.sync_batchnorm:
+            if self.device.type != "cuda":
+                raise ConfigError("training.sync_batchnorm needs CUDA devices (torch's SyncBatchNorm does not run "
+                                  "on CPU); leave it off to keep per-process BatchNorm statistics")
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)  # swaps BatchNorm layers in place, same parameters
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _restore_rng(self, state: dict) -> None:
+        """The torch RNG of the checkpoint's epoch: this rank's own when the process count is unchanged."""
+        per_rank = state.get("torch_rng_ranks")
+        if per_rank is not None and len(per_rank) == self.world_size:
+            torch.set_rng_state(per_rank[self.rank])
+        elif self.rank == 0:
+            torch.set_rng_state(state["torch_rng"])
+        else:  # a new process count: a fresh stream for this rank, fixed by (seed, epoch, rank)
+            torch.manual_seed(self.seed + 1_000_003 * self.rank + 7919 * int(state["epoch"]))
+
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
         params = [p for p in model.parameters() if p.requires_grad]
@@ -239,38 +298,41 @@ class Trainer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
     def _loss(self, y_train: np.ndarray, model: nn.Module) -> nn.Module:
+        """Summed cross-entropy; :meth:`_train_epoch` divides by the global batch's weight (its mean loss)."""
         weight = None
         if self.cfg.class_weighted_loss:
             counts = np.bincount(np.asarray(y_train), minlength=int(np.max(y_train)) + 1).astype(np.float64)
             weight = torch.tensor(len(y_train) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
             weight = weight.to(self.device)
-        return nn.CrossEntropyLoss(weight=weight, label_smoothing=self.cfg.label_smoothing)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=self.cfg.label_smoothing, reduction="sum")
 
-    def _train_epoch(self, model, optimizer, loss_fn, X: torch.Tensor, y: torch.Tensor, epoch: int) -> float:
+    def _train_epoch(self, model, optimizer, loss_fn, X, y: torch.Tensor, epoch: int, *,
+                     streams: tuple[str, ...] | None = None) -> float:
         model.train()
-        order = torch.as_tensor(self.epoch_indices(epoch, len(X)))
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 1_000_003 * self.rank)
+        weight = loss_fn.weight.cpu() if loss_fn.weight is not None else None
         total, count = 0.0, 0
-        bs = self.cfg.batch_size
-        for i in range(0, len(order), bs):
-            idx = order[i : i + bs]
-            if len(idx) < 2 and len(order) > 1:
-                continue  # a batch of one breaks BatchNorm's statistics
-            xb, yb = X[idx], y[idx]
+        for block, idx in self.epoch_batches(epoch, num_items(X)):
+            # The mean loss of the global batch is sum(w_i * loss_i) / sum(w_i) over all its items; every rank
+            # knows the block, so the denominator needs no communication. DDP averages gradients over the
+            # ranks, hence the factor world_size.
+            denom = float(weight[y[block]].sum()) if weight is not None else float(len(block))
+            idx_t = torch.as_tensor(idx)
+            xb, yb = take_items(X, idx_t), y[idx_t]
             if self.batch_transform is not None:
-                xb = self.batch_transform(xb, generator=gen)
-            xb, yb = xb.to(self.device), yb.to(self.device)
+                xb = transform_feature_maps(self.batch_transform, xb, generator=gen)
+            xb, yb = to_tensors(xb, streams=streams, device=self.device), yb.to(self.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower training.lr")
-            loss.backward()
+            loss_sum = loss_fn(model(*xb), yb)
+            if not torch.isfinite(loss_sum):
+                raise FloatingPointError(f"training loss became {loss_sum.item()} at epoch {epoch}; lower training.lr")
+            (loss_sum * (self.world_size / denom)).backward()
             if self.cfg.grad_clip_norm:
                 nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip_norm)
             optimizer.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        return total / max(count, 1)
+            total += loss_sum.item() / denom * len(block)  # this rank's part of the global batch's mean loss
+            count += len(block)
+        return dist.all_reduce_sum(total) / max(count, 1)
 
     def _validate(self, model, loss_fn, X_val, y_val) -> dict:
         proba = self.predict_proba(model, X_val)
@@ -301,7 +363,11 @@ class Trainer:
 
     def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best, fingerprint, seconds,
                          improved, finished) -> None:
-        if self.workdir is None or not self.is_main:
+        if self.workdir is None:
+            return
+        # Every rank's RNG (a collective, so before the rank check): an unchanged process count resumes exactly.
+        rng_ranks = dist.all_gather_objects(torch.get_rng_state()) if self.world_size > 1 else None
+        if not self.is_main:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         if improved:
@@ -313,6 +379,7 @@ class Trainer:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "torch_rng_ranks": rng_ranks,
                 "history": history,
                 "best": dict(best),
                 "fingerprint": fingerprint,

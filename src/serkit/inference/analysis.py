@@ -1,0 +1,467 @@
+"""Long recordings: per-window emotion probabilities over speech, smoothed and merged into a timeline.
+
+A file is read in blocks and fed through the streaming core (:class:`~serkit.inference.stream.StreamAnalyzer`),
+so memory does not grow with the recording's length beyond the timeline itself (a few numbers per window).
+
+Arousal and valence are estimated as the expectation of a fixed (arousal, valence) position per emotion under
+the window's class probabilities. The positions (:data:`AROUSAL_VALENCE`) place each unified label in Russell's
+circumplex model of affect (Russell 1980, "A circumplex model of affect", J. Pers. Soc. Psychol. 39(6),
+1161-1178) on a [-1, 1] scale; they are coarse, serkit's own reading of that model, not measured values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from serkit.audio.io import _check_truncated
+from serkit.errors import AudioError, SerkitError
+from serkit.inference.api import EmotionModel
+from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult
+from serkit.utils import atomic_write_text
+
+#: (arousal, valence) of each unified label, in [-1, 1]; see the module docstring for the basis.
+AROUSAL_VALENCE: dict[str, tuple[float, float]] = {
+    "neutral": (0.0, 0.0),
+    "calm": (-0.6, 0.4),
+    "happy": (0.5, 0.8),
+    "sad": (-0.5, -0.7),
+    "angry": (0.8, -0.6),
+    "fearful": (0.7, -0.7),
+    "disgust": (0.3, -0.7),
+    "surprised": (0.8, 0.3),
+    "boredom": (-0.7, -0.3),
+}
+
+#: Emotions counted as negative in the summaries.
+NEGATIVE_LABELS: tuple[str, ...] = ("sad", "angry", "fearful", "disgust")
+
+#: Seconds of audio read per block.
+BLOCK_SECONDS = 10.0
+
+#: A window whose top probability is below this is counted as uncertain.
+LOW_CONFIDENCE = 0.5
+
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_.]?(\d{2})[-_.]?(\d{2})(?:[T_ -](\d{2})[-:h.]?(\d{2}))?(?!\d)")
+
+
+@dataclass
+class Segment:
+    """A stretch of speech with one (smoothed) label; ``proba`` is the speech-time weighted mean."""
+
+    start: float
+    end: float
+    label: str
+    proba: np.ndarray
+    speech_seconds: float
+    windows: int
+
+
+@dataclass
+class RecordingAnalysis:
+    """Everything the timeline and the report need about one recording."""
+
+    path: str
+    labels: list[str]
+    duration: float
+    sample_rate: int
+    channels: int
+    peak_dbfs: float
+    vad: str
+    window_seconds: float
+    config: AnalysisConfig
+    windows: list[WindowResult]
+    regions: list[tuple[float, float]]
+    smoothed: np.ndarray  # (n_windows, C)
+    cells: np.ndarray  # (n_windows, 2): the stretch of speech each window stands for (start, end seconds)
+    segments: list[Segment]
+    date: datetime | None = None
+    date_source: str = ""
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def speech_seconds(self) -> float:
+        return float(sum(e - s for s, e in self.regions))
+
+    def summary(self) -> dict[str, Any]:
+        """Shares per emotion, negative share, arousal/valence and confidence, weighted by speech time."""
+        return summarize(self)
+
+
+# -- reading ------------------------------------------------------------------------------------------
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """Open an audio file for block reading, with the same checks (and messages) as ``read_audio``."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    try:
+        handle = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        detail = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(path, f"not an audio file or unreadable (libsndfile: {detail})") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        _check_truncated(path, handle.extra_info)
+        if handle.frames <= 0:
+            raise AudioError(path, "empty: the file holds no audio frames")
+    except AudioError:
+        handle.close()
+        raise
+    return handle
+
+
+def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisConfig | None = None, *,
+                      block_seconds: float = BLOCK_SECONDS) -> RecordingAnalysis:
+    """Analyse one audio file of any length, reading it ``block_seconds`` at a time.
+
+    Raises
+    ------
+    AudioError
+        naming the file: not audio, empty, truncated, undecodable, NaN samples.
+    """
+    config = config or AnalysisConfig()
+    with open_audio(path) as handle:
+        sr, channels, frames = handle.samplerate, handle.channels, handle.frames
+        stream = StreamAnalyzer(model, sr, channels, config)
+        results: list[WindowResult] = []
+        read = 0
+        block = max(1, round(block_seconds * sr))
+        while read < frames:
+            try:
+                data = handle.read(min(block, frames - read), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                detail = getattr(exc, "error_string", None) or str(exc)
+                raise AudioError(path, f"truncated or corrupt at {read / sr:.1f} s: decoding failed "
+                                       f"(libsndfile: {detail})") from None
+            if not len(data):
+                raise AudioError(path, f"truncated: the header declares {frames} frames but decoding stopped "
+                                       f"after {read}")
+            if not np.all(np.isfinite(data)):
+                raise AudioError(path, f"NaN or infinite samples in the block at {read / sr:.1f} s")
+            read += len(data)
+            results += stream.push(data if channels > 1 else data[:, 0])
+        results += stream.finish()
+    return build_analysis(str(path), model, config, results, stream.take_regions(), duration=frames / sr,
+                          sample_rate=sr, channels=channels, peak=stream.peak, vad=stream.vad_name,
+                          window_seconds=stream.window_seconds)
+
+
+def analyze_signal(y: np.ndarray, sample_rate: int, model: EmotionModel, config: AnalysisConfig | None = None,
+                   *, name: str = "<array>") -> RecordingAnalysis:
+    """Analyse a mono waveform (n,) or a (n, channels) array already in memory."""
+    config = config or AnalysisConfig()
+    y = np.asarray(y, dtype=np.float32)
+    channels = 1 if y.ndim == 1 else y.shape[1]
+    stream = StreamAnalyzer(model, sample_rate, channels, config)
+    results = stream.push(y) + stream.finish()
+    return build_analysis(name, model, config, results, stream.take_regions(), duration=len(y) / sample_rate,
+                          sample_rate=sample_rate, channels=channels, peak=stream.peak, vad=stream.vad_name,
+                          window_seconds=stream.window_seconds)
+
+
+# -- timeline -----------------------------------------------------------------------------------------
+def smooth_windows(results: list[WindowResult], width: int) -> np.ndarray:
+    """Centred moving average of the window probabilities over ``width`` windows, never across regions."""
+    if not results:
+        return np.zeros((0, 0))
+    proba = np.stack([r.proba for r in results]).astype(np.float64)
+    if width <= 1:
+        return proba
+    regions = np.array([r.region for r in results])
+    out = np.empty_like(proba)
+    half = width // 2
+    for region in np.unique(regions):
+        idx = np.flatnonzero(regions == region)
+        for k, i in enumerate(idx):
+            out[i] = proba[idx[max(0, k - half) : k + half + 1]].mean(axis=0)
+    return out
+
+
+def window_cells(results: list[WindowResult], regions: list[tuple[float, float]]) -> np.ndarray:
+    """The part of its region each window stands for: boundaries halfway between neighbouring window centres,
+    the region's own edges at its ends. The cells of a region partition it."""
+    cells = np.zeros((len(results), 2))
+    by_region: dict[int, list[int]] = {}
+    for i, r in enumerate(results):
+        by_region.setdefault(r.region, []).append(i)
+    for region, idx in by_region.items():
+        start, end = regions[region] if region < len(regions) else (results[idx[0]].start, results[idx[-1]].end)
+        centres = [(results[i].start + results[i].end) / 2 for i in idx]
+        bounds = [start] + [(a + b) / 2 for a, b in itertools.pairwise(centres)] + [end]
+        for k, i in enumerate(idx):
+            cells[i] = (bounds[k], bounds[k + 1])
+    return cells
+
+
+def merge_segments(labels: list[str], smoothed: np.ndarray, cells: np.ndarray, regions: np.ndarray,
+                   merge_gap: float) -> list[Segment]:
+    """Consecutive windows with the same top label -> segments; across a silence only when it is shorter than
+    ``merge_gap`` seconds."""
+    segments: list[Segment] = []
+    current: dict[str, Any] | None = None
+    top = smoothed.argmax(1) if len(smoothed) else np.zeros(0, dtype=int)
+
+    def close() -> None:
+        weight = current["weight"]
+        proba = current["sum"] / weight if weight > 0 else current["sum"]
+        segments.append(Segment(current["start"], current["end"], labels[current["label"]], proba, weight,
+                                current["n"]))
+
+    for i in range(len(smoothed)):
+        a, b = float(cells[i, 0]), float(cells[i, 1])
+        same_region = current is not None and regions[i] == current["region"]
+        joinable = current is not None and top[i] == current["label"] and (
+            same_region or a - current["end"] < merge_gap)
+        if not joinable:
+            if current is not None:
+                close()
+            current = {"start": a, "end": b, "label": int(top[i]), "region": regions[i], "n": 0,
+                       "sum": np.zeros(smoothed.shape[1]), "weight": 0.0}
+        current["end"], current["region"] = b, regions[i]
+        current["sum"] += smoothed[i] * (b - a)
+        current["weight"] += b - a
+        current["n"] += 1
+    if current is not None:
+        close()
+    return segments
+
+
+def build_analysis(path: str, model: EmotionModel, config: AnalysisConfig, results: list[WindowResult],
+                   regions: list[tuple[float, float]], *, duration: float, sample_rate: int, channels: int,
+                   peak: float, vad: str, window_seconds: float) -> RecordingAnalysis:
+    """Window results and speech regions -> smoothed probabilities, cells and segments."""
+    smoothed = smooth_windows(results, config.smoothing)
+    cells = window_cells(results, regions)
+    region_ids = np.array([r.region for r in results])
+    segments = merge_segments(model.labels, smoothed, cells, region_ids, config.merge_gap) if results else []
+    peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
+    return RecordingAnalysis(path, list(model.labels), duration, sample_rate, channels, peak_dbfs, vad,
+                             window_seconds, config, results, regions,
+                             smoothed if results else np.zeros((0, len(model.labels))), cells, segments)
+
+
+# -- summaries ------------------------------------------------------------------------------------------
+def arousal_valence(labels: list[str], proba: np.ndarray) -> np.ndarray:
+    """(N, 2) expected (arousal, valence) under class probabilities (N, C); unknown labels count as (0, 0)."""
+    table = np.array([AROUSAL_VALENCE.get(lab, (0.0, 0.0)) for lab in labels])
+    return np.asarray(proba) @ table
+
+
+def negative_mass(labels: list[str], proba: np.ndarray) -> np.ndarray:
+    """(N,) probability of any negative emotion."""
+    cols = [j for j, lab in enumerate(labels) if lab in NEGATIVE_LABELS]
+    return np.asarray(proba)[:, cols].sum(axis=1) if cols else np.zeros(len(proba))
+
+
+def time_bins(duration: float) -> float:
+    """Bin width (s) for "over time" summaries: the smallest of 10 s, 30 s, 1, 5, 10, 30 min giving <= 60 bins."""
+    for width in (10.0, 30.0, 60.0, 300.0, 600.0, 1800.0):
+        if duration / width <= 60:
+            return width
+    return 3600.0
+
+
+def summarize(a: RecordingAnalysis) -> dict[str, Any]:
+    labels = a.labels
+    weight = a.cells[:, 1] - a.cells[:, 0] if len(a.windows) else np.zeros(0)
+    total = float(weight.sum())
+    top = a.smoothed.argmax(1) if len(a.windows) else np.zeros(0, dtype=int)
+    raw = np.stack([w.proba for w in a.windows]) if a.windows else np.zeros((0, len(labels)))
+    out: dict[str, Any] = {
+        "recording": a.name, "duration_s": a.duration, "speech_s": a.speech_seconds,
+        "speech_fraction": a.speech_seconds / a.duration if a.duration else 0.0, "windows": len(a.windows),
+        "segments": len(a.segments), "date": a.date.isoformat(sep=" ") if a.date else None,
+        "date_source": a.date_source, "negative_labels": [lab for lab in labels if lab in NEGATIVE_LABELS],
+    }
+    if total <= 0:
+        out.update({"share": {lab: 0.0 for lab in labels}, "negative_share": None, "arousal": None,
+                    "valence": None, "confidence": None, "uncertain_share": None, "over_time": []})
+        return out
+    out["share"] = {lab: float(weight[top == j].sum() / total) for j, lab in enumerate(labels)}
+    out["mean_proba"] = {lab: float(np.average(a.smoothed[:, j], weights=weight)) for j, lab in enumerate(labels)}
+    neg = np.isin(np.array(labels)[top], NEGATIVE_LABELS)
+    out["negative_share"] = float(weight[neg].sum() / total)
+    av = arousal_valence(labels, a.smoothed)
+    out["arousal"], out["valence"] = (float(np.average(av[:, k], weights=weight)) for k in range(2))
+    confidence = raw.max(1)
+    out["confidence"] = float(np.average(confidence, weights=weight))
+    out["uncertain_share"] = float(weight[confidence < LOW_CONFIDENCE].sum() / total)
+    out["chance"] = 1.0 / len(labels)
+    width = time_bins(a.duration)
+    mass = negative_mass(labels, a.smoothed)
+    mid = (a.cells[:, 0] + a.cells[:, 1]) / 2
+    rows = []
+    for k in range(math.ceil(a.duration / width)):
+        sel = (mid >= k * width) & (mid < (k + 1) * width)
+        w = weight[sel]
+        if w.sum() <= 0:
+            continue
+        rows.append({"start_s": k * width, "end_s": min((k + 1) * width, a.duration), "speech_s": float(w.sum()),
+                     "negative_share": float(w[neg[sel]].sum() / w.sum()),
+                     "negative_proba": float(np.average(mass[sel], weights=w))})
+    out["bin_seconds"] = width
+    out["over_time"] = rows
+    return out
+
+
+# -- sessions -------------------------------------------------------------------------------------------
+def recording_date(path: str | Path) -> tuple[datetime, str]:
+    """The session date: from the file name (YYYY-MM-DD, YYYYMMDD, optional _HH-MM) or else its modified time."""
+    path = Path(path)
+    for match in _DATE.finditer(path.stem):
+        y, m, d, hh, mm = match.groups()
+        try:
+            return datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0)), "file name"
+        except ValueError:
+            continue
+    return datetime.fromtimestamp(path.stat().st_mtime), "file modified time"
+
+
+def audio_suffixes() -> set[str]:
+    """File name suffixes (lower case, with dot) of formats libsndfile reads, for listing a folder."""
+    return {"." + ext.lower() for ext in sf.available_formats()} | {".mp3", ".opus", ".oga", ".wave", ".aif"}
+
+
+def find_recordings(inputs: list[str | Path]) -> list[Path]:
+    """Files given, plus the audio files inside folders given (recursively, by suffix), in input order."""
+    suffixes = audio_suffixes()
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            inside = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes
+                            and not f.name.startswith("."))
+            if not inside:
+                raise SerkitError(f"{p}: no audio files in this folder (looked for {', '.join(sorted(suffixes))})")
+            found += inside
+        else:
+            found.append(p)
+    return found
+
+
+@dataclass
+class SessionsResult:
+    """Analyses of several recordings in date order, and the ones that failed."""
+
+    analyses: list[RecordingAnalysis] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def analyze_recordings(inputs: list[str | Path], model: EmotionModel, config: AnalysisConfig | None = None,
+                       *, progress=None) -> SessionsResult:
+    """Analyse files and folders; each recording is a session dated by its name or modified time.
+
+    Goes on past recordings that fail (listed in ``failures`` with the reason). ``progress`` is called with
+    each path before it is analysed.
+    """
+    result = SessionsResult()
+    for path in find_recordings(inputs):
+        if progress is not None:
+            progress(path)
+        try:
+            analysis = analyze_recording(path, model, config)
+        except AudioError as exc:
+            result.failures.append((str(path), exc.reason))
+            continue
+        analysis.date, analysis.date_source = recording_date(path)
+        result.analyses.append(analysis)
+    result.analyses.sort(key=lambda a: (a.date or datetime.min, a.path))
+    return result
+
+
+# -- outputs --------------------------------------------------------------------------------------------
+def timeline_frame(a: RecordingAnalysis) -> pd.DataFrame:
+    """The segments: start, end, label, confidence and one probability column per label."""
+    df = pd.DataFrame({"start": [s.start for s in a.segments], "end": [s.end for s in a.segments],
+                       "label": [s.label for s in a.segments],
+                       "confidence": [float(s.proba.max()) for s in a.segments],
+                       "speech_seconds": [s.speech_seconds for s in a.segments],
+                       "windows": [s.windows for s in a.segments]})
+    for j, lab in enumerate(a.labels):
+        df[f"p_{lab}"] = [float(s.proba[j]) for s in a.segments]
+    return df.round(4)
+
+
+def timeline_json(a: RecordingAnalysis) -> dict[str, Any]:
+    """Segments, windows (raw and smoothed probabilities), speech regions, settings and the summary."""
+    def probs(p: np.ndarray) -> dict[str, float]:
+        return {lab: round(float(v), 5) for lab, v in zip(a.labels, p)}
+
+    return {
+        "recording": a.path, "labels": a.labels, "duration_s": a.duration, "sample_rate": a.sample_rate,
+        "channels": a.channels, "vad": a.vad, "window_s": a.window_seconds, "config": a.config.model_dump(),
+        "summary": a.summary(),
+        "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label,
+                      "probabilities": probs(s.proba)} for s in a.segments],
+        "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "region": w.region,
+                     "probabilities": probs(w.proba), "smoothed": probs(a.smoothed[i])}
+                    for i, w in enumerate(a.windows)],
+        "speech_regions": [[round(s, 3), round(e, 3)] for s, e in a.regions],
+    }
+
+
+def write_timeline(a: RecordingAnalysis, out_dir: str | Path) -> dict[str, Path]:
+    """``timeline.csv`` (segments) and ``timeline.json`` (everything) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = atomic_write_text(out_dir / "timeline.csv", timeline_frame(a).to_csv(index=False))
+    js = atomic_write_text(out_dir / "timeline.json", json.dumps(timeline_json(a), indent=1, default=str))
+    return {"csv": csv, "json": js}
+
+
+def sessions_frame(analyses: list[RecordingAnalysis]) -> pd.DataFrame:
+    """One row per session: date, speech time, shares per emotion, negative share, arousal, valence, confidence."""
+    rows = []
+    for a in analyses:
+        s = a.summary()
+        row = {"date": s["date"], "recording": a.name, "speech_s": round(s["speech_s"], 2),
+               "negative_share": s["negative_share"], "arousal": s["arousal"], "valence": s["valence"],
+               "confidence": s["confidence"]}
+        row.update({f"share_{lab}": s["share"][lab] for lab in a.labels})
+        rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
+def write_analysis(result: SessionsResult, out_dir: str | Path, model: EmotionModel) -> dict[str, Path]:
+    """Write timelines, plots and the HTML report.
+
+    One recording: ``timeline.csv``, ``timeline.json``, ``timeline.png``, ``report.html`` in ``out_dir``. Several:
+    one folder per session (``01_<name>/timeline.*``) plus ``sessions.csv``, ``trend.png`` and ``report.html``.
+    """
+    from serkit.inference.report import plot_timeline, plot_trend, write_report
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    plots: dict[str, Path] = {}
+    several = len(result.analyses) > 1
+    for k, a in enumerate(result.analyses, 1):
+        folder = out_dir / f"{k:02d}_{Path(a.path).stem}" if several else out_dir
+        for kind, path in write_timeline(a, folder).items():
+            written[f"{a.path}:{kind}" if several else kind] = path
+        plots[a.path] = plot_timeline(a, folder / "timeline.png")
+        if not several:
+            written["png"] = plots[a.path]
+    trend = None
+    if several:
+        written["sessions"] = atomic_write_text(out_dir / "sessions.csv",
+                                                sessions_frame(result.analyses).to_csv(index=False))
+        trend = written["trend"] = plot_trend(result.analyses, out_dir / "trend.png")
+    written["report"] = write_report(result, out_dir / "report.html", model, plots, trend)
+    return written

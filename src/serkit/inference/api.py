@@ -1,0 +1,255 @@
+"""The Python API for using a trained model: ``serkit.load_model(...)`` -> :class:`EmotionModel`.
+
+``predict`` / ``predict_proba`` take a path, a list of paths, a waveform array with its sample rate, or a list
+of arrays. Inputs are read and prepared outside a lock and classified under it, so one model object can serve
+requests from several threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serkit.audio import (
+    SILENCE_PEAK_DBFS,
+    AudioConfig,
+    fix_length,
+    load_clips,
+    peak_normalize,
+    remove_silence,
+    resample,
+    trim_silence,
+    z_normalize,
+)
+from serkit.audio.config import DEFAULT_SILENCE_DB
+from serkit.errors import AudioError, ConfigError
+from serkit.inference.predictor import Predictions, Predictor
+
+AudioInput = str | os.PathLike | np.ndarray
+
+#: Where the default model ships inside the package.
+DEFAULT_MODEL_RESOURCE = "pretrained/default.pt"
+
+#: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
+FALLBACK_WINDOW_SECONDS = 3.0
+
+
+def default_model_path() -> Path:
+    """Path of the default model shipped with serkit (it may not exist in a development checkout)."""
+    return Path(str(resources.files("serkit").joinpath(DEFAULT_MODEL_RESOURCE)))
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "torch",
+               device: str = "cpu") -> EmotionModel:
+    """Load a model for prediction.
+
+    Parameters
+    ----------
+    name_or_path : None or ``"default"`` for serkit's default model; otherwise a ``model.pt`` bundle or a run
+        folder (its fold models are averaged).
+    backend : ``"torch"`` or ``"onnx"`` (the torch models exported to ONNX and run with onnxruntime).
+    device : torch device for the torch backend.
+
+    Raises
+    ------
+    ConfigError
+        when the model cannot be found or read, or the default model is not installed.
+    """
+    if name_or_path is None or str(name_or_path) == "default":
+        path = default_model_path()
+        if not path.is_file():
+            raise ConfigError(f"serkit's default model is not installed (expected at {path}); pass a model file "
+                              "or a run folder written by `serkit train` instead")
+        return EmotionModel(path, backend=backend, device=device, source="default")
+    return EmotionModel(name_or_path, backend=backend, device=device)
+
+
+def prepare_signal(y: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndarray:
+    """A mono waveform in memory -> the model's input waveform, as ``load_clip`` prepares a file.
+
+    Resample to ``cfg.sample_rate``, then silence removal or trimming, normalisation and pad/crop to
+    ``cfg.duration`` as the config says. ``cfg.offset`` is not applied: it skips the start of a corpus file,
+    not of an arbitrary waveform.
+
+    Raises
+    ------
+    AudioError
+        (without a path) when silence removal leaves nothing or normalisation meets an all-zero signal.
+    """
+    y = resample(np.asarray(y, dtype=np.float32), sample_rate, cfg.sample_rate)
+    if cfg.remove_silence:
+        y = remove_silence(y, cfg.sample_rate,
+                           top_db=cfg.trim_silence_db if cfg.trim_silence_db is not None else DEFAULT_SILENCE_DB)
+    elif cfg.trim_silence_db is not None:
+        y, _ = trim_silence(y, cfg.sample_rate, top_db=cfg.trim_silence_db)
+    if cfg.normalize == "peak":
+        y = peak_normalize(y)
+    elif cfg.normalize == "z":
+        y = z_normalize(y)
+    if cfg.num_samples is not None:
+        y = fix_length(y, cfg.num_samples, pad_mode=cfg.pad_mode, crop=cfg.crop)
+    return y.astype(np.float32, copy=False)
+
+
+def to_mono(y: np.ndarray, name: str) -> np.ndarray:
+    """A waveform array -> float32 mono, checked.
+
+    A 2-D array is (channels, samples) as librosa returns or (samples, channels) as soundfile returns: the axis
+    of length <= 8 is taken as the channel axis. Integer PCM is scaled to [-1, 1).
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "iu":
+        half = 2.0 ** (8 * y.dtype.itemsize - 1)
+        y = (y.astype(np.float64) - (half if y.dtype.kind == "u" else 0.0)) / half
+    elif y.dtype.kind != "f":
+        raise AudioError(name, f"expected a numeric waveform array, got dtype {y.dtype}")
+    if y.ndim == 2:
+        if y.shape[0] <= 8 < y.shape[1]:
+            y = y.mean(axis=0)
+        elif y.shape[1] <= 8 < y.shape[0]:
+            y = y.mean(axis=1)
+        else:
+            raise AudioError(name, f"cannot tell channels from samples in shape {y.shape}: give (n,), "
+                                   "(channels, n) or (n, channels) with at most 8 channels")
+    elif y.ndim != 1:
+        raise AudioError(name, f"expected a waveform of shape (n,) or 2-D with channels, got shape {y.shape}")
+    if y.size == 0:
+        raise AudioError(name, "empty: the array holds no samples")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(name, f"{int(np.sum(~np.isfinite(y)))} samples are NaN or infinite")
+    return y.astype(np.float32, copy=False)
+
+
+def _check_rate(sample_rate: Any) -> int:
+    if sample_rate is None:
+        raise ConfigError("sample_rate: required when audio is given as an array (e.g. predict(y, sample_rate=16000))")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ConfigError(f"sample_rate: expected a positive integer (Hz), got {sample_rate!r}")
+    return int(sample_rate)
+
+
+class EmotionModel:
+    """A loaded model (one bundle or a fold ensemble) with a simple, thread-safe prediction API.
+
+    Attributes
+    ----------
+    labels : class names, the column order of ``predict_proba``.
+    sample_rate : the rate the model's inputs are resampled to.
+    window_seconds : the clip (or segment) length the model was trained on; the analysis window default.
+    card : the model card stored in the bundle (``info["model_card"]``), or None.
+    """
+
+    def __init__(self, model: str | os.PathLike, *, backend: str = "torch", device: str = "cpu",
+                 source: str | None = None):
+        self.predictor = Predictor(model, device=device, backend=backend)
+        first = self.predictor.bundles[0]
+        self.source = source or str(model)
+        self.labels: list[str] = list(self.predictor.labels)
+        self.audio = AudioConfig.model_validate(first.recipe["audio"])
+        self.sample_rate = self.audio.sample_rate
+        segments = first.recipe.get("segments")
+        self.window_seconds = float(segments["length"] if segments else self.audio.duration or FALLBACK_WINDOW_SECONDS)
+        card = first.info.get("model_card") if isinstance(first.info, dict) else None
+        self.card: dict[str, Any] | None = card if isinstance(card, dict) else None
+        self.recipe_name: str = str(first.recipe.get("name", "?"))
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"EmotionModel({self.source!r}, {len(self.predictor.bundles)} model(s), labels={self.labels}, "
+                f"{self.sample_rate} Hz)")
+
+    # -- public API ----------------------------------------------------------------------------------
+    def predict_proba(self, audio: AudioInput | Sequence[AudioInput], sample_rate: int | None = None) -> np.ndarray:
+        """Class probabilities: shape (C,) for one input, (N, C) for a list; columns follow ``labels``.
+
+        Raises
+        ------
+        AudioError
+            naming the input (path, or ``<array i>``) and the reason; for a list, after trying every item,
+            naming each one that failed. Use :meth:`predict_batch` to go on past failures instead.
+        """
+        single = _is_single(audio)
+        result = self.predict_batch([audio] if single else audio, sample_rate)
+        if result.failures:
+            if len(result.failures) == 1:
+                raise AudioError(*result.failures[0])
+            listed = "; ".join(f"{p}: {r}" for p, r in result.failures)
+            raise AudioError(None, f"{len(result.failures)} of {len(result.failures) + len(result.paths)} "
+                                   f"inputs failed: {listed}")
+        return result.proba[0] if single else result.proba
+
+    def predict(self, audio: AudioInput | Sequence[AudioInput], sample_rate: int | None = None) -> str | list[str]:
+        """The most probable label: a string for one input, a list for a list (errors as ``predict_proba``)."""
+        proba = self.predict_proba(audio, sample_rate)
+        if proba.ndim == 1:
+            return self.labels[int(proba.argmax())]
+        return [self.labels[int(i)] for i in proba.argmax(1)]
+
+    def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> Predictions:
+        """Probabilities of many inputs, going on past the ones that fail (listed in ``failures``).
+
+        Arrays are named ``<array i>`` (i their position) in the result's ``paths`` and ``failures``.
+        """
+        if _is_single(items):
+            raise ConfigError("predict_batch: expected a list of inputs, got a single one")
+        items = list(items)
+        names = [str(x) if not isinstance(x, np.ndarray) else f"<array {i}>" for i, x in enumerate(items)]
+        signals: dict[int, np.ndarray] = {}
+        failures: dict[int, str] = {}
+        path_positions = [i for i, x in enumerate(items) if not isinstance(x, np.ndarray)]
+        for i in path_positions:
+            if not isinstance(items[i], (str, os.PathLike)):
+                failures[i] = f"expected a path or a waveform array, got {type(items[i]).__name__}"
+        to_load = [i for i in path_positions if i not in failures]
+        if to_load:
+            batch = load_clips([items[i] for i in to_load], self.audio)
+            loaded = {to_load[int(j)] for j in batch.index}
+            for j, y in zip(batch.index, batch.signals):
+                signals[to_load[int(j)]] = y
+            for i, (_, reason) in zip([i for i in to_load if i not in loaded], batch.failures):
+                failures[i] = reason
+        arrays = [i for i, x in enumerate(items) if isinstance(x, np.ndarray)]
+        if arrays:
+            rate = _check_rate(sample_rate)
+            for i in arrays:
+                try:
+                    signals[i] = self._prepare_array(items[i], rate, names[i])
+                except AudioError as exc:
+                    failures[i] = exc.reason
+        ok = sorted(signals)
+        proba = self.proba_of_prepared([signals[i] for i in ok])
+        return Predictions([names[i] for i in ok], self.labels, proba,
+                           [(names[i], failures[i]) for i in sorted(failures)])
+
+    # -- building blocks (used by the analysis) ------------------------------------------------------
+    def proba_of_signals(self, signals: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """Probabilities (N, C) of mono float waveforms at ``sample_rate`` (prepared as files would be)."""
+        prepared = [prepare_signal(y, sample_rate, self.audio) for y in signals]
+        return self.proba_of_prepared(prepared)
+
+    def proba_of_prepared(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities (N, C) of waveforms already prepared with the model's audio config."""
+        if not len(signals):
+            return np.zeros((0, len(self.labels)))
+        with self._lock:  # torch modules, openSMILE and the normaliser are shared: one batch at a time
+            return self.predictor.predict_signals(list(signals))
+
+    def _prepare_array(self, y: np.ndarray, rate: int, name: str) -> np.ndarray:
+        y = to_mono(y, name)
+        peak = float(np.max(np.abs(y)))
+        if peak == 0.0 or 20.0 * np.log10(peak) < SILENCE_PEAK_DBFS:
+            raise AudioError(name, f"silent: peak below {SILENCE_PEAK_DBFS:g} dBFS")
+        try:
+            return prepare_signal(y, rate, self.audio)
+        except AudioError as exc:
+            raise AudioError(name, exc.reason) from None
+
+
+def _is_single(audio: Any) -> bool:
+    return isinstance(audio, (str, os.PathLike)) or (isinstance(audio, np.ndarray) and audio.dtype != object)

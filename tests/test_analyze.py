@@ -1,0 +1,202 @@
+"""serkit analyze: timelines of joined recordings, reports, sessions, extreme and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from test_api import SR, build_tiny_bundle, tiny_model_file
+from test_stream import PLAN, joined_tones
+from typer.testing import CliRunner
+
+from serkit.cli import app
+from serkit.inference import load_model
+from serkit.inference.analysis import (
+    AROUSAL_VALENCE,
+    analyze_recording,
+    arousal_valence,
+    recording_date,
+    time_bins,
+)
+from serkit.inference.stream import AnalysisConfig
+
+runner = CliRunner()
+CONFIG = AnalysisConfig(vad="energy", hop=0.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    return tiny_model_file(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_model_path):
+    return load_model(tiny_model_path)
+
+
+def _cli(*args: str):
+    return runner.invoke(app, ["analyze", *args], catch_exceptions=False)
+
+
+def test_joined_recording_recovers_segment_times_and_labels(tiny_model, tmp_path):
+    y, truth = joined_tones(PLAN * 2, sr=48000, gap=1.5)
+    path = tmp_path / "joined.wav"
+    sf.write(path, np.stack([y, y], axis=1), 48000)  # stereo 48 kHz
+    a = analyze_recording(path, tiny_model, CONFIG, block_seconds=2.0)
+    assert [s.label for s in a.segments] == [lab for _, _, lab in truth]
+    for seg, (t0, t1, _) in zip(a.segments, truth):  # boundaries within VAD padding + one frame
+        assert abs(seg.start - t0) <= 0.08 and abs(seg.end - t1) <= 0.08
+    s = a.summary()
+    assert sum(s["share"].values()) == pytest.approx(1.0)
+    pad = 2 * CONFIG.speech_pad  # regions are padded on both sides
+    speech = sum(t1 - t0 + pad for t0, t1, _ in truth)
+    assert s["speech_s"] == pytest.approx(speech, abs=0.03 * len(truth))
+    assert s["share"]["sad"] == pytest.approx(2 * (3.3 + pad) / speech, abs=0.02)
+    assert s["negative_share"] == pytest.approx(s["share"]["sad"] + s["share"]["angry"], abs=1e-9)
+    assert s["confidence"] > 0.8 and a.channels == 2 and a.sample_rate == 48000
+
+
+def test_smoothing_merging_and_cells(tiny_model):
+    y, _ = joined_tones([("sad", 4.0), ("happy", 3.0)], gap=0.4)
+    a_merged = analyze_recording_from(y, tiny_model, AnalysisConfig(vad="energy", hop=0.5, merge_gap=1.0))
+    # a 0.4 s pause separates regions; different labels stay apart even when merging is allowed
+    assert [s.label for s in a_merged.segments] == ["sad", "happy"]
+    y2, _ = joined_tones([("sad", 2.0), ("sad", 2.0)], gap=0.4)
+    merged = analyze_recording_from(y2, tiny_model, AnalysisConfig(vad="energy", hop=0.5, merge_gap=1.0))
+    apart = analyze_recording_from(y2, tiny_model, AnalysisConfig(vad="energy", hop=0.5, merge_gap=0.2))
+    assert len(merged.segments) == 1 and len(apart.segments) == 2
+    # cells partition each region
+    for a in (a_merged, apart):
+        for k, (start, end) in enumerate(a.regions):
+            cells = a.cells[[w.region == k for w in a.windows]]
+            assert cells[0, 0] == pytest.approx(start) and cells[-1, 1] == pytest.approx(end)
+            np.testing.assert_allclose(cells[1:, 0], cells[:-1, 1])
+
+
+def analyze_recording_from(y, model, config):
+    from serkit.inference.analysis import analyze_signal
+
+    return analyze_signal(y, SR, model, config)
+
+
+def test_arousal_valence_mapping_and_bins():
+    labels = ["angry", "sad", "neutral"]
+    av = arousal_valence(labels, np.array([[1.0, 0, 0], [0, 1.0, 0], [0.5, 0.5, 0]]))
+    np.testing.assert_allclose(av[0], AROUSAL_VALENCE["angry"])
+    np.testing.assert_allclose(av[2], (np.array(AROUSAL_VALENCE["angry"]) + AROUSAL_VALENCE["sad"]) / 2)
+    assert all(-1 <= v <= 1 for pair in AROUSAL_VALENCE.values() for v in pair)
+    assert time_bins(120) == 10 and time_bins(3600) == 60 and time_bins(10 * 3600) == 600
+
+
+def test_cli_writes_timeline_plot_and_self_contained_report(tiny_model_path, tmp_path):
+    y, truth = joined_tones(PLAN)
+    rec = tmp_path / "rec.flac"
+    sf.write(rec, y, SR)
+    out = tmp_path / "out"
+    result = _cli(str(rec), "--model", str(tiny_model_path), "--vad", "energy", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "timeline.csv")
+    assert list(frame["label"]) == [lab for _, _, lab in truth]
+    assert {"start", "end", "label", "p_sad", "p_happy"} <= set(frame.columns)
+    data = json.loads((out / "timeline.json").read_text())
+    assert [s["label"] for s in data["segments"]] == list(frame["label"])
+    assert set(data["windows"][0]["probabilities"]) == {"neutral", "angry", "sad", "happy"}
+    assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "report.html").read_text()
+    assert "This is not a diagnosis" in html and "not recorded" in html and "acted" in html
+    assert "data:image/png;base64," in html and "<script" not in html and "http" not in html.replace(
+        "https://", "")  # nothing fetched from the web
+    assert "Russell" in html and "arousal" in html
+
+
+def test_report_quotes_model_card(tmp_path):
+    card = {"summary": "A test model.", "accuracy": [{"corpus": "emodb", "protocol": "loso (SI)", "metric": "UA",
+                                                      "value": 0.6213}], "limits": ["Only tones."]}
+    model = build_tiny_bundle(tmp_path / "carded.pt", card=card)
+    rec = tmp_path / "rec.wav"
+    sf.write(rec, joined_tones(PLAN[:1])[0], SR)
+    result = _cli(str(rec), "--model", str(model), "--vad", "energy", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "0.621" in html and "loso (SI)" in html and "Only tones." in html and "not recorded" not in html
+
+
+def test_sessions_folder_trend_and_failures(tiny_model_path, tmp_path):
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    plans = {"2024-03-15_evening.wav": [("happy", 2.0)], "session_20240301.wav": [("sad", 2.0), ("angry", 1.5)],
+             "2024-03-08.flac": [("neutral", 2.0), ("sad", 1.0)]}
+    for name, plan in plans.items():
+        sf.write(folder / name, joined_tones(plan)[0], SR)
+    (folder / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    (folder / "notes.txt").write_text("not audio, and not listed")
+    out = tmp_path / "out"
+    result = _cli(str(folder), "--model", str(tiny_model_path), "--vad", "energy", "--out", str(out))
+    assert result.exit_code == 1  # one recording failed; the others are reported
+    assert "broken.wav" in result.output
+    sessions = pd.read_csv(out / "sessions.csv")
+    assert list(sessions["recording"]) == ["session_20240301.wav", "2024-03-08.flac", "2024-03-15_evening.wav"]
+    assert sessions["share_happy"].iloc[-1] == pytest.approx(1.0)
+    assert (out / "trend.png").is_file()
+    assert len([p for p in out.iterdir() if p.is_dir()]) == 3
+    html = (out / "report.html").read_text()
+    assert "Trend across sessions" in html and "broken.wav" in html
+
+
+def test_recording_dates(tmp_path):
+    assert recording_date(tmp_path / "call_2023-11-05_14-30.wav")[0].isoformat() == "2023-11-05T14:30:00"
+    assert recording_date(tmp_path / "20230102.wav") == (recording_date(tmp_path / "2023_01_02.wav")[0],
+                                                         "file name")
+    undated = tmp_path / "x99999999.wav"
+    undated.write_bytes(b"")
+    os.utime(undated, (1_700_000_000, 1_700_000_000))
+    assert recording_date(undated)[1] == "file modified time"
+
+
+def test_extreme_and_bad_inputs(tiny_model_path, tmp_path):
+    model = str(tiny_model_path)
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(5 * SR, np.float32), SR)
+    result = _cli(str(silent), "--model", model, "--vad", "energy", "--out", str(tmp_path / "s"))
+    assert result.exit_code == 0, result.output
+    assert "no speech" in result.output
+    assert "No speech was detected" in (tmp_path / "s" / "report.html").read_text()
+    assert pd.read_csv(tmp_path / "s" / "timeline.csv").empty
+
+    one_second = tmp_path / "short.wav"
+    sf.write(one_second, joined_tones([("angry", 0.6)], lead=0.2, gap=0.2)[0], SR)
+    result = _cli(str(one_second), "--model", model, "--vad", "energy", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(tmp_path / "o" / "timeline.csv")["label"]) == ["angry"]
+
+    text = tmp_path / "letter.wav"
+    text.write_text("Dear diary")
+    result = _cli(str(text), "--model", model, "--out", str(tmp_path / "t"))
+    assert result.exit_code == 2
+    assert re.search(r"letter\.wav: not an audio file", result.output.replace("\n", ""))
+
+    result = _cli(str(one_second), "--model", model, "--hop", "0", "--out", str(tmp_path / "h"))
+    assert result.exit_code == 2 and "--hop" in result.output
+    result = _cli(str(tmp_path / "missing.wav"), "--model", model, "--out", str(tmp_path / "m"))
+    assert result.exit_code == 2 and "file not found" in result.output
+
+
+@pytest.mark.slow
+def test_hour_long_recording_streams_in_bounded_memory(tiny_model, tmp_path):
+    """An hour of audio (mostly silence, speech every 5 minutes) is read block by block."""
+    path = tmp_path / "hour.wav"
+    with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16") as f:
+        burst = joined_tones([("happy", 2.0)], lead=0.0, gap=0.0)[0]
+        for minute in range(60):
+            if minute % 5 == 0:
+                f.write(burst)
+            f.write(np.zeros(60 * SR - (len(burst) if minute % 5 == 0 else 0), np.float32))
+    a = analyze_recording(path, tiny_model, AnalysisConfig(vad="energy"), block_seconds=30.0)
+    assert a.duration == pytest.approx(3600.0)
+    assert [s.label for s in a.segments] == ["happy"] * 12
+    assert a.segments[-1].start == pytest.approx(55 * 60, abs=0.1)

@@ -1,0 +1,192 @@
+"""serkit.load_model: paths, lists, arrays, errors, thread safety. Uses a tiny model trained here on tones."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tone
+
+import serkit
+from serkit.audio import AudioConfig
+from serkit.errors import AudioError, ConfigError
+from serkit.features import FrontendConfig
+from serkit.inference import EmotionModel, load_model
+from serkit.inference.api import default_model_path, prepare_signal, to_mono
+from serkit.models import create_model
+from serkit.models.bundle import ModelBundle
+from serkit.training.data import FeatureExtractor
+from serkit.training.normalization import FeatureNormalizer
+
+#: The tiny model's classes and the tone (Hz) that stands for each.
+TONE_LABELS = {"neutral": 200.0, "angry": 450.0, "sad": 1000.0, "happy": 2200.0}
+SR = 16000
+
+
+def build_tiny_bundle(path: str | Path, *, card: dict | None = None) -> Path:
+    """Train the mountzouris2023 SDNN on time-averaged MFCCs of tones (one frequency per class), save a bundle."""
+    torch.manual_seed(0)
+    audio = AudioConfig(sample_rate=SR, duration=1.0)
+    frontend = FrontendConfig(name="mfcc", n_mfcc=20, n_fft=512, hop_length=160, n_mels=40)
+    extractor = FeatureExtractor(audio, frontend, pooling="mean")
+    labels = list(TONE_LABELS)
+    signals, y = [], []
+    for k, freq in enumerate(TONE_LABELS.values()):
+        for i in range(12):  # lengths, levels and detuning vary so windows of any length are recognised
+            sig = tone(0.3 + 0.15 * i, SR, freq * (1 + 0.02 * (i - 6) / 6), amp=0.1 + 0.05 * i, seed=i)
+            signals.append(prepare_signal(sig, SR, audio))
+            y.append(k)
+    X = extractor.pool(extractor.from_signals(signals))
+    norm = FeatureNormalizer("global").fit(X)
+    Xn = torch.as_tensor(norm.transform(X))
+    target = torch.as_tensor(y)
+    model = create_model("mountzouris2023_sdnn", num_classes=len(labels), input_shape=X.shape[1:])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 14k-parameter model: thread hand-offs would cost more than the maths
+    try:
+        for _ in range(120):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(Xn), target)
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    recipe = {"name": "tiny_tones", "audio": audio.model_dump(mode="json"),
+              "frontend": frontend.model_dump(mode="json"), "pooling": "mean",
+              "model": {"name": "mountzouris2023_sdnn"}}
+    info = {"model_card": card} if card else {}
+    return ModelBundle(recipe, labels, tuple(X.shape[1:]), model, norm.state_dict(), info).save(path)
+
+
+def tiny_model_file(tmp_path_factory) -> Path:
+    """The tiny model's bundle, built once per test session (test_stream and test_analyze use it too)."""
+    path = tmp_path_factory.getbasetemp() / "tiny_tones_model.pt"
+    return path if path.is_file() else build_tiny_bundle(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    return tiny_model_file(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path) -> EmotionModel:
+    return load_model(tiny_model_path)
+
+
+def _write(path: Path, y: np.ndarray, sr: int = SR) -> Path:
+    sf.write(path, y, sr)
+    return path
+
+
+def test_predicts_paths_lists_and_arrays(tiny_model, tmp_path):
+    files = {lab: _write(tmp_path / f"{lab}.wav", tone(0.8, SR, f, amp=0.3)) for lab, f in TONE_LABELS.items()}
+    assert tiny_model.predict(files["sad"]) == "sad"
+    assert tiny_model.predict(str(files["angry"])) == "angry"
+    proba = tiny_model.predict_proba(list(files.values()))
+    assert proba.shape == (4, 4)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-5)
+    assert [tiny_model.labels[i] for i in proba.argmax(1)] == list(TONE_LABELS)
+    # an array with its rate gives what its file gives
+    single = tiny_model.predict_proba(tone(0.8, SR, TONE_LABELS["happy"], amp=0.3), sample_rate=SR)
+    np.testing.assert_allclose(single, proba[3], atol=1e-5)
+    assert tiny_model.predict([tone(0.8, SR, 200.0, amp=0.3), tone(0.8, SR, 1000.0, amp=0.3)],
+                              sample_rate=SR) == ["neutral", "sad"]
+
+
+def test_stereo_48k_array_and_file(tiny_model, tmp_path):
+    import soxr
+
+    mono = tone(0.8, 48000, TONE_LABELS["angry"], amp=0.3)
+    stereo = np.stack([mono, 0.5 * mono], axis=1)  # (n, channels), as soundfile gives it
+    assert tiny_model.predict(stereo, sample_rate=48000) == "angry"
+    assert tiny_model.predict(stereo.T, sample_rate=48000) == "angry"  # (channels, n), as librosa gives it
+    assert tiny_model.predict(_write(tmp_path / "s.wav", stereo, 48000)) == "angry"
+    pcm = (soxr.resample(mono, 48000, SR) * 32767).astype(np.int16)
+    assert tiny_model.predict(pcm, sample_rate=SR) == "angry"
+
+
+def test_bad_inputs_give_clear_errors(tiny_model, tmp_path):
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("hello")
+    with pytest.raises(AudioError, match="notes.wav: not an audio file"):
+        tiny_model.predict(not_audio)
+    with pytest.raises(AudioError, match="missing.wav: file not found"):
+        tiny_model.predict(tmp_path / "missing.wav")
+    with pytest.raises(ConfigError, match="sample_rate: required"):
+        tiny_model.predict(tone())
+    with pytest.raises(AudioError, match=r"<array 0>: silent"):
+        tiny_model.predict(np.zeros(16000, np.float32), sample_rate=SR)
+    with pytest.raises(AudioError, match="NaN"):
+        tiny_model.predict(np.full(100, np.nan, np.float32), sample_rate=SR)
+    with pytest.raises(AudioError, match="cannot tell channels"):
+        to_mono(np.zeros((20, 20), np.float32), "x")
+    # a list: every failure is named, after trying all
+    good = _write(tmp_path / "good.wav", tone(0.5, SR, 200.0))
+    with pytest.raises(AudioError, match="2 of 3 inputs failed.*notes.wav.*missing.wav"):
+        tiny_model.predict_proba([good, not_audio, tmp_path / "missing.wav"])
+    # predict_batch goes on and reports
+    result = tiny_model.predict_batch([good, not_audio, tone(0.5, SR, 1000.0)], sample_rate=SR)
+    assert result.paths == [str(good), "<array 2>"] and result.predicted == ["neutral", "sad"]
+    assert [p for p, _ in result.failures] == [str(not_audio)]
+
+
+def test_thread_safe(tiny_model):
+    inputs = [tone(0.5 + 0.1 * i, SR, f, amp=0.3, seed=i) for i, f in enumerate(list(TONE_LABELS.values()) * 2)]
+    expected = tiny_model.predict_proba(inputs, sample_rate=SR)
+    results: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        results[k] = tiny_model.predict_proba(inputs, sample_rate=SR)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6
+    for got in results.values():
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_default_model_and_model_card(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere" / "default.pt"
+    monkeypatch.setattr("serkit.inference.api.default_model_path", lambda: missing)
+    with pytest.raises(ConfigError, match="default model is not installed"):
+        serkit.load_model()
+    with pytest.raises(ConfigError, match="default model is not installed"):
+        load_model("default")
+    card = {"summary": "tones", "accuracy": [{"corpus": "tones", "protocol": "SI", "metric": "UA", "value": 1.0}],
+            "limits": ["tones only"]}
+    path = build_tiny_bundle(tmp_path / "default.pt", card=card)
+    monkeypatch.setattr("serkit.inference.api.default_model_path", lambda: path)
+    model = serkit.load_model()
+    assert model.card == card and model.source == "default"
+    assert model.window_seconds == 1.0 and model.sample_rate == SR
+    assert default_model_path().name == "default.pt"
+    with pytest.raises(ConfigError, match="no such model file"):
+        load_model(tmp_path / "nope.pt")
+
+
+def test_backend_argument(tiny_model, tiny_model_path):
+    with pytest.raises(ConfigError, match="backend"):
+        load_model(tiny_model_path, backend="tensorflow")
+    try:
+        import onnxruntime  # noqa: F401
+
+        import serkit.inference.export  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="backend 'onnx' is not available"):
+            load_model(tiny_model_path, backend="onnx")
+        return
+    inputs = [tone(0.8, SR, f, amp=0.3) for f in TONE_LABELS.values()]
+    onnx_model = load_model(tiny_model_path, backend="onnx")
+    np.testing.assert_allclose(onnx_model.predict_proba(inputs, sample_rate=SR),
+                               tiny_model.predict_proba(inputs, sample_rate=SR), atol=1e-5)
