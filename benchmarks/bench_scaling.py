@@ -1,8 +1,8 @@
 """Data-parallel scaling on this machine: ``serkit train --nproc 1`` against ``--nproc 2`` on RAVDESS.
 
-Usage (CPU-heavy: through the shared lock on the 2-core machine)::
+Usage (CPU-heavy: run it on an otherwise idle machine)::
 
-    /work/bin/heavy .venv/bin/python benchmarks/bench_scaling.py [--out-root runs/scaling] [--doc docs/benchmarks]
+    python benchmarks/bench_scaling.py [--out-root runs/scaling] [--doc docs/benchmarks]
 
 Two short runs of the paper hold-out split (speaker-dependent, seed 0) per recipe, one per process count,
 with the same global batch (the recipe's ``training.batch_size``):
@@ -82,7 +82,7 @@ def main() -> None:
     lines = [
         "# Data-parallel scaling: 1 vs 2 processes",
         "",
-        (f"Machine: {machine} (CPU only, gloo). Produced by `/work/bin/heavy .venv/bin/python "
+        (f"Machine: {machine} (CPU only, gloo). Produced by `python "
          "benchmarks/bench_scaling.py`; corpus RAVDESS (16 kHz FLAC, resampled as the recipes say), protocol "
          "holdout (SD: speaker-dependent 80/20 split with 10 % validation), seed 0, one fold; short schedules "
          "(`--max-epochs`), so the UA figures are for comparing the two runs, not results."),

@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from serkit.utils import atomic_write_text  # noqa: E402
+from serkit.utils import atomic_write_text
 
 
 def main() -> None:

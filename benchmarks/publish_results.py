@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from serkit.utils import atomic_write_bytes, atomic_write_text  # noqa: E402
+from serkit.utils import atomic_write_bytes, atomic_write_text
 
 
 def machine() -> str:
@@ -79,6 +79,9 @@ def rebuild_index(docs: Path) -> None:
             f"{s['protocol_tag']} | {NORMALISATION.get(s.get('normalization'), s.get('normalization'))} | {s['folds']} | {','.join(map(str, s['seeds']))} | {cell('ua')} | {cell('wa')} | "
             f"{cell('macro_f1')} | `{cmd}` |"
         )
+    # Every top-level page (one per paper, plus serkit.md) is linked; run folders are in the table.
+    pages = sorted(p.stem for p in docs.glob("*.md") if p.name != "README.md")
+    links = ", ".join(f"[{name}]({name}.md)" for name in pages if name != "serkit")
     text = (
         "# Measured results\n\n"
         "Every figure here was measured by serkit on this project's machines with the command shown; none is\n"
@@ -88,8 +91,10 @@ def rebuild_index(docs: Path) -> None:
         "Corpora: EmoDB (Burkhardt et al. 2005), RAVDESS speech (Livingstone & Russo 2018, CC BY-NC-SA 4.0).\n\n"
         "| recipe | corpus | protocol | tag | normalisation | folds | seeds | UA | WA | F1 | command |\n"
         "|---|---|---|---|---|---:|---|---:|---:|---:|---|\n" + "\n".join(rows) + "\n\n"
-        "Per-paper pages set these beside the papers' own figures: [mountzouris2023](mountzouris2023.md).\n"
-        "Frontend speed against librosa: [../benchmarks/frontends.md](../benchmarks/frontends.md).\n"
+        f"Per-paper pages set these beside the papers' own figures: {links}.\n"
+        + ("serkit's own recipe, its ablations and the accuracy targets: [serkit.md](serkit.md).\n"
+           if "serkit" in pages else "")
+        + "Speed (frontends against librosa, inference, training, analyze, scaling): [../benchmarks/](../benchmarks/).\n"
     )
     atomic_write_text(docs / "README.md", text)
 

@@ -24,19 +24,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from serkit.models.bundle import ModelBundle  # noqa: E402
-from serkit.training.metrics import compute_metrics  # noqa: E402
-from serkit.utils import atomic_write_text  # noqa: E402
+from serkit.models.bundle import ModelBundle
+from serkit.training.metrics import compute_metrics
+from serkit.utils import atomic_write_text
 
 LIMITS = [
-    "Trained on acted speech only (EmoDB: 10 German actors; RAVDESS: 24 North-American English actors reading two "
-    "fixed sentences). Spontaneous, conversational speech is expressed less strongly and is recognised less well.",
+    ("Trained on acted speech only (EmoDB: 10 German actors; RAVDESS: 24 North-American English actors reading two "
+     "fixed sentences). Spontaneous, conversational speech is expressed less strongly and is recognised less well."),
     "Two languages (German, English). Other languages and accents have not been measured.",
-    "Six emotions only (angry, disgust, fearful, happy, neutral, sad); anything else (boredom, surprise, calm, "
-    "mixed or subtle states) is forced onto one of them.",
+    ("Six emotions only (angry, disgust, fearful, happy, neutral, sad); anything else (boredom, surprise, calm, "
+     "mixed or subtle states) is forced onto one of them."),
     "Clean studio recordings; noise, reverberation, telephone bandwidth and far-field microphones lower accuracy.",
-    "Per-clip scores are noisy: look at trends over many clips or minutes, never at one prediction. "
-    "This is not a diagnostic tool.",
+    ("Per-clip scores are noisy: look at trends over many clips or minutes, never at one prediction. "
+     "This is not a diagnostic tool."),
 ]
 
 
@@ -57,8 +57,8 @@ def per_corpus_accuracy(eval_run: Path) -> tuple[list[dict], dict]:
                 "corpus": corpus, "protocol": f"{summary['protocol']} ({summary['protocol_tag']})",
                 "metric": metric, "value": float(values.mean()),
                 "std": float(values.std(ddof=1)) if len(values) > 1 else None,
-                "pooled": float(pooled[metric]), "folds": int(len(values)), "seeds": summary["seeds"],
-                "n_test": int(len(part)),
+                "pooled": float(pooled[metric]), "folds": len(values), "seeds": summary["seeds"],
+                "n_test": len(part),
             })
     return rows, summary
 

@@ -13,10 +13,11 @@ from conftest import tone
 
 import serkit
 from serkit.audio import AudioConfig
+from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.features import FrontendConfig
 from serkit.inference import EmotionModel, load_model
-from serkit.inference.api import default_model_path, prepare_signal, to_mono
+from serkit.inference.api import default_model_path, to_mono
 from serkit.models import create_model
 from serkit.models.bundle import ModelBundle
 from serkit.training.data import FeatureExtractor

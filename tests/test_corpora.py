@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import tone
 from rich.console import Console
 
 from serkit.corpora import (
@@ -30,7 +31,6 @@ from serkit.corpora import (
 )
 from serkit.corpora.base import build_corpus
 from serkit.errors import CorpusError
-from conftest import tone
 
 
 def write_tone(path: Path, seconds: float = 0.2, sr: int = 16000, channels: int = 1) -> Path:

@@ -35,7 +35,7 @@ def test_paper_shapes(name):
 def test_dropout_placement_follows_paper():
     cnn = create_model("mountzouris2023_cnn", num_classes=8, input_shape=(40, 228))
     atn = create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228))
-    count = lambda m: sum(isinstance(x, torch.nn.Dropout) for x in m.modules())  # noqa: E731
+    count = lambda m: sum(isinstance(x, torch.nn.Dropout) for x in m.modules())
     assert count(cnn) == 4 and count(atn) == 3
     assert count(create_model("mountzouris2023_cnn_atn", num_classes=8, input_shape=(40, 228), dropout=0)) == 0
 

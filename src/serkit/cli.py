@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 import yaml
@@ -31,24 +30,24 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def train(
     recipe: Path = typer.Argument(..., help="recipe YAML"),
-    protocol: Optional[str] = typer.Option(None, help="override protocol.name (holdout, kfold, loso, speaker_folds, cross_corpus)"),
-    out: Optional[Path] = typer.Option(None, help="output folder (default runs/<recipe name>[-<protocol>])"),
-    seeds: Optional[str] = typer.Option(None, help="override protocol.seeds, e.g. 0,1,2"),
-    max_epochs: Optional[int] = typer.Option(None, help="override training.max_epochs"),
-    corpus_root: Optional[Path] = typer.Option(None, help="override the corpus root (single-corpus recipes)"),
+    protocol: str | None = typer.Option(None, help="override protocol.name (holdout, kfold, loso, speaker_folds, cross_corpus)"),
+    out: Path | None = typer.Option(None, help="output folder (default runs/<recipe name>[-<protocol>])"),
+    seeds: str | None = typer.Option(None, help="override protocol.seeds, e.g. 0,1,2"),
+    max_epochs: int | None = typer.Option(None, help="override training.max_epochs"),
+    corpus_root: Path | None = typer.Option(None, help="override the corpus root (single-corpus recipes)"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run in --out"),
-    cache_dir: Optional[Path] = typer.Option(None, help="feature cache (default $SERKIT_CACHE or ~/.cache/serkit)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override any recipe field: --set normalization=per_speaker "
+    cache_dir: Path | None = typer.Option(None, help="feature cache (default $SERKIT_CACHE or ~/.cache/serkit)"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override any recipe field: --set normalization=per_speaker "
                                              "--set training.lr=0.01 (values are read as YAML)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="data parallel: train each fold with N processes on this "
                               "machine (torch DDP: gloo on CPU, NCCL on GPUs); training.batch_size is the global batch"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="fold fan-out: run folds in N worker processes at a time"),
     retries: int = typer.Option(1, "--retries", min=0, help="with --jobs: further attempts for a failed fold"),
-    folds: Optional[str] = typer.Option(None, "--folds", help="run only these folds: 1-based numbers or names, "
+    folds: str | None = typer.Option(None, "--folds", help="run only these folds: 1-based numbers or names, "
                                         "e.g. 1,3,5 (the table is written when the last fold finishes)"),
     list_folds_: bool = typer.Option(False, "--list-folds", help="print the protocol's folds and exit"),
-    dist_timeout: Optional[float] = typer.Option(None, "--dist-timeout", help="with --nproc: seconds a process "
+    dist_timeout: float | None = typer.Option(None, "--dist-timeout", help="with --nproc: seconds a process "
                                                  "waits for the others before the job fails (default 1800)"),
 ) -> None:
     """Train and evaluate a recipe under its protocol; write results tables, plots and models.
@@ -202,10 +201,10 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a folder written by serki
 
 @app.command()
 def predict(
-    items: List[Path] = typer.Argument(..., metavar="[MODEL] FILES...",
+    items: list[Path] = typer.Argument(..., metavar="[MODEL] FILES...",
                                        help="optionally a model.pt or a run folder (its fold models are averaged) "
                                             "first, then audio files; without a model, serkit's default model"),
-    out: Optional[Path] = typer.Option(None, help="write the predictions as CSV"),
+    out: Path | None = typer.Option(None, help="write the predictions as CSV"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Predict the emotion of audio files."""
@@ -242,11 +241,11 @@ def predict(
 
 @app.command("export")
 def export_model(
-    model: Optional[Path] = typer.Argument(None, help="a model.pt, or a run folder (one file per fold)"),
+    model: Path | None = typer.Argument(None, help="a model.pt, or a run folder (one file per fold)"),
     format_: str = typer.Option("onnx", "--format", help="export format (onnx)"),
-    out: Optional[Path] = typer.Option(None, help="output file for a model.pt (default: beside it, .onnx); "
+    out: Path | None = typer.Option(None, help="output file for a model.pt (default: beside it, .onnx); "
                                        "output folder for a run (default <run>/onnx)"),
-    opset: Optional[int] = typer.Option(None, help="ONNX opset (default 17)"),
+    opset: int | None = typer.Option(None, help="ONNX opset (default 17)"),
     quantize: bool = typer.Option(False, "--quantize", help="dynamic int8 quantisation of dense and LSTM weights"),
     list_: bool = typer.Option(False, "--list", help="list which zoo models ONNX can express, and why not"),
 ) -> None:
@@ -275,13 +274,13 @@ def export_model(
 
 @app.command()
 def analyze(
-    recordings: List[Path] = typer.Argument(..., help="audio files of any length, or folders of them (several "
+    recordings: list[Path] = typer.Argument(..., help="audio files of any length, or folders of them (several "
                                                       "recordings are sessions, dated by YYYY-MM-DD in their names)"),
     out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html)"),
-    model: Optional[str] = typer.Option(None, help="a model.pt or run folder (default: serkit's default model)"),
+    model: str | None = typer.Option(None, help="a model.pt or run folder (default: serkit's default model)"),
     vad: str = typer.Option("auto", help="voice activity detection: auto (silero when installed), silero, energy, "
                                          "none"),
-    window: Optional[float] = typer.Option(None, help="window length in seconds (default: the model's clip length)"),
+    window: float | None = typer.Option(None, help="window length in seconds (default: the model's clip length)"),
     hop: float = typer.Option(1.0, help="seconds between windows"),
     smoothing: int = typer.Option(3, help="windows averaged when smoothing (1 = none)"),
     min_silence: float = typer.Option(0.3, help="a pause this long (s) separates speech regions"),

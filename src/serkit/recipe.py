@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from serkit.audio import AudioConfig
 from serkit.augment import AugmentConfig
@@ -87,7 +94,7 @@ class Recipe(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_kind_of_frontend(self) -> "Recipe":
+    def _one_kind_of_frontend(self) -> Recipe:
         if (self.frontend is None) == (self.frontends is None):
             raise ValueError("give either 'frontend' (one input) or 'frontends' (stream name -> frontend), not "
                              + ("both" if self.frontend is not None else "neither"))
@@ -106,7 +113,7 @@ class Recipe(BaseModel):
 
     # -- files ---------------------------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "Recipe":
+    def from_yaml(cls, path: str | Path) -> Recipe:
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -119,7 +126,7 @@ class Recipe(BaseModel):
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "<recipe>") -> "Recipe":
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<recipe>") -> Recipe:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -138,7 +145,7 @@ class Recipe(BaseModel):
     def __str__(self) -> str:
         return self.to_yaml()
 
-    def with_overrides(self, **dotted: Any) -> "Recipe":
+    def with_overrides(self, **dotted: Any) -> Recipe:
         """A copy with fields set by dotted names, e.g. ``{"protocol.name": "loso", "training.max_epochs": 5}``."""
         data = self.model_dump(mode="json")
         for key, value in dotted.items():

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from serkit.audio.config import AudioConfig, ClipBatch, load_clip, load_clips
-from serkit.audio.io import SILENCE_PEAK_DBFS, read_audio
+from serkit.audio.config import (
+    AudioConfig,
+    ClipBatch,
+    load_clip,
+    load_clips,
+    prepare_signal,
+)
+from serkit.audio.io import SILENCE_PEAK_DBFS, open_audio, read_audio
 from serkit.audio.processing import (
     fix_length,
     peak_normalize,
@@ -21,7 +27,9 @@ __all__ = [
     "fix_length",
     "load_clip",
     "load_clips",
+    "open_audio",
     "peak_normalize",
+    "prepare_signal",
     "read_audio",
     "remove_silence",
     "resample",

@@ -12,7 +12,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from serkit.audio.io import read_audio
-from serkit.audio.processing import fix_length, peak_normalize, remove_silence, trim_silence, z_normalize
+from serkit.audio.processing import (
+    fix_length,
+    peak_normalize,
+    remove_silence,
+    resample,
+    trim_silence,
+    z_normalize,
+)
 from serkit.errors import AudioError
 
 #: top_db of silence removal when ``trim_silence_db`` is not set.
@@ -52,12 +59,38 @@ class AudioConfig(BaseModel):
         return None if self.duration is None else round(self.duration * self.sample_rate)
 
 
+def prepare_signal(y: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndarray:
+    """A mono waveform at ``sample_rate`` -> the model's input waveform as ``cfg`` describes.
+
+    Order: resample to ``cfg.sample_rate`` -> silence removal, or else leading/trailing trim -> normalisation
+    -> pad/crop to ``cfg.num_samples`` when ``duration`` is set. Normalising before padding keeps zero padding
+    at zero and statistics free of padding. ``cfg.offset`` is not applied here: it skips the start of a file
+    (``load_clip`` applies it while reading).
+
+    Raises
+    ------
+    AudioError
+        (without a path) when silence removal leaves nothing or normalisation meets an all-zero signal.
+    """
+    y = resample(np.asarray(y, dtype=np.float32), sample_rate, cfg.sample_rate)
+    if cfg.remove_silence:
+        top_db = cfg.trim_silence_db if cfg.trim_silence_db is not None else DEFAULT_SILENCE_DB
+        y = remove_silence(y, cfg.sample_rate, top_db=top_db)
+    elif cfg.trim_silence_db is not None:
+        y, _ = trim_silence(y, cfg.sample_rate, top_db=cfg.trim_silence_db)
+    if cfg.normalize == "peak":
+        y = peak_normalize(y)
+    elif cfg.normalize == "z":
+        y = z_normalize(y)
+    if cfg.num_samples is not None:
+        y = fix_length(y, cfg.num_samples, pad_mode=cfg.pad_mode, crop=cfg.crop)
+    return y.astype(np.float32, copy=False)
+
+
 def load_clip(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
     """Load one file as a mono float32 waveform as ``cfg`` describes.
 
-    Order: read (skip ``offset``, read ``duration``, downmix, resample) -> silence removal, or else
-    leading/trailing trim -> normalisation -> pad/crop to ``cfg.num_samples`` when ``duration`` is set.
-    Normalising before padding keeps zero padding at zero and statistics free of padding.
+    Reads (skipping ``offset``, reading ``duration``, downmixing, resampling), then :func:`prepare_signal`.
 
     Raises
     ------
@@ -66,22 +99,11 @@ def load_clip(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
     """
     y, sr = read_audio(path, sample_rate=cfg.sample_rate, mono=True, offset=cfg.offset, duration=cfg.duration)
     try:
-        if cfg.remove_silence:
-            top_db = cfg.trim_silence_db if cfg.trim_silence_db is not None else DEFAULT_SILENCE_DB
-            y = remove_silence(y, sr, top_db=top_db)
-        elif cfg.trim_silence_db is not None:
-            y, _ = trim_silence(y, sr, top_db=cfg.trim_silence_db)
-        if cfg.normalize == "peak":
-            y = peak_normalize(y)
-        elif cfg.normalize == "z":
-            y = z_normalize(y)
-        if cfg.num_samples is not None:
-            y = fix_length(y, cfg.num_samples, pad_mode=cfg.pad_mode, crop=cfg.crop)
+        return prepare_signal(y, sr, cfg)
     except AudioError as exc:
         if exc.path is None:
             raise AudioError(path, exc.reason) from exc
         raise
-    return y.astype(np.float32, copy=False)
 
 
 @dataclass

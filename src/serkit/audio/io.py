@@ -35,6 +35,34 @@ def _check_truncated(path: Path, extra_info: str) -> None:
             )
 
 
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """Open an audio file for reading (whole or in blocks) after the checks every reader needs.
+
+    Raises :class:`AudioError` naming the file for: missing, a directory, not audio / unreadable, truncated
+    (the header log says so), no frames. The caller closes the returned handle (use it as a context manager).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    try:
+        handle = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        detail = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(path, f"not an audio file or unreadable (libsndfile: {detail})") from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        _check_truncated(path, handle.extra_info)
+        if handle.frames <= 0:
+            raise AudioError(path, "empty: the file holds no audio frames")
+    except AudioError:
+        handle.close()
+        raise
+    return handle
+
+
 def read_audio(
     path: str | os.PathLike[str],
     *,
@@ -76,24 +104,8 @@ def read_audio(
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"duration must be a finite number of seconds > 0 or None, got {duration!r}")
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-
-    try:
-        handle = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        detail = getattr(exc, "error_string", None) or str(exc)
-        raise AudioError(path, f"not an audio file or unreadable (libsndfile: {detail})") from None
-    except OSError as exc:
-        raise AudioError(path, f"cannot open: {exc.strerror or exc}") from None
-
-    with handle:
+    with open_audio(path) as handle:
         native_sr, total = handle.samplerate, handle.frames
-        _check_truncated(path, handle.extra_info)
-        if total <= 0:
-            raise AudioError(path, "empty: the file holds no audio frames")
         start = round(offset * native_sr)
         if start >= total:
             raise AudioError(

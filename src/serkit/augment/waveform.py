@@ -11,7 +11,13 @@ from typing import Literal
 
 import numpy as np
 
-from serkit.augment.config import AugmentConfig, AwgnConfig, BalanceConfig, SpeedConfig, TimeShiftConfig
+from serkit.augment.config import (
+    AugmentConfig,
+    AwgnConfig,
+    BalanceConfig,
+    SpeedConfig,
+    TimeShiftConfig,
+)
 from serkit.errors import AudioError, ConfigError
 
 __all__ = [

@@ -6,7 +6,16 @@ CSV-manifest loader for a user's own data, all reached through :func:`load_corpu
 
 from __future__ import annotations
 
-from serkit.corpora import cremad, emodb, folder, iemocap, manifest, ravdess, savee, tess  # noqa: F401  (registers)
+from serkit.corpora import (  # noqa: F401  (registers)
+    cremad,
+    emodb,
+    folder,
+    iemocap,
+    manifest,
+    ravdess,
+    savee,
+    tess,
+)
 from serkit.corpora.base import (
     AUDIO_EXTENSIONS,
     CORE_COLUMNS,

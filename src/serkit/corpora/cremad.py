@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import (
+    Corpus,
+    Problem,
+    absolute,
+    build_corpus,
+    find_audio_files,
+    register_corpus,
+)
 from serkit.corpora.labels import CREMAD_LABELS
 from serkit.errors import CorpusError
 

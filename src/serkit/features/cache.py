@@ -15,7 +15,7 @@ import numpy as np
 from serkit.errors import CacheError
 from serkit.utils import atomic_write_bytes
 
-__all__ = ["FeatureCache", "FEATURE_FORMAT_VERSION", "canonical_json"]
+__all__ = ["FEATURE_FORMAT_VERSION", "FeatureCache", "canonical_json"]
 
 logger = logging.getLogger(__name__)
 

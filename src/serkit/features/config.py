@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from torch import nn
 
 from serkit.errors import ConfigError
 from serkit.features.frontends import MFCC, Frontend, LogMel, LogMelDeltas, LogSTFT, Raw
 
-__all__ = ["FrontendConfig", "FRONTENDS", "create_frontend", "FrontendName"]
+__all__ = ["FRONTENDS", "FrontendConfig", "FrontendName", "create_frontend"]
 
 FrontendName = Literal["raw", "mfcc", "stft", "logmel", "logmel_deltas", "egemaps"]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from serkit.audio.io import _check_truncated
+from serkit.audio.io import open_audio
 from serkit.errors import AudioError, SerkitError
 from serkit.inference.api import EmotionModel
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult
@@ -101,31 +101,7 @@ class RecordingAnalysis:
         return summarize(self)
 
 
-# -- reading ------------------------------------------------------------------------------------------
-def open_audio(path: str | Path) -> sf.SoundFile:
-    """Open an audio file for block reading, with the same checks (and messages) as ``read_audio``."""
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    try:
-        handle = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        detail = getattr(exc, "error_string", None) or str(exc)
-        raise AudioError(path, f"not an audio file or unreadable (libsndfile: {detail})") from None
-    except OSError as exc:
-        raise AudioError(path, f"cannot open: {exc.strerror or exc}") from None
-    try:
-        _check_truncated(path, handle.extra_info)
-        if handle.frames <= 0:
-            raise AudioError(path, "empty: the file holds no audio frames")
-    except AudioError:
-        handle.close()
-        raise
-    return handle
-
-
+# -- analysis -----------------------------------------------------------------------------------------
 def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisConfig | None = None, *,
                       block_seconds: float = BLOCK_SECONDS) -> RecordingAnalysis:
     """Analyse one audio file of any length, reading it ``block_seconds`` at a time.

@@ -16,18 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from serkit.audio import (
-    SILENCE_PEAK_DBFS,
-    AudioConfig,
-    fix_length,
-    load_clips,
-    peak_normalize,
-    remove_silence,
-    resample,
-    trim_silence,
-    z_normalize,
-)
-from serkit.audio.config import DEFAULT_SILENCE_DB
+from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, load_clips
+from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.inference.predictor import Predictions, Predictor
 
@@ -68,33 +58,6 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
                               "or a run folder written by `serkit train` instead")
         return EmotionModel(path, backend=backend, device=device, source="default")
     return EmotionModel(name_or_path, backend=backend, device=device)
-
-
-def prepare_signal(y: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndarray:
-    """A mono waveform in memory -> the model's input waveform, as ``load_clip`` prepares a file.
-
-    Resample to ``cfg.sample_rate``, then silence removal or trimming, normalisation and pad/crop to
-    ``cfg.duration`` as the config says. ``cfg.offset`` is not applied: it skips the start of a corpus file,
-    not of an arbitrary waveform.
-
-    Raises
-    ------
-    AudioError
-        (without a path) when silence removal leaves nothing or normalisation meets an all-zero signal.
-    """
-    y = resample(np.asarray(y, dtype=np.float32), sample_rate, cfg.sample_rate)
-    if cfg.remove_silence:
-        y = remove_silence(y, cfg.sample_rate,
-                           top_db=cfg.trim_silence_db if cfg.trim_silence_db is not None else DEFAULT_SILENCE_DB)
-    elif cfg.trim_silence_db is not None:
-        y, _ = trim_silence(y, cfg.sample_rate, top_db=cfg.trim_silence_db)
-    if cfg.normalize == "peak":
-        y = peak_normalize(y)
-    elif cfg.normalize == "z":
-        y = z_normalize(y)
-    if cfg.num_samples is not None:
-        y = fix_length(y, cfg.num_samples, pad_mode=cfg.pad_mode, crop=cfg.crop)
-    return y.astype(np.float32, copy=False)
 
 
 def to_mono(y: np.ndarray, name: str) -> np.ndarray:

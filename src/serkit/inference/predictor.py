@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ class Predictor:
 
     def predict_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities (N, C) of mono waveforms already prepared with the model's audio config
-        (``serkit.inference.api.prepare_signal``): the in-memory twin of :meth:`predict_proba`."""
+        (``serkit.audio.config.prepare_signal``): the in-memory twin of :meth:`predict_proba`."""
         if not len(signals):
             return np.zeros((0, len(self.labels)))
         if self.bundles[0].recipe.get("segments"):

@@ -50,7 +50,7 @@ class ModelBundle:
         return atomic_torch_save(payload, path)
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu") -> "ModelBundle":
+    def load(cls, path: str | Path, *, device: str = "cpu") -> ModelBundle:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: model file not found")

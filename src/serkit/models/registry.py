@@ -7,8 +7,9 @@ without the batch axis) plus their own options; classical (scikit-learn) models 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from serkit.errors import ConfigError
 
@@ -54,10 +55,14 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the model modules registers their models.
-    from serkit.models import akalya2022, classical, mountzouris2023  # noqa: F401
-    from serkit.models import parallel_cnn_transformer  # noqa: F401
-    from serkit.models import serkit_cnn  # noqa: F401
-    from serkit.models import ha2024  # noqa: F401
+    from serkit.models import (  # noqa: F401
+        akalya2022,
+        classical,
+        ha2024,
+        mountzouris2023,
+        parallel_cnn_transformer,
+        serkit_cnn,
+    )
 
 
 def list_models() -> list[str]:

@@ -12,7 +12,7 @@ Any T works: the pooling is over time, so the network runs on clips of other len
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -29,23 +29,39 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from serkit.audio import load_clips
 from serkit.augment import augment_training_set
 from serkit.augment.spec import spec_augment
-from serkit.audio import load_clips
 from serkit.corpora import Corpus, combine, load_corpus
 from serkit.errors import ConfigError
 from serkit.features import FeatureCache
 from serkit.models.bundle import ModelBundle
-from serkit.models.registry import create_model, model_spec
-from serkit.recipe import Recipe, resolve_path
 from serkit.models.init import init_from_checkpoint
-from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
-from serkit.training.data import average_segments, default_cache_dir, make_feature_extractor
-from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
+from serkit.models.registry import create_model, model_spec
+from serkit.multi_input import (
+    check_recipe_streams,
+    concat_items,
+    is_multi,
+    item_shape,
+    num_items,
+    take_items,
+)
+from serkit.recipe import Recipe, resolve_path
+from serkit.training import distributed as dist
+from serkit.training.data import (
+    average_segments,
+    default_cache_dir,
+    make_feature_extractor,
+)
+from serkit.training.metrics import (
+    compute_metrics,
+    results_markdown,
+    summarize,
+    write_csv,
+)
 from serkit.training.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
-from serkit.training import distributed as dist
 from serkit.training.trainer import Trainer
 from serkit.utils import atomic_write_text, seed_everything
 
@@ -315,8 +331,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     row = {
         "fold": split.name, "seed": split.seed, "tag": split.tag,
         "test_speakers": " ".join(sorted(set(test_rows["speaker"]))) if split.speaker_independent else "mixed",
-        "n_train": int(len(split.train)), "n_augmented": n_aug, "n_val": int(len(split.val)),
-        "n_test": int(len(split.test)),
+        "n_train": len(split.train), "n_augmented": n_aug, "n_val": len(split.val),
+        "n_test": len(split.test),
         "wa": metrics["wa"], "ua": metrics["ua"], "macro_f1": metrics["macro_f1"],
         "train_seconds": round(train_seconds, 2), **{k: v for k, v in info.items() if k != "n_augmented"},
     }
@@ -349,7 +365,7 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
     overall = {
         "recipe": recipe.name, "corpus": corpus_name, "protocol": recipe.protocol.name, "protocol_tag": tag,
         "normalization": recipe.normalization,
-        "folds": int(len(per_fold)), "seeds": sorted(int(s) for s in per_fold["seed"].unique()),
+        "folds": len(per_fold), "seeds": sorted(int(s) for s in per_fold["seed"].unique()),
         "labels": labels,
         "mean": {m: float(per_fold[m].mean()) for m in ("wa", "ua", "macro_f1")},
         # Sample standard deviation (ddof=1) as in results.md; None for a single fold.

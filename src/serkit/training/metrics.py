@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
 from serkit.errors import ConfigError
 from serkit.utils import atomic_write_text
@@ -30,10 +36,10 @@ from serkit.utils import atomic_write_text
 __all__ = [
     "SUMMARY_METRICS",
     "compute_metrics",
-    "unweighted_average_recall",
     "results_markdown",
     "scalar_metrics",
     "summarize",
+    "unweighted_average_recall",
     "write_csv",
 ]
 
