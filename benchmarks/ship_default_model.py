@@ -111,6 +111,11 @@ Command: `serkit train recipes/serkit_default.yaml --out {eval_run.as_posix()}` 
 final --out {final_run.as_posix()}`, then `python benchmarks/ship_default_model.py {eval_run.as_posix()}
 {final_run.as_posix()}`. Per-corpus recipes with the full label sets: `docs/results/serkit.md`.
 
+## Speed
+Audio file to probabilities, features included, one 3 s clip at a time on 2 CPU cores: see
+`docs/benchmarks/inference.md` (`python benchmarks/bench_inference.py`), also with onnxruntime
+(`serkit.load_model(backend="onnx")`).
+
 ## Known limits
 {chr(10).join("- " + line for line in LIMITS)}
 
