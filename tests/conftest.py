@@ -40,3 +40,23 @@ def tone_wav(tmp_path) -> Path:
     path = tmp_path / "tone.wav"
     sf.write(path, tone(), 16000)
     return path
+
+
+def write_tone_corpus(root: Path, clips_per_label: int = 3) -> Path:
+    """3 speakers x 3 emotions of half-second 8 kHz tones (the emotion sets the pitch) and a CSV manifest.
+
+    A corpus small models learn in a few epochs, for end-to-end runs of the CLI, fan-out and data parallelism.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s, speaker in enumerate(["s1", "s2", "s3"]):
+        for label, freq in {"angry": 300.0, "sad": 700.0, "happy": 1500.0}.items():
+            for k in range(clips_per_label):
+                t = np.arange(4000) / 8000
+                y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * s + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)
+                sf.write(root / f"{speaker}_{label}_{k}.wav", y.astype(np.float32), 8000)
+                rows.append({"path": f"{speaker}_{label}_{k}.wav", "label": label, "speaker": speaker})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"

@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from test_api import SR, build_tiny_bundle, tiny_model_file
-from test_stream import PLAN, joined_tones
 from typer.testing import CliRunner
 
 from serkit.cli import app
@@ -24,6 +22,8 @@ from serkit.inference.analysis import (
     time_bins,
 )
 from serkit.inference.stream import AnalysisConfig
+from test_api import SR, build_tiny_bundle, tiny_model_file
+from test_stream import PLAN, joined_tones
 
 runner = CliRunner()
 CONFIG = AnalysisConfig(vad="energy", hop=0.5)

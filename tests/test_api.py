@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import tone
 
 import serkit
+from conftest import tone
 from serkit.audio import AudioConfig
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError

@@ -9,8 +9,8 @@ import numpy as np
 import pydantic
 import pytest
 import soundfile as sf
-from conftest import tone
 
+from conftest import tone
 from serkit.audio import (
     AudioConfig,
     ClipBatch,

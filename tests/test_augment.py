@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import tone
 from pydantic import ValidationError
 
+from conftest import tone
 from serkit.augment import (
     AugmentConfig,
     AwgnConfig,

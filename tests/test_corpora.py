@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import tone
 from rich.console import Console
 
+from conftest import tone
 from serkit.corpora import (
     CORE_COLUMNS,
     IEMOCAP_ALL,

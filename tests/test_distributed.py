@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import write_tone_corpus
 from serkit.cli import app
 from serkit.models import create_model
 from serkit.training import distributed
@@ -249,28 +250,12 @@ def test_killed_rank_ends_the_job_with_a_clear_error(tmp_path):
 
 
 # -- the command line ------------------------------------------------------------------------------------
-def _tiny_corpus(root: Path) -> Path:
-    import soundfile as sf
-
-    rng = np.random.default_rng(0)
-    rows = []
-    for s, speaker in enumerate(["s1", "s2", "s3"]):
-        for label, freq in {"angry": 300.0, "sad": 700.0, "happy": 1500.0}.items():
-            for k in range(4):
-                t = np.arange(4000) / 8000
-                y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * s + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)
-                sf.write(root / f"{speaker}_{label}_{k}.wav", y.astype(np.float32), 8000)
-                rows.append({"path": f"{speaker}_{label}_{k}.wav", "label": label, "speaker": speaker})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root / "manifest.csv"
-
-
 def _recipe_file(tmp_path: Path, model: dict, **extra) -> Path:
     import yaml
 
     recipe = {
         "name": "tiny_ddp",
-        "corpus": {"name": "csv", "root": str(_tiny_corpus(tmp_path))},
+        "corpus": {"name": "csv", "root": str(write_tone_corpus(tmp_path, clips_per_label=4))},
         "audio": {"sample_rate": 8000, "duration": 0.5},
         "frontend": {"name": "mfcc", "n_mfcc": 12, "n_fft": 256, "hop_length": 128, "n_mels": 32},
         "pooling": "mean",

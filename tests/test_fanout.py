@@ -9,12 +9,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
 
+from conftest import write_tone_corpus
 from serkit.cli import app
 from serkit.errors import ConfigError
 from serkit.recipe import Recipe
@@ -26,17 +25,7 @@ from serkit.training.fanout import collect_run, list_folds, run_fanout
 def corpus(tmp_path_factory) -> Path:
     """3 speakers x 3 emotions x 3 half-second clips; the emotion sets the pitch."""
     root = tmp_path_factory.mktemp("fanout_corpus")
-    rng = np.random.default_rng(0)
-    rows = []
-    for s, speaker in enumerate(["s1", "s2", "s3"]):
-        for label, freq in {"angry": 300.0, "sad": 700.0, "happy": 1500.0}.items():
-            for k in range(3):
-                t = np.arange(4000) / 8000
-                y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * s + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)
-                sf.write(root / f"{speaker}_{label}_{k}.wav", y.astype(np.float32), 8000)
-                rows.append({"path": f"{speaker}_{label}_{k}.wav", "label": label, "speaker": speaker})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root / "manifest.csv"
+    return write_tone_corpus(root)
 
 
 def recipe_for(manifest: Path, epochs: int = 3) -> Recipe:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import tone
 from pydantic import ValidationError
 
+from conftest import tone
 from serkit.errors import AudioError, ConfigError, SerkitError
 from serkit.features import (
     FRONTENDS,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from conftest import tone
 
+from conftest import tone
 from serkit.errors import ConfigError
 from serkit.multi_input import (
     check_recipe_streams,

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from conftest import tone
-from test_api import SR, TONE_LABELS, tiny_model_file
 
+from conftest import tone
 from serkit.audio.vad import (
     VAD_SAMPLE_RATE,
     EnergyVad,
@@ -20,6 +19,7 @@ from serkit.errors import AudioError, ConfigError
 from serkit.inference import load_model
 from serkit.inference.analysis import analyze_recording, analyze_signal
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, stream_windows
+from test_api import SR, TONE_LABELS, tiny_model_file
 
 ENERGY = AnalysisConfig(vad="energy", window=1.0, hop=0.5, smoothing=1)
 
