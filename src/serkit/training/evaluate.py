@@ -9,29 +9,52 @@ import pandas as pd
 
 from serkit.errors import ConfigError
 from serkit.recipe import Recipe
-from serkit.training.experiment import write_results
+from serkit.training.experiment import ExperimentResult, write_results
+
+
+def collect_run(run_dir: str | Path) -> tuple[ExperimentResult, list[str]]:
+    """Build the run's table (results.csv/.md, summary.json, pooled plot) from the folds that finished.
+
+    Returns
+    -------
+    (result, missing)
+        ``missing`` lists the folds of ``splits.csv`` without a ``result.json``; they are named in
+        results.md and summary.json as well.
+
+    Raises
+    ------
+    ConfigError
+        When ``run_dir`` is not a run folder or no fold has finished.
+    """
+    run = Path(run_dir)
+    if not (run / "recipe.yaml").exists():
+        raise ConfigError(f"{run}: not a serkit run folder (no recipe.yaml)")
+    if not (run / "splits.csv").exists():
+        raise ConfigError(f"{run}: not a prepared serkit run folder (no splits.csv)")
+    recipe = Recipe.from_yaml(run / "recipe.yaml")
+    expected = pd.read_csv(run / "splits.csv")["name"].astype(str).tolist()
+    rows, preds, missing = [], [], []
+    for name in expected:
+        fold_dir = run / "folds" / name
+        if not (fold_dir / "result.json").exists():
+            missing.append(name)
+            continue
+        if not (fold_dir / "predictions.csv").exists():
+            raise ConfigError(f"{fold_dir}: result.json without predictions.csv")
+        rows.append(json.loads((fold_dir / "result.json").read_text()))
+        preds.append(pd.read_csv(fold_dir / "predictions.csv"))
+    if not rows:
+        raise ConfigError(f"{run}: no fold has finished yet (no folds/*/result.json)")
+    predictions = pd.concat(preds, ignore_index=True)
+    labels = sorted(c[2:] for c in predictions.columns if c.startswith("p_"))
+    corpus = "+".join(c.name for c in recipe.corpora)
+    result = write_results(recipe, run, pd.DataFrame(rows), predictions, labels, corpus, missing_folds=missing)
+    return result, missing
 
 
 def evaluate_run(run_dir: str | Path) -> dict:
     """Rebuild results.csv/.md, summary.json and the pooled confusion matrix of ``run_dir``; return the summary.
 
-    Only folds that finished (have ``result.json``) count; the summary says how many there are.
+    Only folds that finished (have ``result.json``) count; the summary names the ones that did not.
     """
-    run = Path(run_dir)
-    recipe_file = run / "recipe.yaml"
-    if not recipe_file.exists():
-        raise ConfigError(f"{run}: not a serkit run folder (no recipe.yaml)")
-    recipe = Recipe.from_yaml(recipe_file)
-    rows, preds = [], []
-    for result in sorted(run.glob("folds/*/result.json")):
-        pred_file = result.parent / "predictions.csv"
-        if not pred_file.exists():
-            raise ConfigError(f"{result.parent}: result.json without predictions.csv")
-        rows.append(json.loads(result.read_text()))
-        preds.append(pd.read_csv(pred_file))
-    if not rows:
-        raise ConfigError(f"{run}: no finished fold yet (no folds/*/result.json)")
-    predictions = pd.concat(preds, ignore_index=True)
-    labels = sorted(c[2:] for c in predictions.columns if c.startswith("p_"))
-    corpus = "+".join(c.name for c in recipe.corpora)
-    return write_results(recipe, run, pd.DataFrame(rows), predictions, labels, corpus).overall
+    return collect_run(run_dir)[0].overall

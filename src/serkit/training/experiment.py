@@ -38,27 +38,11 @@ from serkit.features import FeatureCache
 from serkit.models.bundle import ModelBundle
 from serkit.models.init import init_from_checkpoint
 from serkit.models.registry import create_model, model_spec
-from serkit.multi_input import (
-    check_recipe_streams,
-    concat_items,
-    is_multi,
-    item_shape,
-    num_items,
-    take_items,
-)
+from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
 from serkit.recipe import Recipe, resolve_path
 from serkit.training import distributed as dist
-from serkit.training.data import (
-    average_segments,
-    default_cache_dir,
-    make_feature_extractor,
-)
-from serkit.training.metrics import (
-    compute_metrics,
-    results_markdown,
-    summarize,
-    write_csv,
-)
+from serkit.training.data import average_segments, default_cache_dir, make_feature_extractor
+from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
 from serkit.training.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
@@ -359,7 +343,7 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
 
     ``missing_folds`` (folds that did not finish) are listed in summary.json and results.md.
     """
-    tag = "SI" if (per_fold["tag"] == "SI").all() else "SD"
+    tag = _run_tag(per_fold.to_dict("records"))
     summary = summarize(per_fold.to_dict("records"))
     pooled = compute_metrics(preds["true"].tolist(), preds["pred"].tolist(), labels)
     overall = {

@@ -14,7 +14,6 @@ killed, and ends with the table plus a list of folds that failed every attempt. 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -31,13 +30,8 @@ from rich.console import Console
 
 from serkit.errors import ConfigError
 from serkit.recipe import Recipe
-from serkit.training.experiment import (
-    ExperimentResult,
-    load_recipe_corpus,
-    run_experiment,
-    select_folds,
-    write_results,
-)
+from serkit.training.evaluate import collect_run
+from serkit.training.experiment import ExperimentResult, load_recipe_corpus, run_experiment, select_folds
 from serkit.training.metrics import write_csv
 from serkit.training.protocols import make_splits, split_summary
 from serkit.utils import atomic_write_text
@@ -79,44 +73,6 @@ def list_folds(recipe: Recipe, *, recipe_file: str | Path | None = None) -> pd.D
     frame = split_summary(make_splits(table, recipe.protocol), table)
     frame.insert(0, "number", range(1, len(frame) + 1))
     return frame[["number", "name", "seed", "tag", "n_train", "n_val", "n_test", "test_speakers"]]
-
-
-def collect_run(run_dir: str | Path) -> tuple[ExperimentResult, list[str]]:
-    """Build the run's table (results.csv/.md, summary.json, pooled plot) from the folds that finished.
-
-    Returns
-    -------
-    (result, missing)
-        ``missing`` lists the folds of ``splits.csv`` without a ``result.json``; they are named in
-        results.md and summary.json as well.
-
-    Raises
-    ------
-    ConfigError
-        When ``run_dir`` is not a run folder or no fold has finished.
-    """
-    run = Path(run_dir)
-    if not (run / "recipe.yaml").exists() or not (run / "splits.csv").exists():
-        raise ConfigError(f"{run}: not a prepared serkit run folder (needs recipe.yaml and splits.csv)")
-    recipe = Recipe.from_yaml(run / "recipe.yaml")
-    expected = pd.read_csv(run / "splits.csv")["name"].astype(str).tolist()
-    rows, preds, missing = [], [], []
-    for name in expected:
-        fold_dir = run / "folds" / name
-        if not (fold_dir / "result.json").exists():
-            missing.append(name)
-            continue
-        if not (fold_dir / "predictions.csv").exists():
-            raise ConfigError(f"{fold_dir}: result.json without predictions.csv")
-        rows.append(json.loads((fold_dir / "result.json").read_text()))
-        preds.append(pd.read_csv(fold_dir / "predictions.csv"))
-    if not rows:
-        raise ConfigError(f"{run}: no fold has finished yet (no folds/*/result.json)")
-    predictions = pd.concat(preds, ignore_index=True)
-    labels = sorted(c[2:] for c in predictions.columns if c.startswith("p_"))
-    corpus = "+".join(c.name for c in recipe.corpora)
-    result = write_results(recipe, run, pd.DataFrame(rows), predictions, labels, corpus, missing_folds=missing)
-    return result, missing
 
 
 def worker_command(recipe_file: str | Path | None = None, cache_dir: str | Path | None = None) -> WorkerCommand:
