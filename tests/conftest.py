@@ -60,3 +60,47 @@ def write_tone_corpus(root: Path, clips_per_label: int = 3) -> Path:
                 rows.append({"path": f"{speaker}_{label}_{k}.wav", "label": label, "speaker": speaker})
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     return root / "manifest.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A small trained bundle that tells tones apart (built by test_api's helper, once per session)."""
+    from test_api import tiny_model_file
+
+    return tiny_model_file(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    """The tiny bundle loaded with ``serkit.load_model`` (thread-safe, so one instance serves every test)."""
+    from serkit.inference import load_model
+
+    return load_model(tiny_model_path)
+
+
+def fit_tiny_batch(model, inputs, y, *, steps: int, optimizer=None) -> None:
+    """Train ``model`` on one batch for ``steps`` steps (cross-entropy; Adam lr 1e-2 unless ``optimizer``).
+
+    ``inputs`` is one tensor, or a tuple of tensors for a multi-input model. The model is left in train mode;
+    each test asserts the fit in the mode it means.
+    """
+    import torch
+
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(*inputs), y).backward()
+        opt.step()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small models on a shared 2-core machine: a second torch thread only spins (35x slower under load)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -13,30 +13,15 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from serkit.cli import app
-from serkit.inference import load_model
-from serkit.inference.analysis import (
-    AROUSAL_VALENCE,
-    analyze_recording,
-    arousal_valence,
-    recording_date,
-    time_bins,
-)
+from serkit.inference.analysis import AROUSAL_VALENCE, analyze_recording, arousal_valence, recording_date, time_bins
 from serkit.inference.stream import AnalysisConfig
-from test_api import SR, build_tiny_bundle, tiny_model_file
+from test_api import SR, build_tiny_bundle
 from test_stream import PLAN, joined_tones
 
 runner = CliRunner()
 CONFIG = AnalysisConfig(vad="energy", hop=0.5)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_path):
-    return load_model(tiny_model_path)
 
 
 def _cli(*args: str):

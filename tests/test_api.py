@@ -16,7 +16,7 @@ from serkit.audio import AudioConfig
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.features import FrontendConfig
-from serkit.inference import EmotionModel, load_model
+from serkit.inference import load_model
 from serkit.inference.api import default_model_path, to_mono
 from serkit.models import create_model
 from serkit.models.bundle import ModelBundle
@@ -72,14 +72,6 @@ def tiny_model_file(tmp_path_factory) -> Path:
     return path if path.is_file() else build_tiny_bundle(path)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> Path:
-    return tiny_model_file(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_model_path) -> EmotionModel:
-    return load_model(tiny_model_path)
 
 
 def _write(path: Path, y: np.ndarray, sr: int = SR) -> Path:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import fit_tiny_batch
 from serkit.errors import ConfigError
 from serkit.models import create_model, list_models, model_spec
 
@@ -89,11 +90,7 @@ def test_overfits_a_tiny_batch(name, shape):
     torch.manual_seed(0)
     model = create_model(name, num_classes=4, input_shape=shape, dropout=0.0)
     x, y = torch.randn(8, *shape), torch.arange(8) % 4
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    fit_tiny_batch(model, x, y, steps=100)
     model.eval()
     assert (model(x).argmax(1) == y).all()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import fit_tiny_batch
 from serkit.features import create_frontend
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
@@ -23,13 +24,7 @@ def small(name: str) -> dict:
     return {**SMALL, **SMALL_EXTRA[name]}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Small models on a shared 2-core machine: a second thread only spins (35x slower under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_paper_input_comes_from_the_frontend():
@@ -91,11 +86,7 @@ def test_overfits_a_tiny_batch(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=4, input_shape=(3, 20, 30), **small(name))
     x, y = torch.randn(8, 3, 20, 30), torch.arange(8) % 4
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(40):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    fit_tiny_batch(model, x, y, steps=40)
     model.eval()
     assert (model(x).argmax(1) == y).all()
 

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import fit_tiny_batch
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
@@ -90,12 +91,7 @@ def test_overfits_a_tiny_batch_after_pretraining():
     model = make(num_classes=4, rbm_epochs=5)
     model.pretrain(X, seed=0)
     x = torch.as_tensor(X)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    for _ in range(150):
-        model.train()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    fit_tiny_batch(model, x, y, steps=150, optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
     model.eval()
     with torch.no_grad():
         assert (model(x).argmax(1) == y).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import fit_tiny_batch
 from serkit.errors import ConfigError
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
@@ -94,12 +95,7 @@ def test_overfits_a_tiny_batch(name):
                          lstm_1d=16, width=16, **({"lstm_2d": 16} if model_spec(name).defaults.get("lstm_2d", 1) else {}))
     xs = [torch.randn(8, *shapes[s]) for s in model.input_streams]
     y = torch.arange(8) % 4
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(25):
-        model.train()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(*xs), y).backward()
-        opt.step()
+    fit_tiny_batch(model, tuple(xs), y, steps=25)
     model.train()  # BatchNorm with batch statistics: what the steps fitted
     with torch.no_grad():
         assert (model(*xs).argmax(1) == y).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import fit_tiny_batch
 from serkit.models import create_model
 
 SHAPES = [(64, 401), (3, 40, 300)]
@@ -44,11 +45,7 @@ def test_overfits_a_tiny_batch():
     torch.manual_seed(0)
     model = create_model("serkit_cnn", num_classes=4, input_shape=(40, 60), dropout=0.0)
     x, y = torch.randn(8, 40, 60), torch.arange(8) % 4
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    fit_tiny_batch(model, x, y, steps=60)
     assert (model.eval()(x).argmax(1) == y).all()
 
 

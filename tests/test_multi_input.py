@@ -20,11 +20,7 @@ from serkit.multi_input import (
     transform_feature_maps,
 )
 from serkit.recipe import Recipe
-from serkit.training.normalization import (
-    FeatureNormalizer,
-    StreamNormalizer,
-    normalizer_from_state,
-)
+from serkit.training.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
 
 STREAMS = {"raw": {"name": "raw"},
            "mfcc": {"name": "mfcc", "n_mfcc": 32, "n_fft": 256, "hop_length": 128, "n_mels": 40},

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
 
 from serkit.audio import AudioConfig
 from serkit.corpora import load_corpus
@@ -18,12 +17,7 @@ from serkit.inference import Predictor
 from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
 from serkit.training import make_splits
-from serkit.training.data import (
-    FeatureExtractor,
-    SegmentConfig,
-    average_segments,
-    segment_signal,
-)
+from serkit.training.data import FeatureExtractor, SegmentConfig, average_segments, segment_signal
 from serkit.training.experiment import _segment_items, run_experiment
 from serkit.training.normalization import FeatureNormalizer
 from serkit.training.trainer import predict_proba
@@ -31,13 +25,7 @@ from serkit.training.trainer import predict_proba
 SR = 8000
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # Small models on a shared 2-core machine: a second thread only spins (35x slower under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(

@@ -8,30 +8,15 @@ import soundfile as sf
 import soxr
 
 from conftest import tone
-from serkit.audio.vad import (
-    VAD_SAMPLE_RATE,
-    EnergyVad,
-    SpeechGate,
-    create_vad,
-    silero_available,
-)
+from serkit.audio.vad import VAD_SAMPLE_RATE, EnergyVad, SpeechGate, create_vad, silero_available
 from serkit.errors import AudioError, ConfigError
-from serkit.inference import load_model
 from serkit.inference.analysis import analyze_recording, analyze_signal
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, stream_windows
-from test_api import SR, TONE_LABELS, tiny_model_file
+from test_api import SR, TONE_LABELS
 
 ENERGY = AnalysisConfig(vad="energy", window=1.0, hop=0.5, smoothing=1)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    return tiny_model_file(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_model_path):
-    return load_model(tiny_model_path)
 
 
 def joined_tones(plan, sr: int = SR, gap: float = 1.2, lead: float = 0.7) -> tuple[np.ndarray, list]:
