@@ -94,8 +94,7 @@ def librosa_reference(frontend: Frontend) -> Callable[[np.ndarray], np.ndarray] 
         return lambda y: librosa_logmel(y, frontend)
     if isinstance(frontend, LogSTFT):
         f = frontend
-        sizes = np.array([len(g) for g in np.array_split(np.arange(f.n_fft // 2 + 1), f.n_bands)])
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        sizes, starts = _stft_bands(f)
 
         def log_stft(y: np.ndarray) -> np.ndarray:
             magnitude = np.abs(librosa.stft(y, n_fft=f.n_fft, hop_length=f.hop_length))
@@ -104,6 +103,12 @@ def librosa_reference(frontend: Frontend) -> Callable[[np.ndarray], np.ndarray] 
 
         return log_stft
     return None
+
+
+def _stft_bands(f: LogSTFT) -> tuple[np.ndarray, np.ndarray]:
+    """Size and first bin of each of the stft frontend's linear frequency bands (as np.array_split cuts them)."""
+    sizes = np.array([len(g) for g in np.array_split(np.arange(f.n_fft // 2 + 1), f.n_bands)])
+    return sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
 
 def _floor_per_clip(db: np.ndarray) -> np.ndarray:
@@ -142,8 +147,7 @@ def librosa_batch_reference(frontend: Frontend) -> Callable[[np.ndarray], np.nda
         return mfcc
     if isinstance(frontend, LogSTFT):
         f = frontend
-        sizes = np.array([len(g) for g in np.array_split(np.arange(f.n_fft // 2 + 1), f.n_bands)])
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        sizes, starts = _stft_bands(f)
 
         def log_stft(batch: np.ndarray) -> np.ndarray:
             magnitude = np.abs(librosa.stft(batch, n_fft=f.n_fft, hop_length=f.hop_length))

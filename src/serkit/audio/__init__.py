@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from serkit.audio.config import (
-    AudioConfig,
-    ClipBatch,
-    load_clip,
-    load_clips,
-    prepare_signal,
-)
+from serkit.audio.config import AudioConfig, ClipBatch, load_clip, load_clips, prepare_signal
 from serkit.audio.io import SILENCE_PEAK_DBFS, open_audio, read_audio
 from serkit.audio.processing import (
     fix_length,

@@ -12,14 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from serkit.audio.io import read_audio
-from serkit.audio.processing import (
-    fix_length,
-    peak_normalize,
-    remove_silence,
-    resample,
-    trim_silence,
-    z_normalize,
-)
+from serkit.audio.processing import fix_length, peak_normalize, remove_silence, resample, trim_silence, z_normalize
 from serkit.errors import AudioError
 
 #: top_db of silence removal when ``trim_silence_db`` is not set.

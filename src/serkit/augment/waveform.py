@@ -11,13 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from serkit.augment.config import (
-    AugmentConfig,
-    AwgnConfig,
-    BalanceConfig,
-    SpeedConfig,
-    TimeShiftConfig,
-)
+from serkit.augment.config import AugmentConfig, AwgnConfig, BalanceConfig, SpeedConfig, TimeShiftConfig
 from serkit.errors import AudioError, ConfigError
 
 __all__ = [

@@ -13,14 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serkit.corpora.base import (
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    find_audio_files,
-    register_corpus,
-)
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
 from serkit.corpora.labels import CREMAD_LABELS
 from serkit.errors import CorpusError
 

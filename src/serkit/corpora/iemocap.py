@@ -19,14 +19,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from serkit.corpora.base import (
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    find_audio_files,
-    register_corpus,
-)
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
 from serkit.corpora.labels import IEMOCAP_4CLASS
 from serkit.errors import CorpusError
 

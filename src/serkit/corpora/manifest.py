@@ -13,14 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serkit.corpora.base import (
-    CORE_COLUMNS,
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    register_corpus,
-)
+from serkit.corpora.base import CORE_COLUMNS, Corpus, Problem, absolute, build_corpus, register_corpus
 from serkit.corpora.folder import check_corpus_name
 from serkit.corpora.labels import normalise_label
 from serkit.errors import CorpusError

@@ -13,14 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serkit.corpora.base import (
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    find_audio_files,
-    register_corpus,
-)
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
 from serkit.corpora.labels import RAVDESS_LABELS
 from serkit.errors import CorpusError
 

@@ -10,14 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serkit.corpora.base import (
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    find_audio_files,
-    register_corpus,
-)
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
 from serkit.corpora.labels import SAVEE_LABELS
 
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")

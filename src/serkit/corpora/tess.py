@@ -13,14 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serkit.corpora.base import (
-    Corpus,
-    Problem,
-    absolute,
-    build_corpus,
-    find_audio_files,
-    register_corpus,
-)
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
 from serkit.corpora.labels import TESS_LABELS
 
 TESS_SPEAKERS = {"OAF": "older", "YAF": "younger"}

@@ -25,13 +25,7 @@ import numpy as np
 import soxr
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serkit.audio.vad import (
-    VAD_SAMPLE_RATE,
-    FrameVad,
-    SpeechGate,
-    SpeechRegion,
-    create_vad,
-)
+from serkit.audio.vad import VAD_SAMPLE_RATE, FrameVad, SpeechGate, SpeechRegion, create_vad
 from serkit.errors import AudioError, ConfigError
 from serkit.inference.api import EmotionModel
 

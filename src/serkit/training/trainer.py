@@ -34,13 +34,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from serkit.errors import ConfigError
-from serkit.multi_input import (
-    map_streams,
-    num_items,
-    take_items,
-    to_tensors,
-    transform_feature_maps,
-)
+from serkit.multi_input import map_streams, num_items, take_items, to_tensors, transform_feature_maps
 from serkit.training import distributed as dist
 from serkit.training.metrics import unweighted_average_recall
 from serkit.utils import atomic_torch_save, atomic_write_text
@@ -426,13 +420,7 @@ class Trainer:
             if not (self.progress and self.is_main):
                 yield lambda epoch, row: None
                 return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=True) as progress:
