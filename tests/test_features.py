@@ -24,6 +24,7 @@ from serkit.features import (
     LogMel,
     LogMelDeltas,
     LogSTFT,
+    OpenSmileFunctionals,
     Raw,
     compute_deltas,
     create_frontend,
@@ -377,10 +378,11 @@ def test_frontend_config_round_trips_through_dump():
     assert create_frontend(again, SR).top_db is None
 
 
-def test_egemaps_is_not_a_torch_frontend():
-    FrontendConfig(name="egemaps")  # a valid recipe value
-    with pytest.raises(ConfigError, match="EGeMAPS"):
-        create_frontend("egemaps", SR)
+@pytest.mark.parametrize("name", ["egemaps", "compare"])
+def test_opensmile_sets_are_not_torch_frontends(name):
+    FrontendConfig(name=name)  # a valid recipe value
+    with pytest.raises(ConfigError, match="OpenSmileFunctionals"):
+        create_frontend(name, SR)
 
 
 # -- FeatureCache -------------------------------------------------------------------------------
@@ -544,3 +546,26 @@ def test_egemaps_bad_signals(egemaps):
     rows = egemaps.batch([good, np.zeros(0, np.float32)], on_error="nan")
     assert np.isfinite(rows[0]).all() and np.isnan(rows[1]).all()
     assert egemaps.config == {"name": "egemaps", "sample_rate": SR, "feature_set": "eGeMAPSv02"}
+
+
+@pytest.mark.corpus
+def test_compare_equals_opensmile(emodb_root):
+    import opensmile
+
+    compare = OpenSmileFunctionals(SR, "compare")
+    y, sr = sf.read(emodb_root / "wav" / EMODB_CLIPS[0], dtype="float32")
+    values = compare(y)
+    assert values.shape == (6373,) == (compare.num_features,) and np.isfinite(values).all()
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    direct = smile.process_signal(y, sr)
+    assert list(direct.columns) == compare.feature_names
+    np.testing.assert_array_equal(values, direct.to_numpy()[0])
+    assert compare.config == {"name": "compare", "sample_rate": SR, "feature_set": "ComParE_2016"}
+    with pytest.raises(AudioError, match="empty"):
+        compare(np.zeros(0, np.float32))
+
+
+def test_opensmile_functionals_names_its_sets():
+    with pytest.raises(ValueError, match="compare"):
+        OpenSmileFunctionals(SR, "gemaps")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serkit.errors import SerkitError
+from serkit.errors import ConfigError, SerkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="serkit: speech emotion recognition toolkit.")
 corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
@@ -172,6 +172,27 @@ def collect(run_dir: Path = typer.Argument(..., help="a run folder whose folds r
         _fail(exc)
     _print_summary(result.overall, run_dir)
     _report_missing(missing, [], run_dir)
+
+
+@app.command()
+def fuse(
+    run_dirs: list[Path] = typer.Argument(..., help="finished run folders of one protocol on one corpus"),
+    out: Path = typer.Option(..., help="output folder of the fused system"),
+    weights: str | None = typer.Option(None, help="one weight per run, e.g. 1,1 (default: equal weights)"),
+    name: str | None = typer.Option(None, help="the fused system's name (default: the recipe names joined by +)"),
+) -> None:
+    """Late fusion: average the runs' test probabilities per utterance (seeds first) and score the result."""
+    from serkit.training.fusion import fuse_runs
+
+    try:
+        weight_list = None if weights is None else [float(w) for w in weights.split(",")]
+    except ValueError:
+        _fail(ConfigError(f"--weights: comma-separated numbers, got {weights!r}"))
+    try:
+        result = fuse_runs(run_dirs, out, weights=weight_list, name=name)
+    except SerkitError as exc:
+        _fail(exc)
+    _print_summary(result.overall, out)
 
 
 def _print_summary(overall: dict, out_dir: Path) -> None:

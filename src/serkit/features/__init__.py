@@ -1,4 +1,4 @@
-"""Feature frontends (batched, PyTorch, equal to librosa), their configs, an on-disk cache and eGeMAPS.
+"""Feature frontends (batched, PyTorch, equal to librosa), their configs, an on-disk cache and openSMILE functionals.
 
 >>> import torch
 >>> frontend = create_frontend({"name": "mfcc", "n_mfcc": 40}, sample_rate=16000)
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from serkit.features.cache import FEATURE_FORMAT_VERSION, FeatureCache, canonical_json
 from serkit.features.config import FRONTENDS, FrontendConfig, create_frontend
-from serkit.features.egemaps import EGeMAPS
 from serkit.features.frontends import (
     MFCC,
     Frontend,
@@ -23,10 +22,12 @@ from serkit.features.frontends import (
     power_to_db,
     release_work_buffers,
 )
+from serkit.features.functionals import FUNCTIONAL_SETS, EGeMAPS, OpenSmileFunctionals
 
 __all__ = [
     "FEATURE_FORMAT_VERSION",
     "FRONTENDS",
+    "FUNCTIONAL_SETS",
     "MFCC",
     "EGeMAPS",
     "FeatureCache",
@@ -35,6 +36,7 @@ __all__ = [
     "LogMel",
     "LogMelDeltas",
     "LogSTFT",
+    "OpenSmileFunctionals",
     "Raw",
     "canonical_json",
     "compute_deltas",

@@ -9,12 +9,14 @@ from torch import nn
 
 from serkit.errors import ConfigError
 from serkit.features.frontends import MFCC, Frontend, LogMel, LogMelDeltas, LogSTFT, Raw
+from serkit.features.functionals import FUNCTIONAL_SETS
 
 __all__ = ["FRONTENDS", "FrontendConfig", "FrontendName", "create_frontend"]
 
-FrontendName = Literal["raw", "mfcc", "stft", "logmel", "logmel_deltas", "egemaps"]
+FrontendName = Literal["raw", "mfcc", "stft", "logmel", "logmel_deltas", "egemaps", "compare"]
 
-#: name -> frontend class (egemaps is computed by openSMILE: see :class:`serkit.features.EGeMAPS`).
+#: name -> frontend class (egemaps and compare are computed by openSMILE: see
+#: :class:`serkit.features.OpenSmileFunctionals`).
 FRONTENDS: dict[str, type[Frontend]] = {
     "raw": Raw,
     "mfcc": MFCC,
@@ -132,7 +134,8 @@ def create_frontend(cfg: FrontendConfig | dict[str, Any] | str, sample_rate: int
     Raises
     ------
     ConfigError
-        Invalid config (names the field), or ``egemaps``, which is not a torch module.
+        Invalid config (names the field), or an openSMILE set (``egemaps``, ``compare``), which is not a torch
+        module.
     """
     if isinstance(cfg, str):
         cfg = {"name": cfg}
@@ -143,9 +146,10 @@ def create_frontend(cfg: FrontendConfig | dict[str, Any] | str, sample_rate: int
             raise ConfigError(f"frontend config: {exc}") from exc
     if not isinstance(cfg, FrontendConfig):
         raise ConfigError(f"frontend config: expected FrontendConfig, dict or name, got {type(cfg).__name__}")
-    if cfg.name == "egemaps":
+    if cfg.name in FUNCTIONAL_SETS:
         raise ConfigError(
-            "frontend 'egemaps' is computed by openSMILE on numpy signals, not by a torch module: "
-            "use serkit.features.EGeMAPS(sample_rate) (one 88-value vector per clip)"
+            f"frontend {cfg.name!r} is computed by openSMILE on numpy signals, not by a torch module: "
+            f"use serkit.features.OpenSmileFunctionals(sample_rate, {cfg.name!r}) (one vector per clip; "
+            "EGeMAPS(sample_rate) for eGeMAPS)"
         )
     return FRONTENDS[cfg.name](sample_rate=sample_rate, **cfg.frontend_kwargs())

@@ -14,7 +14,7 @@ from serkit.training.metrics import unweighted_average_recall
 
 
 class SVMClassifier:
-    """An SVM on utterance-level feature vectors, the classic eGeMAPS baseline (Eyben et al. 2016).
+    """An SVM on utterance-level feature vectors: the classic eGeMAPS (Eyben et al. 2016) and ComParE baselines.
 
     Inputs are expected to be standardised already (serkit's pipeline fits the normaliser on the training
     split only). When ``C`` is a list and a validation split is given, the C with the best validation UA is
@@ -85,6 +85,9 @@ class SVMClassifier:
         return self.model.predict(X.reshape(len(X), -1))
 
 
-register_model("svm", kind="sklearn", frontends=("egemaps",), paper="baseline: eGeMAPS + SVM (Eyben et al. 2016)")(
+register_model(
+    "svm", kind="sklearn", frontends=("egemaps", "compare"),
+    paper="baseline: openSMILE functionals (eGeMAPS, Eyben et al. 2016; ComParE 2016) + SVM",
+)(
     SVMClassifier
 )

@@ -65,7 +65,8 @@ class Conv1dStream(nn.Module):
         super().__init__()
         blocks, in_ch = [], 1
         for ch in channels:
-            blocks += [nn.Conv1d(in_ch, ch, 3, padding=1), nn.BatchNorm1d(ch), nn.ReLU(), nn.MaxPool1d(pool)]
+            # ReLU after the pool: the same values (ReLU is monotone, so it commutes with max), on 1/pool the samples
+            blocks += [nn.Conv1d(in_ch, ch, 3, padding=1), nn.BatchNorm1d(ch), nn.MaxPool1d(pool), nn.ReLU()]
             in_ch = ch
         self.cnn = nn.Sequential(*blocks)
         self.lstm = nn.LSTM(in_ch, lstm_units, batch_first=True) if lstm_units else None
@@ -94,9 +95,10 @@ class Conv2dStream(nn.Module):
             raise ValueError(f"pools: one per block but the last (global), got {len(pools)} for {len(channels)} blocks")
         blocks, in_ch = [], 1
         for i, ch in enumerate(channels):
-            blocks += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU()]
+            blocks += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.BatchNorm2d(ch)]
             if i < len(pools):
                 blocks.append(nn.MaxPool2d(pools[i], ceil_mode=True))  # ceil: short maps keep at least one cell
+            blocks.append(nn.ReLU())  # after the pool: the same values as before it, on fewer cells
             in_ch = ch
         self.cnn = nn.Sequential(*blocks)
         self.lstm = nn.LSTM(in_ch, lstm_units, batch_first=True) if lstm_units else None

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serkit.audio import AudioConfig, load_clips
 from serkit.errors import ConfigError
-from serkit.features import EGeMAPS, FeatureCache, FrontendConfig, create_frontend
+from serkit.features import FUNCTIONAL_SETS, FeatureCache, FrontendConfig, OpenSmileFunctionals, create_frontend
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ class FeatureExtractor:
         self.audio, self.frontend_cfg, self.pooling = audio, frontend, pooling
         self.segments = segments
         self.cache, self.batch_size, self.device = cache, batch_size, torch.device(device)
-        if frontend.name == "egemaps":
-            self.egemaps: EGeMAPS | None = EGeMAPS(sample_rate=audio.sample_rate)
+        if frontend.name in FUNCTIONAL_SETS:
+            self.functionals: OpenSmileFunctionals | None = OpenSmileFunctionals(audio.sample_rate, frontend.name)
             self.module = None
         else:
             if audio.duration is None and segments is None:
@@ -136,15 +136,16 @@ class FeatureExtractor:
                     f"audio.duration: frontend {frontend.name!r} feeds fixed-size inputs to a network; set a duration "
                     "in seconds (clips are then padded or cropped to it) or a segments section"
                 )
-            self.egemaps = None
+            self.functionals = None
             self.module = create_frontend(frontend, audio.sample_rate).to(self.device).eval()
         self.cache_config = {
             "audio": audio.model_dump(mode="json"),
             "frontend": frontend.model_dump(mode="json"),
         }
         if segments is not None:  # only then, so that unsegmented recipes keep their cache keys
-            if frontend.name == "egemaps":
-                raise ConfigError("segments: egemaps gives one vector per clip; segments need a frame-based frontend")
+            if frontend.name in FUNCTIONAL_SETS:
+                raise ConfigError(f"segments: {frontend.name} gives one vector per clip; segments need a frame-based "
+                                  "frontend")
             self.cache_config["segments"] = segments.model_dump(mode="json")
 
     # -- waveforms -> features -----------------------------------------------------------------------
@@ -153,8 +154,8 @@ class FeatureExtractor:
         """Features (N, ...) of waveforms already loaded with this extractor's audio config (unpooled)."""
         if len(signals) == 0:
             return np.zeros((0,), dtype=np.float32)
-        if self.egemaps is not None:
-            return np.asarray(self.egemaps.batch(list(signals)), dtype=np.float32)
+        if self.functionals is not None:
+            return np.asarray(self.functionals.batch(list(signals)), dtype=np.float32)
         outs = []
         for i in range(0, len(signals), self.batch_size):
             batch = torch.as_tensor(np.stack(signals[i : i + self.batch_size]), dtype=torch.float32)
@@ -179,7 +180,7 @@ class FeatureExtractor:
 
     def pool(self, X: np.ndarray) -> np.ndarray:
         """Apply the recipe's pooling over the last (time) axis."""
-        if self.pooling == "none" or self.egemaps is not None:
+        if self.pooling == "none" or self.functionals is not None:
             return X
         if self.pooling == "mean":
             return X.mean(axis=-1)

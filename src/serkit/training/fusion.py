@@ -1,0 +1,140 @@
+"""Late fusion of finished runs: average their test probabilities per utterance and score the result.
+
+A run with several seeds is first averaged over its seeds (a seed ensemble); the runs are then combined with
+fixed weights (equal by default). The weights are given, never fitted on the test predictions, so the fused
+figure is as leak-free as its members. The members must have tested the same utterances in the same folds
+(the same protocol on the same corpus), which is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serkit.errors import ConfigError
+from serkit.recipe import Recipe
+from serkit.training.evaluate import collect_run
+from serkit.training.experiment import ExperimentResult, write_results
+from serkit.training.metrics import compute_metrics
+from serkit.utils import atomic_write_text
+
+__all__ = ["fuse_runs"]
+
+_SEED_SUFFIX = re.compile(r"-seed\d+$")
+
+
+def _member(run_dir: Path) -> tuple[Recipe, pd.DataFrame, pd.DataFrame]:
+    """A finished run's recipe, test predictions and per-fold rows."""
+    if not (run_dir / "recipe.yaml").exists():
+        raise ConfigError(f"{run_dir}: not a serkit run folder (no recipe.yaml)")
+    result, missing = collect_run(run_dir)
+    if missing:
+        raise ConfigError(f"{run_dir}: {len(missing)} fold(s) did not finish ({', '.join(missing)}); "
+                          "fuse finished runs only")
+    preds = pd.read_csv(run_dir / "predictions.csv")
+    return Recipe.from_yaml(run_dir / "recipe.yaml"), preds, result.per_fold
+
+
+def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: Sequence[float] | None = None,
+              name: str | None = None) -> ExperimentResult:
+    """Fuse finished runs into ``out_dir`` (results.csv/.md, predictions.csv, summary.json, confusion plot).
+
+    Parameters
+    ----------
+    run_dirs : two or more run folders of ``serkit train`` (or one with several seeds: a seed ensemble).
+    weights : one non-negative weight per run (normalised to sum 1); equal weights when None.
+    name : the fused system's name in the tables (default: the members' recipe names joined by "+").
+
+    Raises
+    ------
+    ConfigError
+        A folder is not a finished run; the runs differ in labels, utterances, folds, protocol or normalisation;
+        bad weights.
+    """
+    runs = [Path(r) for r in run_dirs]
+    if not runs:
+        raise ConfigError("fuse: give at least one run folder")
+    if weights is None:
+        weights = [1.0] * len(runs)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(runs):
+        raise ConfigError(f"weights: one per run ({len(runs)}), got {len(weights)}")
+    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"weights: non-negative numbers, not all zero, got {weights}")
+    members = [_member(r) for r in runs]
+
+    first_recipe, first_preds, _ = members[0]
+    labels = sorted(c[2:] for c in first_preds.columns if c.startswith("p_"))
+    prob_cols = [f"p_{label}" for label in labels]
+    # Each utterance's fold, without the seed suffix: the grouping that per-fold metrics use.
+    folds = first_preds.assign(fold=first_preds["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
+    folds = folds.drop_duplicates("utterance_id").set_index("utterance_id")
+    utterances = folds.index
+
+    fused = np.zeros((len(utterances), len(labels)))
+    for run, (recipe, preds, _), weight in zip(runs, members, weights, strict=True):
+        run_labels = sorted(c[2:] for c in preds.columns if c.startswith("p_"))
+        if run_labels != labels:
+            raise ConfigError(f"{run}: labels {run_labels} differ from {runs[0]}'s {labels}")
+        # the same protocol (seeds aside: a seed ensemble fuses runs of other seeds) and normalisation
+        if (recipe.protocol.model_dump(exclude={"seeds"}) != first_recipe.protocol.model_dump(exclude={"seeds"})
+                or recipe.normalization != first_recipe.normalization):
+            raise ConfigError(f"{run}: protocol or normalisation differs from {runs[0]}'s; fuse runs of one protocol")
+        if set(preds["utterance_id"]) != set(utterances):
+            raise ConfigError(f"{run}: tested other utterances than {runs[0]} (a different corpus or split)")
+        run_folds = preds.assign(fold=preds["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
+        pairs = run_folds.drop_duplicates("utterance_id").set_index("utterance_id")["fold"]
+        pairs = pd.DataFrame({"a": folds["fold"], "b": pairs.reindex(utterances)}).drop_duplicates()
+        if pairs["a"].duplicated().any() or pairs["b"].duplicated().any():
+            raise ConfigError(f"{run}: its test folds group the utterances differently from {runs[0]}'s")
+        # the seed ensemble of this run, then its share of the fusion
+        fused += weight * preds.groupby("utterance_id")[prob_cols].mean().reindex(utterances).to_numpy()
+    fused /= sum(weights)
+
+    truth = folds["true"].astype(str)
+    predictions = pd.DataFrame({
+        "fold": folds["fold"].to_numpy(), "utterance_id": utterances, "path": folds["path"].to_numpy(),
+        "speaker": folds["speaker"].to_numpy(), "true": truth.to_numpy(),
+        "pred": np.asarray(labels)[fused.argmax(axis=1)],
+    })
+    predictions[prob_cols] = fused
+    seeds = sorted({int(s) for _, preds, _ in members for s in preds["seed"].unique()})
+    predictions.insert(1, "seed", seeds[0])
+
+    member_rows = [r.assign(fold=r["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
+                   for _, _, r in members]
+    test_speakers = dict(zip(member_rows[0]["fold"], member_rows[0].get("test_speakers", ""), strict=False))
+    tag = "SI" if {t for r in member_rows for t in r["tag"]} == {"SI"} else "SD"
+    rows = []
+    for fold, part in predictions.groupby("fold", sort=True):
+        metrics = compute_metrics(part["true"].tolist(), part["pred"].tolist(), labels)
+        rows.append({
+            "fold": fold, "seed": seeds[0], "tag": tag, "test_speakers": test_speakers.get(fold, ""),
+            "n_test": int(metrics["n"]), "wa": metrics["wa"], "ua": metrics["ua"], "macro_f1": metrics["macro_f1"],
+            # what the fused system cost to train: every member's training on this fold, all seeds
+            "train_seconds": float(sum(r.loc[r["fold"] == fold, "train_seconds"].sum() for r in member_rows)),
+        })
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fused_name = name or "+".join(recipe.name for recipe, _, _ in members)
+    recipe = first_recipe.model_copy(update={"name": fused_name})
+    corpus = "+".join(c.name for c in first_recipe.corpora)
+    result = write_results(recipe, out, pd.DataFrame(rows), predictions, labels, corpus)
+    description = [{"run": str(run), "recipe": r.name, "seeds": sorted(int(s) for s in p["seed"].unique()),
+                    "weight": w / sum(weights)} for run, (r, p, _), w in zip(runs, members, weights, strict=True)]
+    result.overall["seeds"] = seeds
+    result.overall["fusion"] = description
+    atomic_write_text(out / "summary.json", json.dumps(result.overall, indent=2))
+    atomic_write_text(out / "fusion.json", json.dumps({"name": fused_name, "members": description}, indent=2))
+    listing = "\n".join(f"- `{d['run']}` ({d['recipe']}, seeds {d['seeds']}): weight {d['weight']:.3g}"
+                         for d in description)
+    results_md = (out / "results.md").read_text()
+    atomic_write_text(out / "results.md", results_md.rstrip("\n") + "\n\n## Late fusion of\n\nProbabilities "
+                      "averaged per utterance (each run's seeds first, then the runs with these fixed weights):\n\n"
+                      + listing + "\n")
+    return result
