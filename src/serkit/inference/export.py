@@ -57,8 +57,8 @@ OUTPUT_NAME = "probabilities"
 # checks that this is exactly the set of torch models whose export fails.
 ONNX_NOT_EXPRESSIBLE: dict[str, str] = {}
 
-_SKLEARN_REASON = ("a scikit-learn model: serkit does not depend on skl2onnx, and its eGeMAPS features come from "
-                   "openSMILE, which ONNX cannot express; use the PyTorch backend")
+_SKLEARN_REASON = ("a scikit-learn model: serkit does not depend on skl2onnx, and its features (eGeMAPS, ComParE) "
+                   "come from openSMILE, which ONNX cannot express; use the PyTorch backend")
 
 Exporter = Literal["auto", "torchscript", "dynamo"]
 
