@@ -31,7 +31,8 @@ def _recipe(name: str, seeds: list[int], *, protocol: str = "loso") -> Recipe:
 
 
 def write_run(run: Path, probs: dict[int, np.ndarray], *, name: str = "sys", folds_of=None,
-              utterances=UTTERANCES, labels=LABELS, finished: bool = True, protocol: str = "loso") -> Path:
+              utterances=UTTERANCES, labels=LABELS, finished: bool = True, protocol: str = "loso",
+              truth=TRUTH) -> Path:
     """A run folder as serkit train leaves it: recipe, splits, one folder per fold (and seed) with its results.
 
     ``probs`` maps a seed to (utterances, labels) probabilities; folds are one test speaker each.
@@ -41,7 +42,7 @@ def write_run(run: Path, probs: dict[int, np.ndarray], *, name: str = "sys", fol
     split_rows = []
     for seed, p in probs.items():
         frame = pd.DataFrame({"utterance_id": utterances, "path": [f"/a/{u}.wav" for u in utterances],
-                              "speaker": [u.split("-")[0] for u in utterances], "true": TRUTH[: len(utterances)]})
+                              "speaker": [u.split("-")[0] for u in utterances], "true": truth[: len(utterances)]})
         frame["pred"] = np.asarray(labels)[p.argmax(axis=1)]
         for j, label in enumerate(labels):
             frame[f"p_{label}"] = p[:, j]
@@ -107,6 +108,7 @@ def test_fusion_of_one_run_is_its_seed_ensemble(tmp_path):
         ({"labels": ["angry", "happy", "neutral"]}, "labels"),
         ({"finished": False}, "did not finish"),
         ({"protocol": "speaker_folds"}, "protocol"),
+        ({"truth": TRUTH[1:] + TRUTH[:1]}, "other true labels"),
     ],
 )
 def test_fusion_refuses_runs_that_do_not_match(tmp_path, other, message):

@@ -87,6 +87,9 @@ def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: S
             raise ConfigError(f"{run}: protocol or normalisation differs from {runs[0]}'s; fuse runs of one protocol")
         if set(preds["utterance_id"]) != set(utterances):
             raise ConfigError(f"{run}: tested other utterances than {runs[0]} (a different corpus or split)")
+        truth = preds.drop_duplicates("utterance_id").set_index("utterance_id")["true"].reindex(utterances)
+        if not (truth.astype(str).to_numpy() == folds["true"].astype(str).to_numpy()).all():
+            raise ConfigError(f"{run}: gives other true labels than {runs[0]} for the same utterances")
         run_folds = preds.assign(fold=preds["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
         pairs = run_folds.drop_duplicates("utterance_id").set_index("utterance_id")["fold"]
         pairs = pd.DataFrame({"a": folds["fold"], "b": pairs.reindex(utterances)}).drop_duplicates()
