@@ -10,6 +10,7 @@ import torch
 
 from conftest import tone
 from serkit.errors import ConfigError
+from serkit.models.init import read_state_dict
 from serkit.multi_input import (
     check_recipe_streams,
     concat_items,
@@ -157,7 +158,9 @@ def test_multi_input_run_with_balancing_then_predictor(tiny_corpus, tmp_path):
     tuned = Recipe.from_dict(recipe_dict(tiny_corpus, model=tiny_model(init_from=str(first),
                                                                         init_prefixes=["streams.mfcc."]),
                                          training={"max_epochs": 1, "batch_size": 8}))
-    run_experiment(tuned, tmp_path / "tuned", progress=False, cache_dir=tmp_path / "cache")
+    tuned_res = run_experiment(tuned, tmp_path / "tuned", progress=False, cache_dir=tmp_path / "cache")
+    n_mfcc_tensors = sum(k.startswith("streams.mfcc.") for k in read_state_dict(first))
+    assert (tuned_res.per_fold["init_tensors"] == n_mfcc_tensors).all() and n_mfcc_tensors > 0
 
     preds = Predictor(tmp_path / "run").predict_proba([tiny_corpus / "s3_sad_2.wav", tiny_corpus / "broken.wav"])
     assert preds.proba.shape == (1, 2) and np.isclose(preds.proba.sum(), 1.0)

@@ -264,6 +264,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         log.info("model.init_from: %d tensors from %s", len(init_info["loaded"]), recipe.model.init_from)
     t0 = time.perf_counter()
     info: dict = {"n_augmented": n_aug}
+    if init_path is not None:  # in the fold's result, so a table shows that the start was pre-trained
+        info["init_tensors"] = len(init_info["loaded"])
     if spec.kind == "torch":
         transform = None
         if recipe.augment.specaugment is not None:
