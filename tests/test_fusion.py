@@ -89,6 +89,7 @@ def test_fusion_averages_seeds_then_runs_with_the_weights(tmp_path):
     assert [m["weight"] for m in summary["fusion"]] == [0.75, 0.25]
     assert "Late fusion of" in (tmp_path / "fused" / "results.md").read_text()
     assert (tmp_path / "fused" / "confusion.png").stat().st_size > 0
+    assert not (a / "results.md").exists() and not (b / "summary.json").exists()  # members are read, not written
 
 
 def test_fusion_of_one_run_is_its_seed_ensemble(tmp_path):

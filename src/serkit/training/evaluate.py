@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,14 +13,19 @@ from serkit.recipe import Recipe
 from serkit.training.experiment import ExperimentResult, write_results
 
 
-def collect_run(run_dir: str | Path) -> tuple[ExperimentResult, list[str]]:
-    """Build the run's table (results.csv/.md, summary.json, pooled plot) from the folds that finished.
+@dataclass
+class FinishedFolds:
+    """What the finished folds of a run folder hold, read without writing anything."""
 
-    Returns
-    -------
-    (result, missing)
-        ``missing`` lists the folds of ``splits.csv`` without a ``result.json``; they are named in
-        results.md and summary.json as well.
+    recipe: Recipe
+    per_fold: pd.DataFrame  # one row per finished fold (its result.json)
+    predictions: pd.DataFrame  # their test predictions, one row per utterance and seed
+    labels: list[str]  # the classes, from the probability columns
+    missing: list[str]  # folds of splits.csv without a result.json
+
+
+def read_run(run_dir: str | Path) -> FinishedFolds:
+    """Read the finished folds of ``run_dir``.
 
     Raises
     ------
@@ -47,9 +53,28 @@ def collect_run(run_dir: str | Path) -> tuple[ExperimentResult, list[str]]:
         raise ConfigError(f"{run}: no fold has finished yet (no folds/*/result.json)")
     predictions = pd.concat(preds, ignore_index=True)
     labels = sorted(c[2:] for c in predictions.columns if c.startswith("p_"))
-    corpus = "+".join(c.name for c in recipe.corpora)
-    result = write_results(recipe, run, pd.DataFrame(rows), predictions, labels, corpus, missing_folds=missing)
-    return result, missing
+    return FinishedFolds(recipe, pd.DataFrame(rows), predictions, labels, missing)
+
+
+def collect_run(run_dir: str | Path) -> tuple[ExperimentResult, list[str]]:
+    """Build the run's table (results.csv/.md, summary.json, pooled plot) from the folds that finished.
+
+    Returns
+    -------
+    (result, missing)
+        ``missing`` lists the folds of ``splits.csv`` without a ``result.json``; they are named in
+        results.md and summary.json as well.
+
+    Raises
+    ------
+    ConfigError
+        When ``run_dir`` is not a run folder or no fold has finished.
+    """
+    folds = read_run(run_dir)
+    corpus = "+".join(c.name for c in folds.recipe.corpora)
+    result = write_results(folds.recipe, Path(run_dir), folds.per_fold, folds.predictions, folds.labels, corpus,
+                           missing_folds=folds.missing)
+    return result, folds.missing
 
 
 def evaluate_run(run_dir: str | Path) -> dict:

@@ -340,10 +340,13 @@ def _json_default(obj):
 
 
 def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.DataFrame, labels: list[str],
-                  corpus_name: str, *, missing_folds: Sequence[str] = ()) -> ExperimentResult:
+                  corpus_name: str, *, missing_folds: Sequence[str] = (), summary_extra: dict | None = None,
+                  appendix: str = "") -> ExperimentResult:
     """Aggregate per-fold rows and test predictions into results.csv/.md, summary.json and the pooled plot.
 
-    ``missing_folds`` (folds that did not finish) are listed in summary.json and results.md.
+    ``missing_folds`` (folds that did not finish) are listed in summary.json and results.md. ``summary_extra``
+    adds to (or replaces) summary.json's entries, and ``appendix`` (Markdown) ends results.md: what a caller
+    such as late fusion knows beyond the per-fold rows.
     """
     tag = _run_tag(per_fold.to_dict("records"))
     summary = summarize(per_fold.to_dict("records"))
@@ -361,6 +364,7 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
     }
     if missing_folds:
         overall["missing_folds"] = list(missing_folds)
+    overall.update(summary_extra or {})
     write_csv(per_fold, out / "results.csv")
     write_csv(preds, out / "predictions.csv")
     atomic_write_text(out / "summary.json", json.dumps(overall, indent=2))
@@ -376,6 +380,8 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
         notes.append(f"INCOMPLETE: {len(missing_folds)} fold(s) did not finish and are not in this table: "
                      + ", ".join(missing_folds))
     md = results_markdown(per_fold, summary, title=recipe.name, protocol_tag=tag, corpus=corpus_name, notes=notes)
+    if appendix:
+        md = md.rstrip("\n") + "\n\n" + appendix.rstrip("\n") + "\n"
     atomic_write_text(out / "results.md", md)
     plot_confusion(pooled["confusion"], labels, out / "confusion.png",
                    title=f"{recipe.name}: {corpus_name}, {recipe.protocol.name} ({tag}), pooled")

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from serkit.errors import ConfigError
-from serkit.recipe import Recipe
-from serkit.training.evaluate import collect_run
+from serkit.training.evaluate import FinishedFolds, read_run
 from serkit.training.experiment import ExperimentResult, write_results
 from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
@@ -28,16 +27,18 @@ __all__ = ["fuse_runs"]
 _SEED_SUFFIX = re.compile(r"-seed\d+$")
 
 
-def _member(run_dir: Path) -> tuple[Recipe, pd.DataFrame, pd.DataFrame]:
-    """A finished run's recipe, test predictions and per-fold rows."""
-    if not (run_dir / "recipe.yaml").exists():
-        raise ConfigError(f"{run_dir}: not a serkit run folder (no recipe.yaml)")
-    result, missing = collect_run(run_dir)
-    if missing:
-        raise ConfigError(f"{run_dir}: {len(missing)} fold(s) did not finish ({', '.join(missing)}); "
+def _member(run_dir: Path) -> FinishedFolds:
+    """A finished run, read without writing into it."""
+    folds = read_run(run_dir)
+    if folds.missing:
+        raise ConfigError(f"{run_dir}: {len(folds.missing)} fold(s) did not finish ({', '.join(folds.missing)}); "
                           "fuse finished runs only")
-    preds = pd.read_csv(run_dir / "predictions.csv")
-    return Recipe.from_yaml(run_dir / "recipe.yaml"), preds, result.per_fold
+    return folds
+
+
+def _fold_groups(frame: pd.DataFrame) -> pd.Series:
+    """Each row's fold name without its seed suffix: the test group that runs of other seeds share."""
+    return frame["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True)
 
 
 def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: Sequence[float] | None = None,
@@ -68,49 +69,45 @@ def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: S
         raise ConfigError(f"weights: non-negative numbers, not all zero, got {weights}")
     members = [_member(r) for r in runs]
 
-    first_recipe, first_preds, _ = members[0]
-    labels = sorted(c[2:] for c in first_preds.columns if c.startswith("p_"))
-    prob_cols = [f"p_{label}" for label in labels]
-    # Each utterance's fold, without the seed suffix: the grouping that per-fold metrics use.
-    folds = first_preds.assign(fold=first_preds["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
+    first = members[0]
+    labels, prob_cols = first.labels, [f"p_{label}" for label in first.labels]
+    # Each utterance's test group: the grouping that per-fold metrics use.
+    folds = first.predictions.assign(fold=_fold_groups(first.predictions))
     folds = folds.drop_duplicates("utterance_id").set_index("utterance_id")
     utterances = folds.index
+    truth = folds["true"].astype(str)
 
     fused = np.zeros((len(utterances), len(labels)))
-    for run, (recipe, preds, _), weight in zip(runs, members, weights, strict=True):
-        run_labels = sorted(c[2:] for c in preds.columns if c.startswith("p_"))
-        if run_labels != labels:
-            raise ConfigError(f"{run}: labels {run_labels} differ from {runs[0]}'s {labels}")
+    for run, member, weight in zip(runs, members, weights, strict=True):
+        preds = member.predictions
+        if member.labels != labels:
+            raise ConfigError(f"{run}: labels {member.labels} differ from {runs[0]}'s {labels}")
         # the same protocol (seeds aside: a seed ensemble fuses runs of other seeds) and normalisation
-        if (recipe.protocol.model_dump(exclude={"seeds"}) != first_recipe.protocol.model_dump(exclude={"seeds"})
-                or recipe.normalization != first_recipe.normalization):
+        if (member.recipe.protocol.model_dump(exclude={"seeds"}) != first.recipe.protocol.model_dump(exclude={"seeds"})
+                or member.recipe.normalization != first.recipe.normalization):
             raise ConfigError(f"{run}: protocol or normalisation differs from {runs[0]}'s; fuse runs of one protocol")
         if set(preds["utterance_id"]) != set(utterances):
             raise ConfigError(f"{run}: tested other utterances than {runs[0]} (a different corpus or split)")
-        truth = preds.drop_duplicates("utterance_id").set_index("utterance_id")["true"].reindex(utterances)
-        if not (truth.astype(str).to_numpy() == folds["true"].astype(str).to_numpy()).all():
+        per_utterance = preds.assign(fold=_fold_groups(preds)).drop_duplicates("utterance_id").set_index(
+            "utterance_id").reindex(utterances)
+        if not (per_utterance["true"].astype(str).to_numpy() == truth.to_numpy()).all():
             raise ConfigError(f"{run}: gives other true labels than {runs[0]} for the same utterances")
-        run_folds = preds.assign(fold=preds["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
-        pairs = run_folds.drop_duplicates("utterance_id").set_index("utterance_id")["fold"]
-        pairs = pd.DataFrame({"a": folds["fold"], "b": pairs.reindex(utterances)}).drop_duplicates()
+        pairs = pd.DataFrame({"a": folds["fold"], "b": per_utterance["fold"]}).drop_duplicates()
         if pairs["a"].duplicated().any() or pairs["b"].duplicated().any():
             raise ConfigError(f"{run}: its test folds group the utterances differently from {runs[0]}'s")
         # the seed ensemble of this run, then its share of the fusion
         fused += weight * preds.groupby("utterance_id")[prob_cols].mean().reindex(utterances).to_numpy()
     fused /= sum(weights)
 
-    truth = folds["true"].astype(str)
+    seeds = sorted({int(s) for m in members for s in m.predictions["seed"].unique()})
     predictions = pd.DataFrame({
-        "fold": folds["fold"].to_numpy(), "utterance_id": utterances, "path": folds["path"].to_numpy(),
-        "speaker": folds["speaker"].to_numpy(), "true": truth.to_numpy(),
+        "fold": folds["fold"].to_numpy(), "seed": seeds[0], "utterance_id": utterances,
+        "path": folds["path"].to_numpy(), "speaker": folds["speaker"].to_numpy(), "true": truth.to_numpy(),
         "pred": np.asarray(labels)[fused.argmax(axis=1)],
     })
     predictions[prob_cols] = fused
-    seeds = sorted({int(s) for _, preds, _ in members for s in preds["seed"].unique()})
-    predictions.insert(1, "seed", seeds[0])
 
-    member_rows = [r.assign(fold=r["fold"].astype(str).str.replace(_SEED_SUFFIX, "", regex=True))
-                   for _, _, r in members]
+    member_rows = [m.per_fold.assign(fold=_fold_groups(m.per_fold)) for m in members]
     test_speakers = dict(zip(member_rows[0]["fold"], member_rows[0].get("test_speakers", ""), strict=False))
     tag = "SI" if {t for r in member_rows for t in r["tag"]} == {"SI"} else "SD"
     rows = []
@@ -124,20 +121,17 @@ def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: S
         })
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fused_name = name or "+".join(recipe.name for recipe, _, _ in members)
-    recipe = first_recipe.model_copy(update={"name": fused_name})
-    corpus = "+".join(c.name for c in first_recipe.corpora)
-    result = write_results(recipe, out, pd.DataFrame(rows), predictions, labels, corpus)
-    description = [{"run": str(run), "recipe": r.name, "seeds": sorted(int(s) for s in p["seed"].unique()),
-                    "weight": w / sum(weights)} for run, (r, p, _), w in zip(runs, members, weights, strict=True)]
-    result.overall["seeds"] = seeds
-    result.overall["fusion"] = description
-    atomic_write_text(out / "summary.json", json.dumps(result.overall, indent=2))
-    atomic_write_text(out / "fusion.json", json.dumps({"name": fused_name, "members": description}, indent=2))
+    fused_name = name or "+".join(m.recipe.name for m in members)
+    description = [{"run": str(run), "recipe": m.recipe.name,
+                    "seeds": sorted(int(s) for s in m.predictions["seed"].unique()), "weight": w / sum(weights)}
+                   for run, m, w in zip(runs, members, weights, strict=True)]
     listing = "\n".join(f"- `{d['run']}` ({d['recipe']}, seeds {d['seeds']}): weight {d['weight']:.3g}"
                          for d in description)
-    results_md = (out / "results.md").read_text()
-    atomic_write_text(out / "results.md", results_md.rstrip("\n") + "\n\n## Late fusion of\n\nProbabilities "
-                      "averaged per utterance (each run's seeds first, then the runs with these fixed weights):\n\n"
-                      + listing + "\n")
+    appendix = ("## Late fusion of\n\nProbabilities averaged per utterance (each run's seeds first, then the runs "
+                "with these fixed weights):\n\n" + listing)
+    corpus = "+".join(c.name for c in first.recipe.corpora)
+    result = write_results(first.recipe.model_copy(update={"name": fused_name}), out, pd.DataFrame(rows),
+                           predictions, labels, corpus, summary_extra={"seeds": seeds, "fusion": description},
+                           appendix=appendix)
+    atomic_write_text(out / "fusion.json", json.dumps({"name": fused_name, "members": description}, indent=2))
     return result
