@@ -42,8 +42,12 @@ def tone_wav(tmp_path) -> Path:
     return path
 
 
-def write_tone_corpus(root: Path, clips_per_label: int = 3) -> Path:
-    """3 speakers x 3 emotions of half-second 8 kHz tones (the emotion sets the pitch) and a CSV manifest.
+TONE_FREQS = {"angry": 300.0, "sad": 700.0, "happy": 1500.0}
+
+
+def write_tone_corpus(root: Path, clips_per_label: int = 3, freqs: dict[str, float] = TONE_FREQS) -> Path:
+    """3 speakers x len(freqs) emotions of half-second 8 kHz tones (``freqs``: emotion -> pitch in Hz) and a CSV
+    manifest.
 
     A corpus small models learn in a few epochs, for end-to-end runs of the CLI, fan-out and data parallelism.
     """
@@ -52,7 +56,7 @@ def write_tone_corpus(root: Path, clips_per_label: int = 3) -> Path:
     rng = np.random.default_rng(0)
     rows = []
     for s, speaker in enumerate(["s1", "s2", "s3"]):
-        for label, freq in {"angry": 300.0, "sad": 700.0, "happy": 1500.0}.items():
+        for label, freq in freqs.items():
             for k in range(clips_per_label):
                 t = np.arange(4000) / 8000
                 y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * s + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 
-from conftest import fit_tiny_batch
+from conftest import fit_tiny_batch, write_tone_corpus
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
@@ -116,16 +114,7 @@ def test_bundle_round_trip_keeps_the_rbm_state(tmp_path):
 def tone_corpus(tmp_path_factory) -> Path:
     """3 speakers x 2 emotions x 6 clips of 0.5 s at 8 kHz; the emotion sets the pitch."""
     root = tmp_path_factory.mktemp("dbn_tones")
-    rng = np.random.default_rng(0)
-    rows = []
-    for s, speaker in enumerate(["s1", "s2", "s3"]):
-        for label, freq in (("angry", 300.0), ("sad", 1200.0)):
-            for k in range(6):
-                t = np.arange(4000) / 8000
-                y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * s + 0.01 * k) * t) + 0.02 * rng.standard_normal(t.size)
-                sf.write(root / f"{speaker}_{label}_{k}.wav", y.astype(np.float32), 8000)
-                rows.append({"path": f"{speaker}_{label}_{k}.wav", "label": label, "speaker": speaker})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    write_tone_corpus(root, clips_per_label=6, freqs={"angry": 300.0, "sad": 1200.0})
     return root
 
 
