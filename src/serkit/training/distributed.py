@@ -22,6 +22,7 @@ with an error instead of a hang.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -131,9 +132,16 @@ def init_distributed(device: str = "cpu", *, timeout_s: float | None = None) -> 
 
 
 def shutdown() -> None:
-    """Leave the process group (no-op when not distributed)."""
+    """Leave the process group (no-op when not distributed).
+
+    Every rank waits for the others first, so that no rank tears its gloo connections down while a peer still
+    talks to it; then the group and what still refers to it (a DDP wrapper's reducer) are freed now, while the
+    interpreter is whole: freeing them at interpreter exit sometimes aborted a finished job (SIGABRT).
+    """
     if is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 # -- collectives -------------------------------------------------------------------------------------------
