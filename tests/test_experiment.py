@@ -120,6 +120,16 @@ def test_augmented_copies_only_in_training(tiny_corpus, tmp_path):
     assert len(preds) == 36
 
 
+def test_speed_copies_fit_a_fixed_duration_recipe(tiny_corpus, tmp_path):
+    # Speed copies are shorter or longer than the originals; a fixed-duration recipe pads/crops them too.
+    recipe = Recipe.from_dict(cnn_recipe(
+        tiny_corpus, augment={"speed": {"copies": 2, "rates": [0.8, 1.25]}},
+        training={"max_epochs": 2, "batch_size": 8, "mixup_alpha": 0.4}))
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert (res.per_fold["n_augmented"] == 2 * res.per_fold["n_train"]).all()
+    assert res.per_fold["n_test"].tolist() == [12, 12, 12]
+
+
 def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
     recipe = {
         "name": "tiny_svm", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},

@@ -124,3 +124,43 @@ def test_bad_inputs():
         Trainer(progress=False).fit(small_model(), X[:0], y[:0])
     with pytest.raises(Exception, match="lr"):
         TrainingConfig(lr=-1)
+
+
+def test_mixup_loss_matches_hand_computation():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 30, 4))
+    X, y = toy_data(16)
+    xb, yb = torch.as_tensor(X), torch.as_tensor(y)
+    trainer = Trainer(TrainingConfig(mixup_alpha=0.4, label_smoothing=0.1), seed=0, progress=False)
+    loss_fn = trainer._loss(y, model)
+    got = trainer._mixup_loss(model, loss_fn, [xb], yb, torch.Generator().manual_seed(7))
+    # The same draws, in the same order, from a generator in the same state.
+    gen = torch.Generator().manual_seed(7)
+    lam = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))).beta(0.4, 0.4)
+    perm = torch.randperm(16, generator=gen)
+    logits = model(lam * xb + (1 - lam) * xb[perm])
+    # Mixing the two losses is cross-entropy against the mixed (smoothed) one-hot target.
+    eye = torch.eye(4) * 0.9 + 0.1 / 4
+    target = lam * eye[yb] + (1 - lam) * eye[yb[perm]]
+    want = -(target * torch.log_softmax(logits, 1)).sum()
+    torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5)
+    assert 0 < lam < 1 and not torch.equal(perm, torch.arange(16))
+
+
+def test_mixup_training_learns_and_is_reproducible():
+    X, y = toy_data()
+    Xv, yv = toy_data(32, seed=1)
+    cfg = TrainingConfig(max_epochs=10, batch_size=16, lr=1e-2, early_stopping_patience=None, mixup_alpha=0.4)
+    fits, probas = [], []
+    for _ in range(2):
+        trainer = Trainer(cfg, seed=3, progress=False)
+        model = small_model()
+        fits.append(trainer.fit(model, X, y, Xv, yv))
+        probas.append(trainer.predict_proba(model, Xv))
+    assert (probas[0].argmax(1) == yv).mean() > 0.9
+    np.testing.assert_allclose(fits[0].history["train_loss"], fits[1].history["train_loss"], rtol=1e-6)
+    plain = Trainer(cfg.model_copy(update={"mixup_alpha": 0.0}), seed=3, progress=False).fit(small_model(), X, y)
+    # Mixed targets cannot be fitted exactly, so the training loss stays above plain training's.
+    assert fits[0].history["train_loss"].iloc[-1] > plain.history["train_loss"].iloc[-1]
+    with pytest.raises(Exception, match="mixup_alpha"):
+        TrainingConfig(mixup_alpha=-0.1)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from serkit.audio import load_clips
+from serkit.audio import fix_length, load_clips
 from serkit.augment import augment_training_set
 from serkit.augment.spec import spec_augment
 from serkit.corpora import Corpus, combine, load_corpus
@@ -237,6 +237,10 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         aug = augment_training_set([waveforms[i] for i in split.train], y[split.train], recipe.augment,
                                    recipe.audio.sample_rate, seed=split.seed)
         copies = aug.signals[len(split.train):]
+        if copies and recipe.audio.num_samples is not None:
+            # Speed copies change length; a fixed-duration recipe pads or crops them the way it did the originals.
+            copies = [fix_length(c, recipe.audio.num_samples, pad_mode=recipe.audio.pad_mode, crop=recipe.audio.crop)
+                      for c in copies]
         if copies:
             if owner is None:
                 X_copies, copy_of = extractor.pool(extractor.from_signals(copies)), np.arange(len(copies))

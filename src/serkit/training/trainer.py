@@ -61,6 +61,8 @@ class TrainingConfig(BaseModel):
     early_stopping_patience: int | None = Field(20, ge=1)
     monitor: Literal["val_ua", "val_wa", "val_macro_f1", "val_loss"] = "val_ua"
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0, description="mixup (Zhang et al. 2018): each training batch is mixed "
+                               "with a shuffled copy of itself, weight lam ~ Beta(alpha, alpha); 0 = off")
     class_weighted_loss: bool = False
     grad_clip_norm: float | None = Field(None, gt=0)
     num_threads: int | None = Field(None, ge=1, description="torch threads; None = all cores")
@@ -324,7 +326,10 @@ class Trainer:
                 xb = transform_feature_maps(self.batch_transform, xb, generator=gen)
             xb, yb = to_tensors(xb, streams=streams, device=self.device), yb.to(self.device)
             optimizer.zero_grad(set_to_none=True)
-            loss_sum = loss_fn(model(*xb), yb)
+            if self.cfg.mixup_alpha > 0:
+                loss_sum = self._mixup_loss(model, loss_fn, xb, yb, gen)
+            else:
+                loss_sum = loss_fn(model(*xb), yb)
             if not torch.isfinite(loss_sum):
                 raise FloatingPointError(f"training loss became {loss_sum.item()} at epoch {epoch}; lower training.lr")
             (loss_sum * (self.world_size / denom)).backward()
@@ -334,6 +339,21 @@ class Trainer:
             total += loss_sum.item() / denom * len(block)  # this rank's part of the global batch's mean loss
             count += len(block)
         return dist.all_reduce_sum(total) / max(count, 1)
+
+    def _mixup_loss(self, model, loss_fn, xb: list[torch.Tensor], yb: torch.Tensor,
+                    gen: torch.Generator) -> torch.Tensor:
+        """Summed loss of a mixup batch: every input stream is mixed with the same partner and weight.
+
+        The loss mixes the two targets' losses with the same weight, which equals the loss against the mixed
+        one-hot (smoothed) target. lam is drawn from the batch generator, so a seed gives the same mixes.
+        """
+        # numpy draws the Beta sample (torch's Beta sampler takes no generator), seeded from the batch generator.
+        seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        lam = float(np.random.default_rng(seed).beta(self.cfg.mixup_alpha, self.cfg.mixup_alpha))
+        perm = torch.randperm(len(yb), generator=gen).to(yb.device)
+        mixed = [lam * x + (1.0 - lam) * x[perm] for x in xb]
+        out = model(*mixed)
+        return lam * loss_fn(out, yb) + (1.0 - lam) * loss_fn(out, yb[perm])
 
     def _validate(self, model, loss_fn, X_val, y_val) -> dict:
         proba = self.predict_proba(model, X_val)
