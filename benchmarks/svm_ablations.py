@@ -1,5 +1,5 @@
 """Exploratory ablations of the ComParE + linear SVM system: classifiers, speed-perturbed training copies,
-gender-wise standardisation. Writes ``docs/results/svm_ablations.md``.
+gender-wise standardisation. Writes ``docs/results/svm_ablations_<corpus>.md``.
 
 Usage::
 
@@ -12,18 +12,18 @@ reading. An idea earns a place in a recipe (where C is chosen on the validation 
 C. Standardisation statistics always come from the fold's training items (originals and their copies); copies
 are made from the training speakers' clips only and never reach the test fold.
 
-Features (openSMILE ComParE 2016 functionals of the original clips and of speed-perturbed copies) are cached
-as .npy files under ``$SERKIT_CACHE/ablations`` (written atomically), so a rerun only refits the classifiers.
+Features (openSMILE ComParE 2016 functionals of the original clips and of speed-perturbed copies) go into
+serkit's feature cache (``$SERKIT_CACHE/features``), so a rerun only refits the classifiers.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,9 @@ from sklearn.svm import SVC
 from serkit.audio import AudioConfig, load_clip
 from serkit.augment.waveform import change_speed
 from serkit.corpora import load_corpus
+from serkit.features import FeatureCache
 from serkit.features.functionals import OpenSmileFunctionals
+from serkit.training.data import default_cache_dir
 from serkit.training.metrics import unweighted_average_recall
 from serkit.training.protocols import ProtocolConfig, make_splits
 from serkit.utils import atomic_write_text
@@ -56,22 +58,20 @@ RATES = (0.8, 0.9, 1.1, 1.2)
 C_GRID = (1e-4, 1e-3, 1e-2)
 
 
-def compare_features(paths: list[str], rate: float, cache: Path) -> np.ndarray:
-    """ComParE functionals of every clip played ``rate`` times faster (1.0: the clip itself), cached."""
-    if cache.exists():
-        return np.load(cache)
+def compare_features(paths: list[str], rate: float, cache: FeatureCache) -> np.ndarray:
+    """ComParE functionals of every clip played ``rate`` times faster (1.0: the clip itself), one cache entry
+    per clip and rate (keyed by the file's content, the feature set, the audio settings and the rate)."""
     audio = AudioConfig(sample_rate=16000)
     smile = OpenSmileFunctionals(16000, "compare")
-    rows = []
-    for path in track(paths, description=f"ComParE, speed {rate}"):
+    config = {**smile.config, "audio": audio.model_dump(mode="json"), "speed_rate": rate}
+
+    def compute(path: str) -> np.ndarray:
         y = load_clip(path, audio)
-        rows.append(smile(change_speed(y, rate, 16000) if rate != 1.0 else y))
-    X = np.nan_to_num(np.stack(rows)).astype(np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, X)
-    os.replace(tmp, cache)
-    return X
+        return smile(change_speed(y, rate, 16000) if rate != 1.0 else y)
+
+    rows = [cache.get_or_compute(cache.key(path, config), partial(compute, path))
+            for path in track(paths, description=f"ComParE, speed {rate}")]
+    return np.nan_to_num(np.stack(rows)).astype(np.float32)
 
 
 def evaluate(make: Callable[[], object], X: np.ndarray, y: np.ndarray, splits, copies: list[np.ndarray] = (),
@@ -106,6 +106,10 @@ def _genderwise(X_tr: np.ndarray, g_tr: np.ndarray, X_te: np.ndarray) -> tuple[n
     return out_tr, out_te
 
 
+def _cell(mean_std: tuple[float, float]) -> str:
+    return f"{mean_std[0]:.1f} ± {mean_std[1]:.1f}"
+
+
 def linear_svm(C: float) -> Callable[[], object]:
     return lambda: SVC(kernel="linear", C=C, class_weight="balanced")
 
@@ -117,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     root, protocol = CORPORA[args.corpus]
     out = args.out or ROOT / "docs" / "results" / f"svm_ablations_{args.corpus}.md"
-    cache_dir = Path(os.environ.get("SERKIT_CACHE", Path.home() / ".cache" / "serkit")) / "ablations"
+    cache = FeatureCache(default_cache_dir() / "features")
 
     table = load_corpus(args.corpus, ROOT / root).utterances
     labels = sorted(table["label"].unique())
@@ -125,8 +129,8 @@ def main() -> None:
     gender = table["gender"].to_numpy()
     splits = make_splits(table, protocol)
     paths = table["path"].tolist()
-    X = compare_features(paths, 1.0, cache_dir / f"compare_{args.corpus}_speed1.0.npy")
-    speed = {r: compare_features(paths, r, cache_dir / f"compare_{args.corpus}_speed{r}.npy") for r in RATES}
+    X = compare_features(paths, 1.0, cache)
+    speed = {r: compare_features(paths, r, cache) for r in RATES}
 
     rows: list[tuple[str, list[str]]] = []
 
@@ -134,9 +138,9 @@ def main() -> None:
             fixed: Callable[[], object] | None = None, **kw) -> None:
         t0 = time.perf_counter()
         if fixed is not None:
-            cells = ["%.1f ± %.1f" % evaluate(fixed, X, y, splits, **kw)] + [""] * (len(C_GRID) - 1)
+            cells = [_cell(evaluate(fixed, X, y, splits, **kw))] + [""] * (len(C_GRID) - 1)
         else:
-            cells = ["%.1f ± %.1f" % evaluate(make_for_C(C), X, y, splits, **kw) for C in C_GRID]
+            cells = [_cell(evaluate(make_for_C(C), X, y, splits, **kw)) for C in C_GRID]
         rows.append((name, cells))
         print(f"{name}: {' | '.join(cells)} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
