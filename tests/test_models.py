@@ -122,3 +122,47 @@ def test_svm_selects_C_on_validation_and_maps_classes():
     proba = svm.predict_proba(X)
     assert proba.shape == (60, 4) and np.allclose(proba[:, 3], 0)  # class 3 unseen in training
     assert (svm.predict(X) == y).mean() > 0.9
+
+
+def test_pca_lda_matches_scikit_learn_and_selects_components_on_validation():
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 40)) + np.repeat(np.eye(3, 40) * 3, 30, axis=0)
+    y = np.repeat(np.arange(3), 30)
+    # one setting, empirical priors: exactly scikit-learn's PCA (exact SVD) + LDA
+    lda = create_model("pca_lda", num_classes=3, n_components=10, priors="empirical").fit(X, y)
+    reference = make_pipeline(PCA(10, svd_solver="full"), LinearDiscriminantAnalysis()).fit(X, y)
+    np.testing.assert_allclose(lda.predict_proba(X), reference.predict_proba(X), atol=1e-10)
+    assert lda.fit_info() == {"chosen_n_components": 10, "refit_on_val": False}
+
+    # a grid is scored on the validation split, the best kept, and the model refitted on train + validation
+    X_val = rng.normal(size=(30, 40)) + np.repeat(np.eye(3, 40) * 3, 10, axis=0)
+    y_val = np.repeat(np.arange(3), 10)
+    lda = create_model("pca_lda", num_classes=4, n_components=[1, 20]).fit(X, y, X_val, y_val)
+    assert [s["n_components"] for s in lda.selection] == [1, 20]
+    best = max(lda.selection, key=lambda s: s["val_ua"])["n_components"]
+    assert lda.fit_info()["chosen_n_components"] == best and lda.model.pipeline["pca"].n_samples_ == 120
+    proba = lda.predict_proba(X)
+    assert proba.shape == (90, 4) and np.allclose(proba[:, 3], 0) and np.allclose(proba.sum(1), 1)
+    assert (lda.predict(X) == y).mean() > 0.9
+    # equal class priors by default (UA is the target), whatever the class frequencies
+    skewed = create_model("pca_lda", num_classes=3, n_components=5).fit(X[:70], y[:70])
+    np.testing.assert_allclose(skewed.model.pipeline["lda"].priors_, [1 / 3] * 3)
+
+
+def test_pca_lda_clips_components_and_refuses_bad_options():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(12, 30)), np.arange(12) % 3
+    lda = create_model("pca_lda", num_classes=3, n_components=500).fit(X, y)
+    assert lda.model.pipeline["pca"].n_components_ == 11  # clips - 1
+    assert lda.predict(X).shape == (12,)
+    shrunk = create_model("pca_lda", num_classes=3, n_components=5, shrinkage=0.5).fit(X, y)
+    assert shrunk.model.pipeline["lda"].solver == "lsqr"
+    for bad in ({"n_components": 0}, {"priors": "flat"}, {"shrinkage": 2.0}, {"n_components": []}):
+        with pytest.raises(ValueError):
+            create_model("pca_lda", num_classes=3, **bad)
+    with pytest.raises(RuntimeError, match="fit"):
+        create_model("pca_lda", num_classes=3).predict(X)

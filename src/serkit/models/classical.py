@@ -1,28 +1,91 @@
-"""Classical baselines on utterance-level functionals (e.g. eGeMAPS), built on scikit-learn."""
+"""Classical baselines on utterance-level functionals (eGeMAPS, ComParE), built on scikit-learn.
+
+Both classifiers take one hyperparameter as a grid (the SVM's ``C``, PCA+LDA's number of components): with a
+validation split the value with the best validation UA is kept, the way a neural model keeps its best epoch, and
+the classifier is refitted on training + validation data with it; with no validation split the first value is
+used. Inputs are expected to be standardised already (serkit's pipeline fits the normaliser on the training
+split only).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from serkit.models.registry import register_model
 from serkit.training.metrics import unweighted_average_recall
 
 
-class SVMClassifier:
-    """An SVM on utterance-level feature vectors: the classic eGeMAPS (Eyben et al. 2016) and ComParE baselines.
-
-    Inputs are expected to be standardised already (serkit's pipeline fits the normaliser on the training
-    split only). When ``C`` is a list and a validation split is given, the C with the best validation UA is
-    kept, the way a neural model keeps its best epoch, and the SVM is refitted on training + validation data
-    with it; with no validation split the first C is used.
-    """
+class _GridSelectedClassifier:
+    """fit / predict / predict_proba around a scikit-learn estimator with one hyperparameter chosen on validation."""
 
     kind = "sklearn"
+    param: str  # the grid's name in ``selection`` and ``fit_info``
+
+    def __init__(self, num_classes: int, grid: Sequence[Any]):
+        if not grid:
+            raise ValueError(f"{self.param}: give at least one value")
+        self.grid = list(grid)
+        self.num_classes = int(num_classes)
+        self.model = None
+        self.selection: list[dict] = []
+
+    def _estimator(self, value):
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None):
+        X = X.reshape(len(X), -1)
+        self.selection = []
+        if X_val is None or len(self.grid) == 1:
+            self.model = self._estimator(self.grid[0]).fit(X, y)
+            return self
+        X_val = X_val.reshape(len(X_val), -1)
+        best = None
+        for value in self.grid:
+            ua = unweighted_average_recall(y_val, self._estimator(value).fit(X, y).predict(X_val))
+            self.selection.append({self.param: value, "val_ua": float(ua)})
+            if best is None or ua > best[1]:
+                best = (value, ua)
+        # Refit on training + validation with the chosen value: the validation speaker is only needed to choose.
+        self.model = self._estimator(best[0]).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
+        return self
+
+    def fit_info(self) -> dict:
+        """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
+        chosen = max(self.selection, key=lambda s: s["val_ua"])[self.param] if self.selection else self.grid[0]
+        return {f"chosen_{self.param}": chosen, "refit_on_val": bool(self.selection)}
+
+    def _fitted(self):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit() first")
+        return self.model
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        model = self._fitted()
+        proba = model.predict_proba(X.reshape(len(X), -1))
+        # scikit-learn orders columns by the classes seen in training; map them back to all class indices.
+        out = np.zeros((len(X), self.num_classes), dtype=np.float64)
+        out[:, model.classes_] = proba
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self._fitted().predict(X.reshape(len(X), -1))
+
+
+class SVMClassifier(_GridSelectedClassifier):
+    """An SVM on utterance-level feature vectors: the classic eGeMAPS (Eyben et al. 2016) and ComParE baselines.
+
+    ``C`` may be a list, chosen on the validation split (see the module's docstring).
+    """
+
+    param = "C"
 
     def __init__(
         self,
@@ -35,54 +98,76 @@ class SVMClassifier:
         class_weight: Literal["balanced"] | None = "balanced",
         seed: int = 0,
     ):
-        self.C_grid = [float(C)] if np.isscalar(C) else [float(c) for c in C]
-        if not self.C_grid:
-            raise ValueError("C: give at least one value")
+        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C])
         self.kernel, self.gamma, self.class_weight, self.seed = kernel, gamma, class_weight, seed
-        self.num_classes = int(num_classes)
-        self.model: CalibratedClassifierCV | None = None
-        self.selection: list[dict] = []
 
-    def _svc(self, C: float) -> CalibratedClassifierCV:
+    def _estimator(self, C: float) -> CalibratedClassifierCV:
         # Probabilities by Platt scaling on internal 3-fold predictions, then one SVM fitted on all the data
         # (what SVC(probability=True) did before scikit-learn deprecated it).
         svc = SVC(C=C, kernel=self.kernel, gamma=self.gamma, class_weight=self.class_weight, random_state=self.seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=3, ensemble=False)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None):
-        X = X.reshape(len(X), -1)
-        if X_val is None or len(self.C_grid) == 1:
-            self.model = self._svc(self.C_grid[0]).fit(X, y)
-            return self
-        X_val = X_val.reshape(len(X_val), -1)
-        best = None
-        for C in self.C_grid:
-            ua = unweighted_average_recall(y_val, self._svc(C).fit(X, y).predict(X_val))
-            self.selection.append({"C": C, "val_ua": float(ua)})
-            if best is None or ua > best[1]:
-                best = (C, ua)
-        # Refit on training + validation with the chosen C: the validation speaker is only needed to choose.
-        self.model = self._svc(best[0]).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
+
+class PCALDAClassifier(_GridSelectedClassifier):
+    """Linear discriminant analysis after PCA: for large functional sets (ComParE's 6373 per clip) with a few
+    hundred training clips, where the within-class covariance cannot be estimated in the full space.
+
+    PCA (exact SVD, so deterministic) keeps ``n_components`` directions of the training data; LDA then fits
+    class means and one shared covariance there, with equal class priors by default so that UA, not the class
+    frequencies, is what it aims at. ``n_components`` may be a list, chosen on the validation split; values
+    above what the training data allows (clips - 1, features) are clipped.
+    """
+
+    param = "n_components"
+
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: Sequence[int] | None = None,
+        *,
+        n_components: int | Sequence[int] = (50, 100, 200),
+        priors: Literal["equal", "empirical"] = "equal",
+        shrinkage: float | None = None,
+    ):
+        grid = [int(n_components)] if np.isscalar(n_components) else [int(n) for n in n_components]
+        if any(n < 1 for n in grid):
+            raise ValueError(f"n_components: positive integers, got {grid}")
+        if priors not in ("equal", "empirical"):
+            raise ValueError(f"priors: 'equal' or 'empirical', got {priors!r}")
+        if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
+            raise ValueError(f"shrinkage: between 0 and 1, got {shrinkage}")
+        super().__init__(num_classes, grid)
+        self.priors, self.shrinkage = priors, shrinkage
+
+    def _estimator(self, n_components: int) -> _ClippedPCALDA:
+        return _ClippedPCALDA(n_components, self.priors, self.shrinkage)
+
+
+class _ClippedPCALDA:
+    """PCA -> LDA whose component count is clipped to what the data it is fitted on allows."""
+
+    def __init__(self, n_components: int, priors: str, shrinkage: float | None):
+        self.n_components, self.priors, self.shrinkage = n_components, priors, shrinkage
+        self.pipeline: Pipeline | None = None
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _ClippedPCALDA:
+        n = max(1, min(self.n_components, X.shape[0] - 1, X.shape[1]))
+        classes = np.unique(y)
+        priors = np.full(len(classes), 1.0 / len(classes)) if self.priors == "equal" else None
+        lda = (LinearDiscriminantAnalysis(priors=priors) if self.shrinkage is None else
+               LinearDiscriminantAnalysis(solver="lsqr", shrinkage=self.shrinkage, priors=priors))
+        self.pipeline = Pipeline([("pca", PCA(n, svd_solver="full")), ("lda", lda)]).fit(X, y)
         return self
 
-    def fit_info(self) -> dict:
-        """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
-        chosen = max(self.selection, key=lambda s: s["val_ua"])["C"] if self.selection else self.C_grid[0]
-        return {"chosen_C": chosen, "refit_on_val": bool(self.selection)}
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if self.model is None:
-            raise RuntimeError("SVMClassifier: call fit() first")
-        proba = self.model.predict_proba(X.reshape(len(X), -1))
-        # SVC orders columns by the classes seen in training; map them back to all class indices.
-        out = np.zeros((len(X), self.num_classes), dtype=np.float64)
-        out[:, self.model.classes_] = proba
-        return out
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.pipeline.classes_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        if self.model is None:
-            raise RuntimeError("SVMClassifier: call fit() first")
-        return self.model.predict(X.reshape(len(X), -1))
+        return self.pipeline.predict(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.pipeline.predict_proba(X)
 
 
 register_model(
@@ -90,4 +175,10 @@ register_model(
     paper="baseline: openSMILE functionals (eGeMAPS, Eyben et al. 2016; ComParE 2016) + SVM",
 )(
     SVMClassifier
+)
+register_model(
+    "pca_lda", kind="sklearn", frontends=("egemaps", "compare"),
+    paper="baseline: openSMILE functionals + PCA + linear discriminant analysis",
+)(
+    PCALDAClassifier
 )
