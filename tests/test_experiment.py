@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from serkit.cli import app
 from serkit.errors import ConfigError
-from serkit.recipe import Recipe
+from serkit.recipe import FusionRecipe, Recipe, load_recipe
 from serkit.training.experiment import run_experiment
 
 FREQS = {"angry": 300.0, "sad": 700.0, "happy": 1500.0}
@@ -179,7 +179,8 @@ def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
 
 
 def test_shipped_recipes_validate_and_build():
-    """Every recipe parses, and its model accepts what its audio config and frontend(s) produce."""
+    """Every recipe parses, and its model accepts what its audio config and frontend(s) produce; a fusion
+    recipe's members exist and test the same utterances the same way."""
     from serkit.features import create_frontend
     from serkit.models import create_model, model_spec
     from serkit.multi_input import check_recipe_streams
@@ -187,7 +188,10 @@ def test_shipped_recipes_validate_and_build():
     recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
     assert recipes
     for path in recipes:
-        recipe = Recipe.from_yaml(path)
+        recipe = load_recipe(path)
+        if isinstance(recipe, FusionRecipe):
+            assert len(recipe.member_recipes(recipe_file=path)) == len(recipe.members), path
+            continue
         spec = model_spec(recipe.model.name)
         assert all(fc.name in spec.frontends for fc in recipe.frontend_configs.values()), path
         if spec.kind != "torch":

@@ -50,11 +50,11 @@ ATOL = 1e-5
 def _recipe_shape(name: str):
     """Per-item feature shape(s) of the first shipped recipe that uses model ``name``, or None."""
     from serkit.features import create_frontend
-    from serkit.recipe import Recipe
+    from serkit.recipe import Recipe, load_recipe
 
     for path in sorted(RECIPES.glob("*.yaml")):
-        recipe = Recipe.from_yaml(path)
-        if recipe.model.name != name:
+        recipe = load_recipe(path)
+        if not isinstance(recipe, Recipe) or recipe.model.name != name:  # a fusion recipe has no model of its own
             continue
         num_samples = recipe.audio.num_samples
         if recipe.segments is not None:

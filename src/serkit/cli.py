@@ -52,14 +52,17 @@ def train(
 ) -> None:
     """Train and evaluate a recipe under its protocol; write results tables, plots and models.
 
+    A fusion recipe (a YAML file with `members`) trains each member recipe, then fuses them; --set, --seeds,
+    --protocol, --max-epochs and --corpus-root then apply to every member.
+
     Also the entry point of every process of a distributed job: `torchrun ... -m serkit.cli train RECIPE`.
     """
-    from serkit.recipe import Recipe
+    from serkit.recipe import FusionRecipe, load_recipe
     from serkit.training import distributed
     from serkit.training.experiment import run_experiment
 
     try:
-        rec = Recipe.from_yaml(recipe)
+        rec = load_recipe(recipe)
         overrides: dict = {}
         if protocol:
             overrides["protocol.name"] = protocol
@@ -73,12 +76,16 @@ def train(
                 raise SerkitError(f"--set {item!r}: expected FIELD=VALUE, e.g. training.lr=0.01")
             overrides[key.strip()] = yaml.safe_load(value)
         if corpus_root:
-            if len(rec.corpora) != 1:
+            if not isinstance(rec, FusionRecipe) and len(rec.corpora) != 1:
                 raise SerkitError("--corpus-root works with single-corpus recipes only")
             overrides["corpus.root"] = str(corpus_root)
+        out_dir = out or Path("runs") / (rec.name + (f"-{protocol}" if protocol else ""))
+        if isinstance(rec, FusionRecipe):
+            _train_fusion(rec, recipe, out_dir, overrides, jobs=jobs, retries=retries, resume=resume,
+                          cache_dir=cache_dir, quiet=quiet, nproc=nproc, folds=folds, list_folds_=list_folds_)
+            return
         if overrides:
             rec = rec.with_overrides(**overrides)
-        out_dir = out or Path("runs") / (rec.name + (f"-{protocol}" if protocol else ""))
         fold_list = [f.strip() for f in folds.split(",") if f.strip()] if folds else None
         if list_folds_:
             _print_folds(rec, recipe)
@@ -110,6 +117,26 @@ def train(
                       f"({', '.join(result.pending)}); the table is written when the last one finishes "
                       f"(or now, from what finished: serkit collect {out_dir})")
         return
+    _print_summary(result.overall, result.out_dir)
+
+
+def _train_fusion(rec, recipe_file: Path, out_dir: Path, overrides: dict, *, jobs: int, retries: int, resume: bool,
+                  cache_dir, quiet: bool, nproc: int, folds: str | None, list_folds_: bool) -> None:
+    from serkit.training import distributed
+    from serkit.training.fusion import run_fusion
+
+    if nproc > 1 or distributed.launched_distributed():
+        raise SerkitError("--nproc: a fusion recipe trains its members one after the other; use --jobs to run "
+                          "each member's folds in parallel")
+    if folds:
+        raise SerkitError("--folds: a fusion needs every fold of every member; train a member recipe alone to "
+                          "run some of its folds")
+    if list_folds_:
+        _, first, first_file = rec.with_overrides(**overrides).member_recipes(recipe_file=recipe_file)[0]
+        _print_folds(first, first_file)
+        return
+    result = run_fusion(rec, out_dir, recipe_file=recipe_file, overrides=overrides, jobs=jobs, retries=retries,
+                        resume=resume, progress=not quiet, cache_dir=cache_dir)
     _print_summary(result.overall, result.out_dir)
 
 

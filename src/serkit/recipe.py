@@ -55,9 +55,50 @@ class ModelConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-class Recipe(BaseModel):
+class _YamlConfig(BaseModel):
+    """Loading, validating and saving a YAML config; errors name the file and the field."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @classmethod
+    def from_yaml(cls, path: str | Path):
+        return cls.from_dict(_read_yaml_mapping(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<recipe>"):
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "<root>"
+                lines.append(f"  {field}: {err['msg']}")
+            raise ConfigError(f"{source}: invalid recipe\n" + "\n".join(lines)) from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False, allow_unicode=True)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.to_yaml())
+
+    def __str__(self) -> str:
+        return self.to_yaml()
+
+
+def _read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+class Recipe(_YamlConfig):
     name: str
     description: str = ""
     paper: str | None = None
@@ -104,40 +145,6 @@ class Recipe(BaseModel):
     def corpora(self) -> list[CorpusConfig]:
         return self.corpus if isinstance(self.corpus, list) else [self.corpus]
 
-    # -- files ---------------------------------------------------------------------------------------
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: recipe file not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
-        return cls.from_dict(data, source=str(path))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "<recipe>") -> Recipe:
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "<root>"
-                lines.append(f"  {field}: {err['msg']}")
-            raise ConfigError(f"{source}: invalid recipe\n" + "\n".join(lines)) from None
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=False), sort_keys=False, allow_unicode=True)
-
-    def save(self, path: str | Path) -> Path:
-        return atomic_write_text(path, self.to_yaml())
-
-    def __str__(self) -> str:
-        return self.to_yaml()
-
     def with_overrides(self, **dotted: Any) -> Recipe:
         """A copy with fields set by dotted names, e.g. ``{"protocol.name": "loso", "training.max_epochs": 5}``."""
         data = self.model_dump(mode="json")
@@ -150,6 +157,80 @@ class Recipe(BaseModel):
                 node = node[part]
             node[parts[-1]] = value
         return Recipe.from_dict(data, source=f"{self.name} with overrides")
+
+
+class FusionMember(BaseModel):
+    """One system of a fusion recipe: a recipe file, trained into ``<out>/members/<name>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: str = Field(description="the member's recipe file; a relative path is read from the fusion recipe's folder")
+    weight: float = Field(1.0, ge=0, description="its share of the fused probabilities (weights are normalised)")
+    seeds: list[int] | None = Field(None, description="override the member's protocol.seeds (averaged first)")
+    set: dict[str, Any] = Field(default_factory=dict,
+                                description="override member fields by dotted name, like serkit train --set")
+    name: str | None = Field(None, description="its folder under <out>/members (default: its recipe's name)")
+
+
+class FusionRecipe(_YamlConfig):
+    """Late fusion of several recipes as one system: ``serkit train`` trains each member under the same
+    protocol, then averages their test probabilities per utterance (each member's seeds first, then the members
+    with their fixed weights; see :func:`serkit.training.fusion.fuse_runs`). A YAML file with ``members`` is one.
+    """
+
+    name: str
+    description: str = ""
+    paper: str | None = None
+    members: list[FusionMember] = Field(min_length=1)
+
+    def member_recipes(self, *, recipe_file: str | Path | None = None,
+                       overrides: dict[str, Any] | None = None) -> list[tuple[str, Recipe, Path]]:
+        """Each member as (folder name, recipe with its own and then ``overrides``'s fields set, recipe file).
+
+        Raises ConfigError when a member's file is missing or invalid, two members share a folder name, or the
+        members would not test the same utterances the same way (corpus, labels, protocol, normalisation).
+        """
+        base = Path(recipe_file).resolve().parent if recipe_file is not None else Path.cwd()
+        out: list[tuple[str, Recipe, Path]] = []
+        for i, member in enumerate(self.members, 1):
+            path = Path(os.path.expandvars(os.path.expanduser(member.recipe)))
+            path = path if path.is_absolute() else base / path
+            # the member's seeds, then its own fields, then the caller's (the command line's) fields
+            dotted: dict[str, Any] = {} if member.seeds is None else {"protocol.seeds": list(member.seeds)}
+            dotted.update(member.set)
+            dotted.update(overrides or {})
+            try:
+                rec = Recipe.from_yaml(path)
+                rec = rec.with_overrides(**dotted) if dotted else rec
+            except ConfigError as exc:
+                raise ConfigError(f"{self.name}: member {i} ({member.recipe}): {exc}") from None
+            out.append((member.name or rec.name, rec, path))
+        names = [name for name, _, _ in out]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.name}: members share a folder name ({', '.join(names)}); give each a 'name'")
+        first_name, first, _ = out[0]
+        for name, rec, _ in out[1:]:
+            for what, mine, theirs in (
+                ("corpus", [(c.name, c.labels) for c in rec.corpora], [(c.name, c.labels) for c in first.corpora]),
+                ("protocol", rec.protocol.model_dump(exclude={"seeds"}), first.protocol.model_dump(exclude={"seeds"})),
+                ("normalization", rec.normalization, first.normalization),
+            ):
+                if mine != theirs:
+                    raise ConfigError(f"{self.name}: member {name}'s {what} ({mine}) differs from {first_name}'s "
+                                      f"({theirs}); fused members must test the same utterances the same way")
+        return out
+
+    def with_overrides(self, **dotted: Any) -> FusionRecipe:
+        """A copy whose every member also sets these fields (what ``serkit train FUSION --set`` does)."""
+        members = [member.model_copy(update={"set": {**member.set, **dotted}}) for member in self.members]
+        return self.model_copy(update={"members": members})
+
+
+def load_recipe(path: str | Path) -> Recipe | FusionRecipe:
+    """Read a recipe file: a fusion recipe when it has ``members``, otherwise a single system's recipe."""
+    data = _read_yaml_mapping(path)
+    cls = FusionRecipe if "members" in data else Recipe
+    return cls.from_dict(data, source=str(path))
 
 
 def resolve_path(path: str | Path, *, recipe_file: str | Path | None = None) -> Path:

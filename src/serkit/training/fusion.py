@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
 
-from serkit.errors import ConfigError
+from serkit.errors import ConfigError, SerkitError
+from serkit.recipe import FusionRecipe
 from serkit.training.evaluate import FinishedFolds, read_run
 from serkit.training.experiment import ExperimentResult, write_results
 from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
-__all__ = ["fuse_runs"]
+__all__ = ["fuse_runs", "run_fusion"]
 
 _SEED_SUFFIX = re.compile(r"-seed\d+$")
 
@@ -135,3 +137,59 @@ def fuse_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, weights: S
                            appendix=appendix)
     atomic_write_text(out / "fusion.json", json.dumps({"name": fused_name, "members": description}, indent=2))
     return result
+
+
+def run_fusion(
+    recipe: FusionRecipe,
+    out_dir: str | Path,
+    *,
+    recipe_file: str | Path | None = None,
+    overrides: dict | None = None,
+    jobs: int = 1,
+    retries: int = 1,
+    resume: bool = True,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> ExperimentResult:
+    """Train every member of a fusion recipe into ``<out_dir>/members/<name>``, then fuse them into ``out_dir``.
+
+    A member whose run already finished is only read again (each member resumes like ``serkit train``), so an
+    interrupted fusion picks up where it stopped. ``overrides`` (dotted names) are set in every member, after
+    the member's own ``set``. ``jobs`` > 1 runs each member's folds in that many worker processes.
+
+    Raises
+    ------
+    ConfigError
+        Invalid members, or ``out_dir`` holds a fusion of another recipe (and ``resume`` is on).
+    SerkitError
+        A member's folds did not all finish (its fold logs are named).
+    """
+    from serkit.training.experiment import run_experiment
+    from serkit.training.fanout import run_fanout
+
+    effective = recipe.with_overrides(**overrides) if overrides else recipe
+    members = effective.member_recipes(recipe_file=recipe_file)
+    out = Path(out_dir)
+    saved = out / "fusion_recipe.yaml"
+    if resume and saved.exists() and FusionRecipe.from_yaml(saved).model_dump() != effective.model_dump():
+        raise ConfigError(f"{out}: holds a fusion of a different recipe; choose another --out or pass --no-resume "
+                          "to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    effective.save(saved)
+    console = Console(stderr=True, quiet=not progress)
+    member_dirs = []
+    for i, (name, rec, member_file) in enumerate(members, 1):
+        member_dir = out / "members" / name
+        console.print(f"[bold]member {i}/{len(members)}: {name}[/] ({member_file}) -> {member_dir}")
+        if jobs > 1:
+            report = run_fanout(rec, member_dir, jobs=jobs, retries=retries, recipe_file=member_file,
+                                cache_dir=cache_dir, resume=resume, progress=progress)
+            if report.missing:
+                raise SerkitError(f"{effective.name}: member {name}: {len(report.missing)} fold(s) did not finish "
+                                  f"({', '.join(report.missing)}; logs in {member_dir / 'fanout'}); run the same "
+                                  "command again to resume")
+        else:
+            run_experiment(rec, member_dir, recipe_file=member_file, resume=resume, progress=progress,
+                           cache_dir=cache_dir)
+        member_dirs.append(member_dir)
+    return fuse_runs(member_dirs, out, weights=[m.weight for m in effective.members], name=effective.name)
