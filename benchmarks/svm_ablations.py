@@ -161,7 +161,7 @@ def main() -> None:
         row(f"PCA ({k}) + LDA, equal priors (model pca_lda; no C)",
             fixed=partial(create_model, "pca_lda", num_classes=len(labels), n_components=k))
     row("ANOVA-F best 3000 of the 6373 features + linear SVM", lambda C: (lambda: make_pipeline(
-        SelectKBest(f_classif, k=3000), SVC(kernel="linear", C=C, class_weight="balanced"))))
+        SelectKBest(f_classif, k=3000), linear_svm(C)())))
     other = {"emodb": "ravdess", "ravdess": "emodb"}[args.corpus]
     extra_table = load_corpus(other, ROOT / CORPORA[other][0]).utterances
     shared = extra_table["label"].isin(labels).to_numpy()

@@ -183,9 +183,9 @@ class FusionRecipe(_YamlConfig):
     paper: str | None = None
     members: list[FusionMember] = Field(min_length=1)
 
-    def member_recipes(self, *, recipe_file: str | Path | None = None,
-                       overrides: dict[str, Any] | None = None) -> list[tuple[str, Recipe, Path]]:
-        """Each member as (folder name, recipe with its own and then ``overrides``'s fields set, recipe file).
+    def member_recipes(self, *, recipe_file: str | Path | None = None) -> list[tuple[str, Recipe, Path]]:
+        """Each member as (folder name, recipe with the member's seeds and then its ``set`` applied, recipe file).
+        Command-line fields reach the members through :meth:`with_overrides`, which adds them to every ``set``.
 
         Raises ConfigError when a member's file is missing or invalid, two members share a folder name, or the
         members would not test the same utterances the same way (corpus, labels, protocol, normalisation).
@@ -195,10 +195,9 @@ class FusionRecipe(_YamlConfig):
         for i, member in enumerate(self.members, 1):
             path = Path(os.path.expandvars(os.path.expanduser(member.recipe)))
             path = path if path.is_absolute() else base / path
-            # the member's seeds, then its own fields, then the caller's (the command line's) fields
+            # the member's seeds, then its own fields (which end with the command line's, see with_overrides)
             dotted: dict[str, Any] = {} if member.seeds is None else {"protocol.seeds": list(member.seeds)}
             dotted.update(member.set)
-            dotted.update(overrides or {})
             try:
                 rec = Recipe.from_yaml(path)
                 rec = rec.with_overrides(**dotted) if dotted else rec
