@@ -15,7 +15,7 @@ from conftest import tone
 from serkit.audio import AudioConfig
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
-from serkit.features import FrontendConfig
+from serkit.features import SpectralFrontendConfig
 from serkit.inference import load_model
 from serkit.inference.api import default_model_path, to_mono
 from serkit.models import create_model
@@ -32,7 +32,7 @@ def build_tiny_bundle(path: str | Path, *, card: dict | None = None) -> Path:
     """Train the mountzouris2023 SDNN on time-averaged MFCCs of tones (one frequency per class), save a bundle."""
     torch.manual_seed(0)
     audio = AudioConfig(sample_rate=SR, duration=1.0)
-    frontend = FrontendConfig(name="mfcc", n_mfcc=20, n_fft=512, hop_length=160, n_mels=40)
+    frontend = SpectralFrontendConfig(name="mfcc", n_mfcc=20, n_fft=512, hop_length=160, n_mels=40)
     extractor = FeatureExtractor(audio, frontend, pooling="mean")
     labels = list(TONE_LABELS)
     signals, y = [], []

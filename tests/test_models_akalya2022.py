@@ -120,4 +120,4 @@ def test_plain_log_mels_are_one_channel_and_bad_options_fail():
         create_model("akalya2022_acrnn", num_classes=4, input_shape=(3, 40, 1))
     with pytest.raises(ValueError, match="rnn"):
         create_model("akalya2022_acrnn", num_classes=4, input_shape=PAPER_SHAPE, rnn="gru")
-    assert model_spec("akalya2022_acrnn").frontends == ("logmel_deltas",)
+    assert model_spec("akalya2022_acrnn").inputs == ("time_frequency",)

@@ -12,7 +12,7 @@ import soundfile as sf
 from serkit.audio import AudioConfig
 from serkit.corpora import load_corpus
 from serkit.errors import ConfigError
-from serkit.features import FeatureCache, FrontendConfig
+from serkit.features import FeatureCache, SpectralFrontendConfig
 from serkit.inference import Predictor
 from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
@@ -97,7 +97,7 @@ def test_extractor_caches_a_files_segments_together(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
     cache = FeatureCache(tmp_path / "cache")
-    ex = FeatureExtractor(AudioConfig(sample_rate=SR), FrontendConfig(**FRONTEND), cache=cache,
+    ex = FeatureExtractor(AudioConfig(sample_rate=SR), SpectralFrontendConfig(**FRONTEND), cache=cache,
                           segments=SegmentConfig(**SEGMENTS))
     feats = ex.from_paths([str(paths[0]), str(bad), str(paths[1]), str(paths[2])])
     np.testing.assert_array_equal(feats.rows, [0, 2, 3])
@@ -108,11 +108,11 @@ def test_extractor_caches_a_files_segments_together(tmp_path):
     again = ex.from_paths([str(p) for p in paths])
     np.testing.assert_array_equal(again.X, feats.X)
     # Unsegmented extraction of the same files keys the cache differently.
-    plain = FeatureExtractor(AudioConfig(sample_rate=SR, duration=0.5), FrontendConfig(**FRONTEND), cache=cache)
+    plain = FeatureExtractor(AudioConfig(sample_rate=SR, duration=0.5), SpectralFrontendConfig(**FRONTEND), cache=cache)
     assert plain.from_paths([str(paths[2])]).X.shape == (1, 3, 20, 51)
     assert len(cache) == 4
     with pytest.raises(ConfigError, match="audio.duration"):
-        FeatureExtractor(AudioConfig(sample_rate=SR), FrontendConfig(**FRONTEND))
+        FeatureExtractor(AudioConfig(sample_rate=SR), SpectralFrontendConfig(**FRONTEND))
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_experiment_trains_on_segments_and_scores_utterances(segment_corpus, tmp
     fold_dir = min((out / "folds").iterdir())
     fold_preds = pd.read_csv(fold_dir / "predictions.csv")
     bundle = ModelBundle.load(fold_dir / "model.pt")
-    ex = FeatureExtractor(AudioConfig(sample_rate=SR, normalize="z"), FrontendConfig(**FRONTEND),
+    ex = FeatureExtractor(AudioConfig(sample_rate=SR, normalize="z"), SpectralFrontendConfig(**FRONTEND),
                           segments=SegmentConfig(**SEGMENTS))
     feats = ex.from_paths(fold_preds["path"].tolist())
     X = FeatureNormalizer().load_state_dict(bundle.normalizer).transform(feats.X)

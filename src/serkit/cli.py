@@ -405,11 +405,11 @@ def models_list() -> None:
     from serkit.models import list_models, model_spec
 
     table = Table(title="serkit models")
-    for col in ("name", "kind", "frontends", "paper"):
+    for col in ("name", "kind", "inputs", "paper"):
         table.add_column(col, no_wrap=col == "name")
     for name in list_models():
         spec = model_spec(name)
-        table.add_row(name, spec.kind, ", ".join(spec.frontends), spec.paper or "")
+        table.add_row(name, spec.kind, ", ".join(spec.inputs), spec.paper or "")
     console.print(table)
 
 

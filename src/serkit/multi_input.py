@@ -149,10 +149,11 @@ def check_recipe_streams(recipe: Any) -> tuple[str, ...] | None:
     if streams is None:
         if recipe.frontends is not None:
             raise ConfigError(f"frontends: model {recipe.model.name!r} takes one input; give 'frontend:' "
-                              f"(one of {', '.join(spec.frontends)}) instead")
-        if recipe.frontend.name not in spec.frontends:
-            raise ConfigError(f"frontend.name: model {recipe.model.name!r} takes {', '.join(spec.frontends)}, "
-                              f"not {recipe.frontend.name!r}")
+                              f"(one giving {', '.join(spec.inputs)} features) instead")
+        kind = recipe.frontend.output_kind(recipe.pooling)
+        if kind not in spec.inputs:
+            raise ConfigError(f"frontend.name: model {recipe.model.name!r} takes {' or '.join(spec.inputs)} input; "
+                              f"frontend {recipe.frontend.name!r} with pooling {recipe.pooling!r} gives {kind}")
         return None
     if recipe.frontends is None:
         raise ConfigError(f"frontends: model {recipe.model.name!r} takes the streams {', '.join(streams)}; "
@@ -162,7 +163,8 @@ def check_recipe_streams(recipe: Any) -> tuple[str, ...] | None:
         raise ConfigError(f"frontends: model {recipe.model.name!r} takes the streams {list(streams)}, "
                           f"the recipe gives {given}")
     for name in streams:
-        if recipe.frontends[name].name not in spec.frontends:
-            raise ConfigError(f"frontends.{name}.name: model {recipe.model.name!r} takes frontends "
-                              f"{', '.join(spec.frontends)}, not {recipe.frontends[name].name!r}")
+        kind = recipe.frontends[name].output_kind(recipe.pooling)
+        if kind not in spec.inputs:
+            raise ConfigError(f"frontends.{name}.name: model {recipe.model.name!r} takes {' or '.join(spec.inputs)} "
+                              f"streams; frontend {recipe.frontends[name].name!r} gives {kind}")
     return streams

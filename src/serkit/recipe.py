@@ -71,7 +71,7 @@ class _YamlConfig(BaseModel):
         except ValidationError as exc:
             lines = []
             for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"]) or "<root>"
+                field = ".".join(str(p) for p in _data_path(data, err["loc"])) or "<root>"
                 lines.append(f"  {field}: {err['msg']}")
             raise ConfigError(f"{source}: invalid recipe\n" + "\n".join(lines)) from None
 
@@ -83,6 +83,19 @@ class _YamlConfig(BaseModel):
 
     def __str__(self) -> str:
         return self.to_yaml()
+
+
+def _data_path(data: Any, loc: tuple) -> list:
+    """An error location as the path in the data: a discriminated union (the frontend configs) adds its tag
+    (e.g. ``frontend.mfcc.n_bands``), which is not a key the user wrote, so it is left out."""
+    path, node = [], data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("name") == part:
+            continue  # the union's tag
+        path.append(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+    return path
 
 
 def _read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -134,6 +147,10 @@ class Recipe(_YamlConfig):
                              + ("both" if self.frontend is not None else "neither"))
         if self.frontends is not None and not self.frontends:
             raise ValueError("frontends: give at least one stream")
+        for fc in self.frontend_configs.values():
+            if fc.pools_itself and self.pooling != "none":
+                raise ValueError(f"pooling: the {fc.name} frontend pools itself (see its own options); leave the "
+                                 "recipe's pooling at none")
         return self
 
     @property

@@ -9,7 +9,13 @@ torch.Size([8, 40, 94])
 from __future__ import annotations
 
 from serkit.features.cache import FEATURE_FORMAT_VERSION, FeatureCache, canonical_json
-from serkit.features.config import FRONTENDS, FrontendConfig, create_frontend
+from serkit.features.config import (
+    FRONTENDS,
+    FrontendConfig,
+    SpectralFrontendConfig,
+    create_frontend,
+    parse_frontend_config,
+)
 from serkit.features.frontends import (
     MFCC,
     Frontend,
@@ -23,11 +29,14 @@ from serkit.features.frontends import (
     release_work_buffers,
 )
 from serkit.features.functionals import FUNCTIONAL_SETS, EGeMAPS, OpenSmileFunctionals
+from serkit.features.whisper import WhisperConfig, WhisperFrontend
+from serkit.features.whisper_weights import KNOWN_WEIGHTS, load_whisper_encoder_weights
 
 __all__ = [
     "FEATURE_FORMAT_VERSION",
     "FRONTENDS",
     "FUNCTIONAL_SETS",
+    "KNOWN_WEIGHTS",
     "MFCC",
     "EGeMAPS",
     "FeatureCache",
@@ -38,10 +47,15 @@ __all__ = [
     "LogSTFT",
     "OpenSmileFunctionals",
     "Raw",
+    "SpectralFrontendConfig",
+    "WhisperConfig",
+    "WhisperFrontend",
     "canonical_json",
     "compute_deltas",
     "create_frontend",
     "linear_pooling_matrix",
+    "load_whisper_encoder_weights",
+    "parse_frontend_config",
     "power_to_db",
     "release_work_buffers",
 ]

@@ -1,17 +1,26 @@
-"""Frontend configuration (a recipe field) and the registry that builds frontends from it."""
+"""Frontend configuration (a recipe field) and the registry that builds frontends from it.
+
+Each kind of frontend has its own config class, next to its code, with a literal ``name`` (or names), a
+``build(sample_rate)`` that returns the torch module and an ``output_kind(pooling)`` that says what it feeds a model
+(see :data:`serkit.models.registry.InputKind`). :data:`FrontendConfig` is their discriminated union on ``name``: a
+recipe's ``frontend:`` mapping validates against the class its name picks. Adding a frontend is its module plus
+its config class in :data:`FRONTEND_CONFIGS`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from torch import nn
 
 from serkit.errors import ConfigError
 from serkit.features.frontends import MFCC, Frontend, LogMel, LogMelDeltas, LogSTFT, Raw
 from serkit.features.functionals import FUNCTIONAL_SETS
+from serkit.features.whisper import WhisperConfig
 
-__all__ = ["FRONTENDS", "FrontendConfig", "FrontendName", "create_frontend"]
+__all__ = ["FRONTENDS", "FrontendConfig", "FrontendName", "SpectralFrontendConfig", "create_frontend",
+           "parse_frontend_config"]
 
 FrontendName = Literal["raw", "mfcc", "stft", "logmel", "logmel_deltas", "egemaps", "compare"]
 
@@ -45,8 +54,8 @@ _APPLIES_TO: dict[str, tuple[str, ...]] = {
 }
 
 
-class FrontendConfig(BaseModel):
-    """Which frontend and its parameters; unset parameters take the frontend's defaults.
+class SpectralFrontendConfig(BaseModel):
+    """Which hand-crafted frontend and its parameters; unset parameters take the frontend's defaults.
 
     Defaults (section 2 of the spec): mfcc n_mfcc 40, n_fft 2048, hop 512, n_mels 128;
     stft n_fft 2048, hop 512, 128 linear bands; logmel / logmel_deltas 40 mels, 25 ms Hamming
@@ -83,7 +92,7 @@ class FrontendConfig(BaseModel):
         return float(value)
 
     @model_validator(mode="after")
-    def _check_fields_apply(self) -> FrontendConfig:
+    def _check_fields_apply(self) -> SpectralFrontendConfig:
         for field, names in _APPLIES_TO.items():
             if getattr(self, field) is not None and self.name not in names:
                 raise ValueError(
@@ -108,12 +117,53 @@ class FrontendConfig(BaseModel):
             raise ValueError(f"field 'win_length' is in seconds (e.g. 0.025), got {self.win_length}")
         return self
 
+    def output_kind(self, pooling: str = "none") -> str:
+        """The kind of input this frontend feeds a model (see ``serkit.models.registry.InputKind``)."""
+        if self.name in FUNCTIONAL_SETS:
+            return "vector"
+        if self.name == "raw":
+            return "waveform"
+        return "time_frequency" if pooling == "none" else "vector"
+
+    #: Whether the frontend pools over time itself (the recipe's ``pooling`` then stays ``none``).
+    pools_itself: ClassVar[bool] = False
+
+    def build(self, sample_rate: int) -> nn.Module:
+        """The torch module (see :func:`create_frontend`)."""
+        if self.name in FUNCTIONAL_SETS:
+            raise ConfigError(
+                f"frontend {self.name!r} is computed by openSMILE on numpy signals, not by a torch module: "
+                f"use serkit.features.OpenSmileFunctionals(sample_rate, {self.name!r}) (one vector per clip; "
+                "EGeMAPS(sample_rate) for eGeMAPS)"
+            )
+        return FRONTENDS[self.name](sample_rate=sample_rate, **self.frontend_kwargs())
+
     def frontend_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for the frontend class: the parameters that were given."""
         kwargs = {k: v for k, v in self.model_dump(exclude={"name"}).items() if v is not None}
         if kwargs.get("top_db") is False:
             kwargs["top_db"] = None
         return kwargs
+
+
+#: Every frontend config class; each declares its ``name`` literal(s), ``build`` and ``output_kind``.
+FRONTEND_CONFIGS: tuple[type[BaseModel], ...] = (SpectralFrontendConfig, WhisperConfig)
+#: A frontend's config: one class per kind of frontend, chosen by ``name`` (a pydantic discriminated union).
+FrontendConfig = Annotated[Union[FRONTEND_CONFIGS], Field(discriminator="name")]  # noqa: UP007
+_FRONTEND_ADAPTER: TypeAdapter = TypeAdapter(FrontendConfig)
+_CONFIG_CLASSES = FRONTEND_CONFIGS
+
+
+def parse_frontend_config(data: Any) -> SpectralFrontendConfig | WhisperConfig:
+    """A frontend config from its dict form (or a name, or a config already built); errors name the field."""
+    if isinstance(data, _CONFIG_CLASSES):
+        return data
+    if isinstance(data, str):
+        data = {"name": data}
+    try:
+        return _FRONTEND_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(f"frontend config: {exc}") from exc
 
 
 def create_frontend(cfg: FrontendConfig | dict[str, Any] | str, sample_rate: int) -> nn.Module:
@@ -137,19 +187,6 @@ def create_frontend(cfg: FrontendConfig | dict[str, Any] | str, sample_rate: int
         Invalid config (names the field), or an openSMILE set (``egemaps``, ``compare``), which is not a torch
         module.
     """
-    if isinstance(cfg, str):
-        cfg = {"name": cfg}
-    if isinstance(cfg, dict):
-        try:
-            cfg = FrontendConfig.model_validate(cfg)
-        except ValidationError as exc:
-            raise ConfigError(f"frontend config: {exc}") from exc
-    if not isinstance(cfg, FrontendConfig):
-        raise ConfigError(f"frontend config: expected FrontendConfig, dict or name, got {type(cfg).__name__}")
-    if cfg.name in FUNCTIONAL_SETS:
-        raise ConfigError(
-            f"frontend {cfg.name!r} is computed by openSMILE on numpy signals, not by a torch module: "
-            f"use serkit.features.OpenSmileFunctionals(sample_rate, {cfg.name!r}) (one vector per clip; "
-            "EGeMAPS(sample_rate) for eGeMAPS)"
-        )
-    return FRONTENDS[cfg.name](sample_rate=sample_rate, **cfg.frontend_kwargs())
+    if not isinstance(cfg, (str, dict, *_CONFIG_CLASSES)):
+        raise ConfigError(f"frontend config: expected a frontend config, dict or name, got {type(cfg).__name__}")
+    return parse_frontend_config(cfg).build(sample_rate)

@@ -12,7 +12,7 @@ import torch
 
 from serkit.audio import AudioConfig
 from serkit.errors import ConfigError
-from serkit.features import FrontendConfig
+from serkit.features import parse_frontend_config
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import num_items
 from serkit.training.data import SegmentConfig, average_segments, make_feature_extractor
@@ -71,9 +71,9 @@ class Predictor:
                                   "cannot ensemble them")
         self.labels = first.labels
         if first.recipe.get("frontends"):  # a multi-input model: one frontend per stream
-            frontend = {name: FrontendConfig.model_validate(cfg) for name, cfg in first.recipe["frontends"].items()}
+            frontend = {name: parse_frontend_config(cfg) for name, cfg in first.recipe["frontends"].items()}
         else:
-            frontend = FrontendConfig.model_validate(first.recipe["frontend"])
+            frontend = parse_frontend_config(first.recipe["frontend"])
         self.extractor = make_feature_extractor(
             AudioConfig.model_validate(first.recipe["audio"]),
             frontend,

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
@@ -143,6 +144,32 @@ class PCALDAClassifier(_GridSelectedClassifier):
         return _ClippedPCALDA(n_components, self.priors, self.shrinkage)
 
 
+class LogisticRegressionClassifier(_GridSelectedClassifier):
+    """Multinomial logistic regression: the linear probe on pretrained-encoder features (or any vector).
+
+    ``C`` (inverse L2 strength) may be a list, chosen on the validation split. ``class_weight="balanced"`` weighs
+    classes inversely to their frequency, so the fit aims at UA rather than at the majority classes.
+    """
+
+    param = "C"
+
+    def __init__(
+        self,
+        num_classes: int,
+        input_shape: Sequence[int] | None = None,
+        *,
+        C: float | Sequence[float] = (0.01, 0.1, 1.0),
+        class_weight: Literal["balanced"] | None = "balanced",
+        max_iter: int = 2000,
+    ):
+        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C])
+        self.class_weight, self.max_iter = class_weight, int(max_iter)
+
+    def _estimator(self, C: float) -> LogisticRegression:
+        # lbfgs on standardised inputs is deterministic, so no seed is needed.
+        return LogisticRegression(C=C, class_weight=self.class_weight, max_iter=self.max_iter)
+
+
 class _ClippedPCALDA:
     """PCA -> LDA whose component count is clipped to what the data it is fitted on allows."""
 
@@ -171,13 +198,19 @@ class _ClippedPCALDA:
 
 
 register_model(
-    "svm", kind="sklearn", frontends=("egemaps", "compare"),
+    "svm", kind="sklearn", inputs=("vector",),
     paper="baseline: openSMILE functionals (eGeMAPS, Eyben et al. 2016; ComParE 2016) + SVM",
 )(
     SVMClassifier
 )
 register_model(
-    "pca_lda", kind="sklearn", frontends=("egemaps", "compare"),
+    "logreg", kind="sklearn", inputs=("vector",),
+    paper="linear probe: multinomial logistic regression on clip vectors (e.g. pooled Whisper encoder states)",
+)(
+    LogisticRegressionClassifier
+)
+register_model(
+    "pca_lda", kind="sklearn", inputs=("vector",),
     paper="baseline: openSMILE functionals + PCA + linear discriminant analysis",
 )(
     PCALDAClassifier

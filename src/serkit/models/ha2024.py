@@ -231,19 +231,20 @@ class Ha2024Net(nn.Module):
         return self.classifier(self.dropout(h))
 
 
-# (name, frontends the streams may use, defaults); "streams" in the defaults makes the model multi-input.
+# (name, input kinds the streams may take, defaults); "streams" in the defaults makes the model multi-input.
 _VARIANTS: dict[str, tuple[tuple[str, ...], dict]] = {
-    "ha2024_type1": (("raw", "mfcc"), {"streams": ("raw", "mfcc"), "fusion": "concat"}),
-    "ha2024_type2a": (("raw",), {"streams": ("raw",), "fusion": "concat"}),
-    "ha2024_type2b": (("mfcc", "stft"), {"streams": ("mfcc",), "lstm_2d": None, "fusion": "concat"}),
-    "ha2024_type3": (("raw", "mfcc", "stft"), {"streams": ("raw", "mfcc", "stft"), "lstm_2d": None, "fusion": "concat"}),
-    "ha2024_type4": (("mfcc", "stft"), {"streams": ("mfcc",), "lstm_2d": None, "fusion": "nonlocal",
+    "ha2024_type1": (("waveform", "time_frequency"), {"streams": ("raw", "mfcc"), "fusion": "concat"}),
+    "ha2024_type2a": (("waveform",), {"streams": ("raw",), "fusion": "concat"}),
+    "ha2024_type2b": (("time_frequency",), {"streams": ("mfcc",), "lstm_2d": None, "fusion": "concat"}),
+    "ha2024_type3": (("waveform", "time_frequency"),
+                     {"streams": ("raw", "mfcc", "stft"), "lstm_2d": None, "fusion": "concat"}),
+    "ha2024_type4": (("time_frequency",), {"streams": ("mfcc",), "lstm_2d": None, "fusion": "nonlocal",
                                             "attention_tokens": "positions"}),
-    "ha2024_proposed": (("raw", "mfcc", "stft"), {"streams": ("raw", "mfcc", "stft"), "fusion": "nonlocal"}),
+    "ha2024_proposed": (("waveform", "time_frequency"), {"streams": ("raw", "mfcc", "stft"), "fusion": "nonlocal"}),
 }
 _VARIANTS["ha2024_type2b_8k"] = _VARIANTS["ha2024_type2b"]
 _VARIANTS["ha2024_type4_8k"] = _VARIANTS["ha2024_type4"]
 _VARIANTS["ha2024_proposed_8k"] = _VARIANTS["ha2024_proposed"]
 
-for _name, (_frontends, _defaults) in _VARIANTS.items():
-    register_model(_name, frontends=_frontends, paper="ha2024", **_defaults)(Ha2024Net)
+for _name, (_inputs, _defaults) in _VARIANTS.items():
+    register_model(_name, inputs=_inputs, paper="ha2024", **_defaults)(Ha2024Net)

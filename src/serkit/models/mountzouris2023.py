@@ -93,10 +93,11 @@ class MountzourisCNN(nn.Module):
         return self.head(z)
 
 
-register_model("mountzouris2023_cnn", paper="mountzouris2023 section 3.5", frontends=("mfcc",), attention=False)(
+register_model("mountzouris2023_cnn", paper="mountzouris2023 section 3.5", inputs=("time_frequency",), attention=False)(
     MountzourisCNN
 )
-register_model("mountzouris2023_cnn_atn", paper="mountzouris2023 section 3.6", frontends=("mfcc",), attention=True)(
+register_model("mountzouris2023_cnn_atn", paper="mountzouris2023 section 3.6", inputs=("time_frequency",),
+               attention=True)(
     MountzourisCNN
 )
 
@@ -170,11 +171,12 @@ class MountzourisLSTM(nn.Module):
         return self.head(self.dropout(z))
 
 
-register_model("mountzouris2023_sdnn", paper="mountzouris2023 section 3.2", frontends=("mfcc",))(MountzourisSDNN)
-register_model("mountzouris2023_lstm", paper="mountzouris2023 section 3.3", frontends=("mfcc",), attention=False)(
+register_model("mountzouris2023_sdnn", paper="mountzouris2023 section 3.2", inputs=("vector",))(MountzourisSDNN)
+register_model("mountzouris2023_lstm", paper="mountzouris2023 section 3.3", inputs=("time_frequency",),
+               attention=False)(
     MountzourisLSTM
 )
-register_model("mountzouris2023_lstm_atn", paper="mountzouris2023 section 3.4", frontends=("mfcc",),
+register_model("mountzouris2023_lstm_atn", paper="mountzouris2023 section 3.4", inputs=("time_frequency",),
                attention=True)(MountzourisLSTM)
 
 
@@ -302,4 +304,4 @@ class MountzourisDBN(nn.Module):
         return info
 
 
-register_model("mountzouris2023_dbn", paper="mountzouris2023 section 3.1", frontends=("mfcc",))(MountzourisDBN)
+register_model("mountzouris2023_dbn", paper="mountzouris2023 section 3.1", inputs=("vector",))(MountzourisDBN)

@@ -248,7 +248,7 @@ class ParallelCNNTransformer(nn.Module):
 
 
 register_model("an2021_parallel_cnn_transformer", paper="an2021 section 2.5; islam section IV.B (model parallelism)",
-               frontends=("mfcc",))(ParallelCNNTransformer)
+               inputs=("time_frequency",))(ParallelCNNTransformer)
 # islam's variant: the same network, spread over the visible GPUs by default (all on the CPU when there is none).
 register_model("islam_parallel_cnn_transformer", paper="islam section IV.B (model parallelism)",
-               frontends=("mfcc",), device_map="auto")(ParallelCNNTransformer)
+               inputs=("time_frequency",), device_map="auto")(ParallelCNNTransformer)

@@ -2,6 +2,9 @@
 
 Torch models are built with ``num_classes`` and ``input_shape`` (the shape of one item's features,
 without the batch axis) plus their own options; classical (scikit-learn) models take their options only.
+
+A model declares the kinds of input it takes (:data:`InputKind`), not frontend names: any frontend whose output is
+of such a kind fits it (see ``output_kind`` on each frontend config), so a new frontend needs no model edits.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from typing import Any, Literal
 from serkit.errors import ConfigError
 
 ModelKind = Literal["torch", "sklearn"]
+#: waveform (B, T); time_frequency (B, [C,] F, T) feature maps; vector (B, D) one vector per clip;
+#: layer_vectors (B, L, D) one vector per encoder layer (for heads that learn a weighted sum of layers).
+InputKind = Literal["waveform", "time_frequency", "vector", "layer_vectors"]
+INPUT_KINDS: tuple[str, ...] = ("waveform", "time_frequency", "vector", "layer_vectors")
 
 
 @dataclass(frozen=True)
@@ -21,7 +28,7 @@ class ModelSpec:
     name: str
     builder: Callable[..., Any]
     kind: ModelKind
-    frontends: tuple[str, ...]
+    inputs: tuple[InputKind, ...]  # the kinds of input it takes (each stream's, for a multi-input model)
     paper: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -38,7 +45,7 @@ def register_model(
     name: str,
     *,
     kind: ModelKind = "torch",
-    frontends: tuple[str, ...] = ("mfcc",),
+    inputs: tuple[InputKind, ...] = ("time_frequency",),
     paper: str | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -47,7 +54,10 @@ def register_model(
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, builder, kind, tuple(frontends), paper, dict(defaults))
+        unknown = [k for k in inputs if k not in INPUT_KINDS]
+        if unknown:
+            raise ValueError(f"model {name!r}: unknown input kind(s) {unknown}; known: {INPUT_KINDS}")
+        _REGISTRY[name] = ModelSpec(name, builder, kind, tuple(inputs), paper, dict(defaults))
         return builder
 
     return wrap
@@ -61,6 +71,7 @@ def _ensure_loaded() -> None:
         ha2024,
         mountzouris2023,
         parallel_cnn_transformer,
+        probe,
         serkit_cnn,
     )
 

@@ -96,6 +96,6 @@ class SerkitCNN(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
-@register_model("serkit_cnn", frontends=("logmel", "logmel_deltas", "mfcc"), paper=None)
+@register_model("serkit_cnn", inputs=("time_frequency",), paper=None)
 def serkit_cnn(num_classes: int, input_shape: Sequence[int], **options) -> SerkitCNN:
     return SerkitCNN(num_classes, input_shape, **options)

@@ -130,18 +130,23 @@ class FeatureExtractor:
         if frontend.name in FUNCTIONAL_SETS:
             self.functionals: OpenSmileFunctionals | None = OpenSmileFunctionals(audio.sample_rate, frontend.name)
             self.module = None
+            self.variable_length = False
         else:
-            if audio.duration is None and segments is None:
+            self.module = create_frontend(frontend, audio.sample_rate).to(self.device).eval()
+            # A frontend that pools itself (a pretrained encoder) takes clips of any length, one at a time.
+            self.variable_length = bool(getattr(self.module, "accepts_variable_length", False))
+            if audio.duration is None and segments is None and not self.variable_length:
                 raise ConfigError(
                     f"audio.duration: frontend {frontend.name!r} feeds fixed-size inputs to a network; set a duration "
                     "in seconds (clips are then padded or cropped to it) or a segments section"
                 )
             self.functionals = None
-            self.module = create_frontend(frontend, audio.sample_rate).to(self.device).eval()
         self.cache_config = {
             "audio": audio.model_dump(mode="json"),
             "frontend": frontend.model_dump(mode="json"),
         }
+        if self.module is not None and hasattr(self.module, "cache_identity"):
+            self.cache_config.update(self.module.cache_identity())  # e.g. the sha256 of pretrained weights
         if segments is not None:  # only then, so that unsegmented recipes keep their cache keys
             if frontend.name in FUNCTIONAL_SETS:
                 raise ConfigError(f"segments: {frontend.name} gives one vector per clip; segments need a frame-based "
@@ -156,6 +161,9 @@ class FeatureExtractor:
             return np.zeros((0,), dtype=np.float32)
         if self.functionals is not None:
             return np.asarray(self.functionals.batch(list(signals)), dtype=np.float32)
+        if self.variable_length:  # each clip at its own length: no padding to compute
+            return np.stack([self.module(torch.as_tensor(y, dtype=torch.float32).to(self.device)).cpu().numpy()
+                             for y in signals]).astype(np.float32, copy=False)
         outs = []
         for i in range(0, len(signals), self.batch_size):
             batch = torch.as_tensor(np.stack(signals[i : i + self.batch_size]), dtype=torch.float32)
