@@ -74,6 +74,11 @@ def load_recipe_corpus(recipe: Recipe, *, recipe_file: str | Path | None = None)
     return loaded[0] if len(loaded) == 1 else combine(*loaded)
 
 
+def table_channels(table: pd.DataFrame) -> list | None:
+    """The utterance table's per-file channel choices (its ``channel`` column, e.g. EMOVO's), or None."""
+    return table["channel"].tolist() if "channel" in table.columns else None
+
+
 def run_experiment(
     recipe: Recipe,
     out_dir: str | Path,
@@ -127,7 +132,7 @@ def run_experiment(
                                  device=recipe.training.device if recipe.training.device != "auto" else "cpu",
                                  segments=recipe.segments)
     t0 = time.perf_counter()
-    feats = extractor.from_paths(table["path"].tolist(), progress=progress)
+    feats = extractor.from_paths(table["path"].tolist(), progress=progress, channels=table_channels(table))
     feature_seconds = time.perf_counter() - t0
     problems = [{"path": p.path, "reason": p.reason, "stage": "corpus"} for p in corpus.problems]
     problems += [{"path": p, "reason": r, "stage": "audio"} for p, r in feats.failures]
@@ -205,7 +210,7 @@ def _training_waveforms(recipe: Recipe, table: pd.DataFrame, progress: bool) -> 
     """All waveforms, loaded once, when the recipe augments waveforms (copies are made per fold)."""
     if not recipe.augment.any_waveform:
         return None
-    batch = load_clips(table["path"].tolist(), recipe.audio, progress=progress)
+    batch = load_clips(table["path"].tolist(), recipe.audio, progress=progress, channels=table_channels(table))
     if batch.failures:  # the features loaded a moment ago, so this is unexpected: stop rather than misalign
         raise RuntimeError(f"audio failed on second read: {batch.failures[:3]}")
     return batch.signals
