@@ -6,10 +6,12 @@ from serkit.augment.config import (
     AugmentConfig,
     AwgnConfig,
     BalanceConfig,
+    RebalanceConfig,
     SpecAugmentConfig,
     SpeedConfig,
     TimeShiftConfig,
 )
+from serkit.augment.rebalance import balance_weights, rebalance_rows, systematic_resample
 from serkit.augment.spec import SpecAugment, spec_augment
 from serkit.augment.waveform import (
     AugmentedSet,
@@ -25,14 +27,18 @@ __all__ = [
     "AugmentedSet",
     "AwgnConfig",
     "BalanceConfig",
+    "RebalanceConfig",
     "SpecAugment",
     "SpecAugmentConfig",
     "SpeedConfig",
     "TimeShiftConfig",
     "add_noise",
     "augment_training_set",
+    "balance_weights",
+    "rebalance_rows",
     "change_speed",
     "spec_augment",
+    "systematic_resample",
     "time_shift",
     "time_stretch",
 ]

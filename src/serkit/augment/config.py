@@ -79,6 +79,23 @@ class BalanceConfig(_Strict):
     mode: Literal["roll", "zero"] = "roll"
 
 
+class RebalanceConfig(_Strict):
+    """Resample the training split so that the values of some columns weigh the same (e.g. a pool of corpora).
+
+    ``by`` names utterance-table columns: ``["label"]`` balances classes, ``["corpus"]`` corpora,
+    ``["corpus", "label"]`` both at once (iterative proportional fitting over the corpus x label cells that
+    exist, so a corpus that lacks a class is not asked for it). Rows are drawn by systematic resampling: an
+    item of expected count e appears floor(e) or ceil(e) times, so small groups are repeated and large ones
+    thinned, never emptied at random. ``strength`` 1 balances fully, 0 leaves the split as it is (weights
+    raised to this power). ``size``: training items after resampling; None keeps the split's size. Made per fold
+    from the training split only, before waveform augmentation (whose copies then differ between repeats).
+    """
+
+    by: list[str] = Field(default_factory=lambda: ["label"], min_length=1)
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    size: int | None = Field(None, ge=1)
+
+
 class SpecAugmentConfig(_Strict):
     """SpecAugment-style masking of feature maps during training (not in the papers)."""
 
@@ -96,6 +113,7 @@ class AugmentConfig(_Strict):
     speed: SpeedConfig | None = None
     balance: BalanceConfig | None = None
     specaugment: SpecAugmentConfig | None = None
+    rebalance: RebalanceConfig | None = None
 
     @property
     def any_waveform(self) -> bool:

@@ -30,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 
 from serkit.audio import fix_length, load_clips
-from serkit.augment import augment_training_set
+from serkit.augment import augment_training_set, rebalance_rows
 from serkit.augment.spec import spec_augment
 from serkit.corpora import Corpus, combine, load_corpus
 from serkit.errors import ConfigError
@@ -217,8 +217,15 @@ def _training_waveforms(recipe: Recipe, table: pd.DataFrame, progress: bool) -> 
 
 
 def _segment_items(rows: np.ndarray, owner: np.ndarray | None) -> np.ndarray:
-    """Positions in X of the utterances ``rows``: the rows themselves, or all their segments."""
-    return rows if owner is None else np.flatnonzero(np.isin(owner, rows))
+    """Positions in X of the utterances ``rows``: the rows themselves, or all their segments (a row that
+    repeats, after rebalancing, repeats its segments)."""
+    if owner is None:
+        return rows
+    if np.unique(rows).size == rows.size:
+        return np.flatnonzero(np.isin(owner, rows))
+    order = np.argsort(owner, kind="stable")
+    starts, ends = np.searchsorted(owner[order], rows, "left"), np.searchsorted(owner[order], rows, "right")
+    return np.concatenate([order[a:b] for a, b in zip(starts, ends)]) if rows.size else rows
 
 
 def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, fold_dir: Path, *, resume, progress,
@@ -232,16 +239,20 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     spec = model_spec(recipe.model.name)
     speakers = table["speaker"].to_numpy()
 
+    # Class/corpus balancing resamples the training rows only (rows may repeat), before augmentation.
+    train_rows = split.train
+    if recipe.augment.rebalance is not None:
+        train_rows = rebalance_rows(split.train, table, recipe.augment.rebalance, seed=split.seed)
     # Splits are on utterances; with segments every split takes all the segments of its utterances.
-    tr, va, te = (_segment_items(rows, owner) for rows in (split.train, split.val, split.test))
+    tr, va, te = (_segment_items(rows, owner) for rows in (train_rows, split.val, split.test))
     y_items = y if owner is None else y[owner]
     spk_items = speakers if owner is None else speakers[owner]
     X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
     n_aug = 0
     if waveforms is not None:
-        aug = augment_training_set([waveforms[i] for i in split.train], y[split.train], recipe.augment,
+        aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
                                    recipe.audio.sample_rate, seed=split.seed)
-        copies = aug.signals[len(split.train):]
+        copies = aug.signals[len(train_rows):]
         if copies and recipe.audio.num_samples is not None:
             # Speed copies change length; a fixed-duration recipe pads or crops them the way it did the originals.
             copies = [fix_length(c, recipe.audio.num_samples, pad_mode=recipe.audio.pad_mode, crop=recipe.audio.crop)
@@ -252,8 +263,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
             else:
                 X_copies, copy_of = extractor.segment_features(copies)
             X_tr = concat_items([X_tr, X_copies])
-            y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(split.train):][copy_of]])
-            spk_tr = np.concatenate([spk_tr, speakers[split.train][np.asarray(aug.source)[len(split.train):]][copy_of]])
+            y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(train_rows):][copy_of]])
+            spk_tr = np.concatenate([spk_tr, speakers[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
             n_aug = len(copies)
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
@@ -273,6 +284,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         log.info("model.init_from: %d tensors from %s", len(init_info["loaded"]), recipe.model.init_from)
     t0 = time.perf_counter()
     info: dict = {"n_augmented": n_aug}
+    if recipe.augment.rebalance is not None:  # training items after resampling, before augmented copies
+        info["n_rebalanced"] = len(train_rows)
     if init_path is not None:  # in the fold's result, so a table shows that the start was pre-trained
         info["init_tensors"] = len(init_info["loaded"])
     if spec.kind == "torch":
