@@ -251,7 +251,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     n_aug = 0
     if waveforms is not None:
         aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
-                                   recipe.audio.sample_rate, seed=split.seed)
+                                   recipe.audio.sample_rate, seed=split.seed, speakers=speakers[train_rows])
         copies = aug.signals[len(train_rows):]
         if copies and recipe.audio.num_samples is not None:
             # Speed copies change length; a fixed-duration recipe pads or crops them the way it did the originals.
