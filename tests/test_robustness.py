@@ -196,3 +196,19 @@ def test_recipe_with_robustness_augments_the_training_split_only(tmp_path):
     res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
     assert (res.per_fold["n_augmented"] == 3 * res.per_fold["n_train"]).all()
     assert (res.per_fold["n_test"] == 6).all() and (res.per_fold["n_train"] == 12).all()
+
+
+def test_short_clips_and_odd_rates_and_unknown_speakers():
+    short = _voice(300.0, 0.002)  # 32 samples: shorter than the band-pass's default padding
+    assert telephone_band(short, SR).shape == short.shape
+    y = _voice(180.0, 0.5, sr=20000)  # a rate neither encoder takes: through 48 kHz and back
+    for codec in ("mp3", "opus"):
+        assert codec_round_trip(y, 20000, codec, 0.5).shape == y.shape
+    signals = [_voice(150.0 + 50 * i, 0.3, seed=i) for i in range(4)]
+    cfg = AugmentConfig(babble={"talkers": [1, 1]})
+    aug = augment_training_set(signals, np.zeros(4, dtype=int), cfg, SR, seed=0,
+                               speakers=np.array(["a", None, float("nan"), "b"], dtype=object))
+    assert list(aug.kind).count("babble") == 4
+    with pytest.raises(ConfigError, match="other speakers"):  # unknown speakers are not 'other' to each other
+        augment_training_set(signals[1:3], np.zeros(2, dtype=int), cfg, SR, seed=0,
+                             speakers=np.array([None, None], dtype=object))

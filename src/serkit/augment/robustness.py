@@ -34,8 +34,11 @@ NoiseColour = Literal["white", "pink", "brown"]
 #: Power spectral density slope of each colour: PSD ~ 1 / f**exponent.
 NOISE_COLOURS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
-# Opus encodes at these rates only; other rates go through 48 kHz for the round trip.
-_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+# The rates each encoder takes; other rates go through 48 kHz for the round trip.
+_CODEC_RATES = {
+    "opus": (8000, 12000, 16000, 24000, 48000),
+    "mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+}
 _CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
 
 
@@ -188,7 +191,9 @@ def telephone_band(
     if not 0 < low_hz < high_hz < sample_rate / 2:
         raise ConfigError(f"telephone band {low_hz}-{high_hz} Hz does not fit below {sample_rate / 2:g} Hz")
     sos = sps.butter(8, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
-    band = sps.sosfiltfilt(sos, y.astype(np.float64))
+    # sosfiltfilt pads by 3 * (2 * sections + 1) samples by default; a clip shorter than that pads less
+    padlen = min(3 * (2 * len(sos) + 1), y.size - 1)
+    band = sps.sosfiltfilt(sos, y.astype(np.float64), padlen=padlen)
     if rate < sample_rate:
         narrow = soxr.resample(band, sample_rate, rate)
         band = soxr.resample(narrow, rate, sample_rate)
@@ -201,8 +206,8 @@ def codec_round_trip(y: np.ndarray, sample_rate: int, codec: Literal["mp3", "opu
 
     ``compression_level`` (0-0.99) is libsndfile's: higher is a lower bitrate. Measured on 16 kHz speech:
     MP3 0.5 ~ 42, 0.9 ~ 31, 0.99 ~ 26 kbit/s; Opus 0.75 ~ 74, 0.9 ~ 35, 0.95 ~ 23, 0.99 ~ 12 kbit/s. MP3 is
-    variable bitrate (libsndfile's default, which also keeps it free of encoder delay); Opus runs at
-    8/12/16/24/48 kHz, so other rates go through 48 kHz.
+    variable bitrate (libsndfile's default, which also keeps it free of encoder delay). A rate the encoder does
+    not take (Opus: 8/12/16/24/48 kHz; MP3: the MPEG rates 8-48 kHz) goes through 48 kHz.
 
     Raises
     ------
@@ -221,7 +226,7 @@ def codec_round_trip(y: np.ndarray, sample_rate: int, codec: Literal["mp3", "opu
         raise ConfigError(f"this libsndfile ({sf.__libsndfile_version__}) cannot write {codec}")
     rate = sample_rate
     data = y
-    if codec == "opus" and sample_rate not in _OPUS_RATES:
+    if sample_rate not in _CODEC_RATES[codec]:
         rate = 48000
         data = soxr.resample(y, sample_rate, rate).astype(np.float32)
     # Clip to the range an encoder takes; a copy louder than full scale would be clipped by any real codec.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from serkit.augment.config import (
     AugmentConfig,
@@ -341,7 +342,8 @@ def augment_training_set(
         made = _speed_copies(base, cfg.speed, sample_rate, _stream(seed, "speed"))
         copies_per_item.append(("speed", cfg.speed.copies, made))
     if speakers is not None:
-        speakers = np.asarray(speakers, dtype=object)
+        # unknown speakers (None/NaN) count as one and the same speaker: babble never risks the clip's own voice
+        speakers = np.asarray(["<unknown>" if pd.isna(s) else str(s) for s in speakers], dtype=object)
         if speakers.shape != (n,):
             raise ConfigError(f"speakers: expected one speaker per signal ({n}), got shape {speakers.shape}")
     robustness = [
