@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from serkit.audio.config import AudioConfig, ClipBatch, load_clip, load_clips, prepare_signal
+from serkit.audio.config import AudioConfig, ClipBatch, check_channels, load_clip, load_clips, prepare_signal
 from serkit.audio.io import SILENCE_PEAK_DBFS, open_audio, read_audio
 from serkit.audio.processing import (
+    ChannelChoice,
     fix_length,
+    parse_channel,
     peak_normalize,
     remove_silence,
     resample,
+    select_channel,
     speech_regions,
     trim_silence,
     z_normalize,
@@ -17,16 +20,20 @@ from serkit.audio.processing import (
 __all__ = [
     "SILENCE_PEAK_DBFS",
     "AudioConfig",
+    "ChannelChoice",
     "ClipBatch",
+    "check_channels",
     "fix_length",
     "load_clip",
     "load_clips",
     "open_audio",
+    "parse_channel",
     "peak_normalize",
     "prepare_signal",
     "read_audio",
     "remove_silence",
     "resample",
+    "select_channel",
     "speech_regions",
     "trim_silence",
     "z_normalize",

@@ -12,7 +12,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from serkit.audio.io import read_audio
-from serkit.audio.processing import fix_length, peak_normalize, remove_silence, resample, trim_silence, z_normalize
+from serkit.audio.processing import (
+    ChannelChoice,
+    fix_length,
+    parse_channel,
+    peak_normalize,
+    remove_silence,
+    resample,
+    trim_silence,
+    z_normalize,
+)
 from serkit.errors import AudioError
 
 #: top_db of silence removal when ``trim_silence_db`` is not set.
@@ -80,23 +89,43 @@ def prepare_signal(y: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndar
     return y.astype(np.float32, copy=False)
 
 
-def load_clip(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
+def load_clip(path: str | os.PathLike[str], cfg: AudioConfig, *, channel: ChannelChoice | None = None) -> np.ndarray:
     """Load one file as a mono float32 waveform as ``cfg`` describes.
 
-    Reads (skipping ``offset``, reading ``duration``, downmixing, resampling), then :func:`prepare_signal`.
+    Reads (skipping ``offset``, reading ``duration``, taking one channel, resampling), then :func:`prepare_signal`.
+    ``channel`` is the file's channel choice (see ``read_audio``; a corpus table's ``channel`` column, e.g.
+    EMOVO's); None downmixes by the mean.
 
     Raises
     ------
     AudioError
         naming ``path`` and the reason (from reading, or a signal that silence removal empties).
     """
-    y, sr = read_audio(path, sample_rate=cfg.sample_rate, mono=True, offset=cfg.offset, duration=cfg.duration)
+    choice = parse_channel(channel)
+    y, sr = read_audio(path, sample_rate=cfg.sample_rate, mono=True, offset=cfg.offset, duration=cfg.duration,
+                       channel="mean" if choice is None else choice)
     try:
         return prepare_signal(y, sr, cfg)
     except AudioError as exc:
         if exc.path is None:
             raise AudioError(path, exc.reason) from exc
         raise
+
+
+def check_channels(channels: Sequence[object] | None, n: int) -> list[ChannelChoice | None]:
+    """Per-item channel choices parsed with ``parse_channel`` (all None when ``channels`` is None).
+
+    Raises
+    ------
+    ValueError
+        When there is not one choice per item, or a choice is not valid.
+    """
+    if channels is None:
+        return [None] * n
+    choices = [parse_channel(c) for c in channels]
+    if len(choices) != n:
+        raise ValueError(f"channels: expected one choice per path ({n}), got {len(choices)}")
+    return choices
 
 
 @dataclass
@@ -124,11 +153,14 @@ def load_clips(
     *,
     num_workers: int = 2,
     progress: bool = False,
+    channels: Sequence[object] | None = None,
 ) -> ClipBatch:
     """Load many files with ``load_clip`` in a thread pool, going on past files that fail.
 
     Parameters
     ----------
+    channels : one channel choice per path (None/NaN: the mean), e.g. ``table["channel"]`` of a corpus
+        that has one (EMOVO); None: every file downmixed by the mean.
     num_workers : threads (libsndfile and soxr release the GIL); <= 1 loads in this thread.
     progress : show a rich progress bar.
 
@@ -137,11 +169,12 @@ def load_clips(
     ClipBatch with the loaded signals in input order, their input positions and the failures.
     """
     paths = list(paths)
+    choices = check_channels(channels, len(paths))
     results: list[np.ndarray | AudioError | None] = [None] * len(paths)
 
     def load_one(position: int) -> None:
         try:
-            results[position] = load_clip(paths[position], cfg)
+            results[position] = load_clip(paths[position], cfg, channel=choices[position])
         except AudioError as exc:
             results[position] = exc
 

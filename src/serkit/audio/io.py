@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from serkit.audio.processing import resample
+from serkit.audio.processing import ChannelChoice, resample, select_channel
 from serkit.errors import AudioError
 
 #: A clip whose peak is below this level (dBFS) is treated as silent: below any recorded speech, and
@@ -71,6 +71,7 @@ def read_audio(
     offset: float = 0.0,
     duration: float | None = None,
     allow_silent: bool = False,
+    channel: ChannelChoice = "mean",
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32, optionally a segment of it, downmixed and resampled.
 
@@ -80,11 +81,14 @@ def read_audio(
     ----------
     path : the file.
     sample_rate : resample to this rate (soxr HQ); None keeps the file's rate.
-    mono : downmix by the mean over channels; otherwise keep every channel.
+    mono : one channel out (see ``channel``); otherwise keep every channel.
     offset : seconds to skip at the start (an2021/islam read 3 s from 0.5 s).
     duration : seconds to read from ``offset``; None reads to the end. A file ending earlier gives a shorter
         signal (pad it with ``fix_length``).
     allow_silent : accept a silent segment instead of raising.
+    channel : with ``mono``, how a multichannel file becomes one channel: ``"mean"`` (downmix), a channel
+        index (0 first) or ``"louder"`` (the channel with the most energy in the segment read). Take one
+        channel when the channels are microphones a little apart (EMOVO): their mean comb-filters the speech.
 
     Returns
     -------
@@ -95,7 +99,7 @@ def read_audio(
     AudioError
         naming the file, for: missing file, not audio / unreadable, no frames, truncated or undecodable
         data, offset at or past the end, NaN or infinite samples, silence (peak below -70 dBFS) unless
-        ``allow_silent``.
+        ``allow_silent``, a ``channel`` index the file does not have.
     """
     if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0):
         raise ValueError(f"sample_rate must be a positive integer or None, got {sample_rate!r}")
@@ -140,7 +144,13 @@ def read_audio(
             raise AudioError(path, f"silent: peak {peak_db:.1f} dBFS is below {SILENCE_PEAK_DBFS:g} dBFS{where}")
 
     # Downmix before resampling: one channel to resample instead of several, same result (both linear).
-    y = data.mean(axis=1) if mono else np.ascontiguousarray(data.T)
+    if mono:
+        try:
+            y = select_channel(data.T, channel)
+        except ValueError as exc:
+            raise AudioError(path, str(exc)) from None
+    else:
+        y = np.ascontiguousarray(data.T)
     sr = native_sr
     if sample_rate is not None and sample_rate != native_sr:
         y = resample(y, native_sr, int(sample_rate))

@@ -11,11 +11,14 @@ from typing import Literal
 
 import librosa
 import numpy as np
+import pandas as pd
 import soxr
 
 from serkit.errors import AudioError
 
 PadMode = Literal["zero", "mirror", "wrap"]
+#: How a multichannel recording becomes one channel: "mean" (downmix), a channel index or "louder".
+ChannelChoice = int | Literal["mean", "louder"]
 CropMode = Literal["centre", "start", "head_tail"]
 
 PAD_MODES: tuple[str, ...] = ("zero", "mirror", "wrap")
@@ -45,6 +48,60 @@ def _check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def parse_channel(value: object) -> ChannelChoice | None:
+    """A channel choice from a config or a table cell: None (missing, NaN), a channel index or "mean"/"louder".
+
+    Integral floats (an index column that pandas turned into floats when concatenating tables) and digit
+    strings become ints.
+
+    Raises
+    ------
+    ValueError
+        For anything else (a negative index, an unknown word), naming the value.
+    """
+    if value is None or (np.isscalar(value) and not isinstance(value, str) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("mean", "louder"):
+            return word  # type: ignore[return-value]
+        if word.isdigit():
+            return int(word)
+    elif isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool):
+        if float(value).is_integer() and value >= 0:
+            return int(value)
+    raise ValueError(f"channel must be 'mean', 'louder' or a channel index >= 0, got {value!r}")
+
+
+def select_channel(y: np.ndarray, channel: ChannelChoice | None = "mean") -> np.ndarray:
+    """One channel of a ``(channels, n)`` signal (a single-channel signal is returned whatever the choice).
+
+    ``"mean"`` (or None) averages the channels; an int takes that channel; ``"louder"`` takes the channel with
+    the highest mean power (ties: the first). Averaging is right for a stereo mix, wrong for two microphones a
+    little apart: their sum cancels the frequencies where the delay is half a period (EMOVO: 0.5 ms apart, a
+    notch near 1 kHz), so such corpora take one channel.
+
+    Raises
+    ------
+    ValueError
+        For an index the signal does not have or an unknown choice.
+    """
+    y = _check_signal(y)
+    choice = parse_channel(channel)
+    if choice is None:
+        choice = "mean"
+    if y.ndim == 1 or y.shape[0] == 1:  # one channel is every choice (EMOVO holds one mono file among stereo ones)
+        return y if y.ndim == 1 else y[0]
+    if choice == "mean":
+        return y.mean(axis=0)
+    if choice == "louder":
+        power = np.mean(np.square(y, dtype=np.float64), axis=1)
+        return np.ascontiguousarray(y[int(np.argmax(power))])
+    if choice >= y.shape[0]:
+        raise ValueError(f"channel {choice} requested, but the audio has {y.shape[0]} channel(s) (0 is the first)")
+    return np.ascontiguousarray(y[choice])
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

@@ -5,10 +5,29 @@ from __future__ import annotations
 from serkit.augment.config import (
     AugmentConfig,
     AwgnConfig,
+    BabbleConfig,
     BalanceConfig,
+    CodecConfig,
+    GainConfig,
+    NoiseConfig,
+    RebalanceConfig,
+    ReverbConfig,
     SpecAugmentConfig,
     SpeedConfig,
+    TelephoneConfig,
     TimeShiftConfig,
+)
+from serkit.augment.rebalance import balance_weights, rebalance_rows, systematic_resample
+from serkit.augment.robustness import (
+    NOISE_COLOURS,
+    apply_gain,
+    babble_noise,
+    codec_round_trip,
+    coloured_noise,
+    mix_at_snr,
+    reverberate,
+    room_impulse_response,
+    telephone_band,
 )
 from serkit.augment.spec import SpecAugment, spec_augment
 from serkit.augment.waveform import (
@@ -21,18 +40,37 @@ from serkit.augment.waveform import (
 )
 
 __all__ = [
+    "NOISE_COLOURS",
     "AugmentConfig",
     "AugmentedSet",
     "AwgnConfig",
+    "BabbleConfig",
     "BalanceConfig",
+    "CodecConfig",
+    "GainConfig",
+    "NoiseConfig",
+    "RebalanceConfig",
+    "ReverbConfig",
     "SpecAugment",
     "SpecAugmentConfig",
     "SpeedConfig",
+    "TelephoneConfig",
     "TimeShiftConfig",
     "add_noise",
+    "apply_gain",
     "augment_training_set",
+    "babble_noise",
+    "balance_weights",
+    "rebalance_rows",
+    "reverberate",
+    "room_impulse_response",
     "change_speed",
+    "codec_round_trip",
+    "coloured_noise",
+    "mix_at_snr",
     "spec_augment",
+    "systematic_resample",
+    "telephone_band",
     "time_shift",
     "time_stretch",
 ]

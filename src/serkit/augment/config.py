@@ -1,8 +1,10 @@
 """Configuration of training-set augmentation (pydantic, unknown fields rejected).
 
 Every augmentation is off by default (``None``). The waveform ones (``balance``, ``awgn``,
-``time_shift``, ``speed``) are applied by :func:`serkit.augment.augment_training_set` to the
-training split only; ``specaugment`` is applied by the trainer to batches of features.
+``time_shift``, ``speed`` and the robustness ones ``noise``, ``babble``, ``reverb``, ``telephone``,
+``codec``, ``gain``) are applied by :func:`serkit.augment.augment_training_set` to the training split
+only; ``rebalance`` resamples the training rows before that; ``specaugment`` is applied by the trainer to
+batches of features.
 """
 
 from __future__ import annotations
@@ -79,6 +81,119 @@ class BalanceConfig(_Strict):
     mode: Literal["roll", "zero"] = "roll"
 
 
+def _check_range(value: tuple[float, float], name: str) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"{name} must be (low, high) with low <= high, got {value}")
+    return value
+
+
+class NoiseConfig(_Strict):
+    """Coloured-noise copies: each at a colour drawn from ``colours`` and an SNR drawn uniformly from
+    ``snr_db`` (exact SNR against the clip's mean power, see ``serkit.augment.robustness``)."""
+
+    copies: int = Field(1, ge=1)
+    colours: list[Literal["white", "pink", "brown"]] = Field(
+        default_factory=lambda: ["white", "pink", "brown"], min_length=1)
+    snr_db: tuple[float, float] = (5.0, 20.0)
+
+    @field_validator("snr_db")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _check_range(value, "snr_db")
+
+
+class BabbleConfig(_Strict):
+    """Babble copies: ``talkers`` (drawn from the range) stretches of training clips of other speakers, summed,
+    added at an SNR drawn from ``snr_db``. Needs the speakers of the training items."""
+
+    copies: int = Field(1, ge=1)
+    talkers: tuple[int, int] = (3, 6)
+    snr_db: tuple[float, float] = (5.0, 20.0)
+
+    @field_validator("snr_db", "talkers")
+    @classmethod
+    def _ordered(cls, value, info):
+        if info.field_name == "talkers" and value[0] < 1:
+            raise ValueError(f"talkers must be >= 1, got {value}")
+        return _check_range(value, info.field_name)
+
+
+class ReverbConfig(_Strict):
+    """Reverberant copies through simulated shoebox rooms (pyroomacoustics, image sources).
+
+    A bank of ``rooms`` impulse responses is simulated per training set (lengths, widths drawn from
+    ``room_size_m``, heights from ``height_m``, RT60 from ``rt60_s``, random source and microphone), and each
+    copy takes one of them at random.
+    """
+
+    copies: int = Field(1, ge=1)
+    rooms: int = Field(32, ge=1)
+    room_size_m: tuple[float, float] = (3.0, 10.0)
+    height_m: tuple[float, float] = (2.5, 4.0)
+    rt60_s: tuple[float, float] = (0.2, 0.9)
+
+    @field_validator("room_size_m", "height_m", "rt60_s")
+    @classmethod
+    def _ordered(cls, value, info):
+        if value[0] <= 0:
+            raise ValueError(f"{info.field_name} must be > 0, got {value}")
+        return _check_range(value, info.field_name)
+
+
+class TelephoneConfig(_Strict):
+    """Telephone copies: band-pass ``low_hz``-``high_hz`` and a round trip through ``rate`` Hz."""
+
+    copies: int = Field(1, ge=1)
+    low_hz: float = Field(300.0, gt=0)
+    high_hz: float = Field(3400.0, gt=0)
+    rate: int = Field(8000, gt=0)
+
+
+class CodecConfig(_Strict):
+    """Lossy-codec copies: a round trip through a codec drawn from ``codecs`` (libsndfile's MP3 and Ogg Opus) at
+    a compression level drawn from ``compression_level`` (libsndfile's 0-0.99; higher is fewer kbit/s)."""
+
+    copies: int = Field(1, ge=1)
+    codecs: list[Literal["mp3", "opus"]] = Field(default_factory=lambda: ["mp3", "opus"], min_length=1)
+    compression_level: tuple[float, float] = (0.75, 0.99)
+
+    @field_validator("compression_level")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 0.99:
+            raise ValueError(f"compression_level must be (low, high) within [0, 0.99], got {value}")
+        return value
+
+
+class GainConfig(_Strict):
+    """Copies at a level changed by a gain drawn uniformly from ``gain_db``."""
+
+    copies: int = Field(1, ge=1)
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+
+    @field_validator("gain_db")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _check_range(value, "gain_db")
+
+
+class RebalanceConfig(_Strict):
+    """Resample the training split so that the values of some columns weigh the same (e.g. a pool of corpora).
+
+    ``by`` names utterance-table columns: ``["label"]`` balances classes, ``["corpus"]`` corpora,
+    ``["corpus", "label"]`` both at once (iterative proportional fitting over the corpus x label cells that
+    exist, so a corpus that lacks a class is not asked for it). Rows are drawn by systematic resampling: an
+    item of expected count e appears floor(e) or ceil(e) times, so small groups are repeated and large ones
+    thinned, never emptied at random. ``strength`` 1 balances fully, 0 leaves the split as it is (weights
+    raised to this power). ``size``: training items after resampling; None keeps the split's size. Made per fold
+    from the training split only, before waveform augmentation (whose copies then differ between repeats).
+    """
+
+    by: list[str] = Field(default_factory=lambda: ["label"], min_length=1)
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    size: int | None = Field(None, ge=1)
+
+
 class SpecAugmentConfig(_Strict):
     """SpecAugment-style masking of feature maps during training (not in the papers)."""
 
@@ -96,8 +211,16 @@ class AugmentConfig(_Strict):
     speed: SpeedConfig | None = None
     balance: BalanceConfig | None = None
     specaugment: SpecAugmentConfig | None = None
+    rebalance: RebalanceConfig | None = None
+    noise: NoiseConfig | None = None
+    babble: BabbleConfig | None = None
+    reverb: ReverbConfig | None = None
+    telephone: TelephoneConfig | None = None
+    codec: CodecConfig | None = None
+    gain: GainConfig | None = None
 
     @property
     def any_waveform(self) -> bool:
         """Whether any augmentation that :func:`augment_training_set` applies is on."""
-        return any(x is not None for x in (self.awgn, self.time_shift, self.speed, self.balance))
+        return any(x is not None for x in (self.awgn, self.time_shift, self.speed, self.balance, self.noise,
+                                           self.babble, self.reverb, self.telephone, self.codec, self.gain))

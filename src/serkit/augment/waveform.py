@@ -10,8 +10,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
-from serkit.augment.config import AugmentConfig, AwgnConfig, BalanceConfig, SpeedConfig, TimeShiftConfig
+from serkit.augment.config import (
+    AugmentConfig,
+    AwgnConfig,
+    BabbleConfig,
+    BalanceConfig,
+    CodecConfig,
+    GainConfig,
+    NoiseConfig,
+    ReverbConfig,
+    SpeedConfig,
+    TelephoneConfig,
+    TimeShiftConfig,
+)
+from serkit.augment.robustness import (
+    apply_gain,
+    babble_noise,
+    codec_round_trip,
+    coloured_noise,
+    mix_at_snr,
+    reverberate,
+    room_impulse_response,
+    telephone_band,
+)
 from serkit.errors import AudioError, ConfigError
 
 __all__ = [
@@ -50,14 +73,7 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
     float32 array of the same length.
     """
     y = _as_signal(y)
-    signal_power = float(np.mean(y.astype(np.float64) ** 2))
-    if signal_power <= 0.0:
-        raise AudioError(None, "cannot add noise at a given SNR to a silent signal (zero power)")
-    noise = rng.standard_normal(y.size)
-    noise_power = float(np.mean(noise**2))
-    target_power = signal_power / 10.0 ** (snr_db / 10.0)
-    noise *= np.sqrt(target_power / noise_power)
-    return (y + noise).astype(np.float32)
+    return mix_at_snr(y, rng.standard_normal(y.size), snr_db)
 
 
 def time_shift(y: np.ndarray, shift_samples: int, mode: Literal["roll", "zero"] = "roll") -> np.ndarray:
@@ -123,8 +139,8 @@ class AugmentedSet:
     labels : the label of every item.
     source : for every item, the position (in the input list) of the original clip it was made
         from; ``source[:n] == arange(n)`` for the ``n`` originals.
-    kind : what made every item: ``"original"``, ``"balance"``, ``"awgn"``, ``"time_shift"``
-        or ``"speed"``.
+    kind : what made every item: ``"original"``, ``"balance"``, ``"awgn"``, ``"time_shift"``,
+        ``"speed"``, ``"noise"``, ``"babble"``, ``"reverb"``, ``"telephone"``, ``"codec"`` or ``"gain"``.
     """
 
     signals: list[np.ndarray]
@@ -137,7 +153,8 @@ class AugmentedSet:
 
 
 # Each augmentation draws from its own stream, so turning one on or off does not change the others.
-_STREAMS = {"balance": 0, "awgn": 1, "time_shift": 2, "speed": 3}
+_STREAMS = {"balance": 0, "awgn": 1, "time_shift": 2, "speed": 3, "noise": 4, "babble": 5, "reverb": 6,
+            "telephone": 7, "codec": 8, "gain": 9}
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -201,8 +218,72 @@ def _speed_copies(
     return out
 
 
+def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    out = []
+    for signal in base:
+        for _ in range(cfg.copies):
+            colour = cfg.colours[int(rng.integers(len(cfg.colours)))]
+            snr = float(rng.uniform(*cfg.snr_db))
+            out.append(mix_at_snr(signal, coloured_noise(signal.size, colour, rng), snr))
+    return out
+
+
+def _babble_copies(base: list[np.ndarray], base_sources: list[int], originals: list[np.ndarray],
+                   speakers: np.ndarray | None, cfg: BabbleConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """Babble from the original training clips of other speakers (never the clip's own speaker)."""
+    if speakers is None:
+        raise ConfigError("augment.babble needs the speaker of every training item (pass speakers=)")
+    out = []
+    for signal, source in zip(base, base_sources):
+        others = np.flatnonzero(speakers != speakers[source])
+        for _ in range(cfg.copies):
+            talkers = int(rng.integers(cfg.talkers[0], cfg.talkers[1] + 1))
+            if others.size < talkers:
+                raise ConfigError(f"augment.babble: {talkers} talkers wanted, but only {others.size} training "
+                                  f"clip(s) of other speakers than {speakers[source]!r}")
+            picked = rng.choice(others, size=talkers, replace=False)
+            noise = babble_noise([originals[int(j)] for j in picked], signal.size, talkers, rng)
+            out.append(mix_at_snr(signal, noise, float(rng.uniform(*cfg.snr_db))))
+    return out
+
+
+def _reverb_copies(base: list[np.ndarray], cfg: ReverbConfig, sample_rate: int,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    bank = []
+    for _ in range(cfg.rooms):
+        dims = [*rng.uniform(*cfg.room_size_m, size=2), rng.uniform(*cfg.height_m)]
+        rt60 = float(rng.uniform(*cfg.rt60_s))
+        bank.append(room_impulse_response(sample_rate, dims, rt60, rng))
+    return [reverberate(signal, bank[int(rng.integers(len(bank)))]) for signal in base for _ in range(cfg.copies)]
+
+
+def _telephone_copies(base: list[np.ndarray], cfg: TelephoneConfig, sample_rate: int) -> list[np.ndarray]:
+    one = [telephone_band(signal, sample_rate, low_hz=cfg.low_hz, high_hz=cfg.high_hz, rate=cfg.rate)
+           for signal in base]  # deterministic: further copies would be identical
+    return [copy for copy in one for _ in range(cfg.copies)]
+
+
+def _codec_copies(base: list[np.ndarray], cfg: CodecConfig, sample_rate: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+    out = []
+    for signal in base:
+        for _ in range(cfg.copies):
+            codec = cfg.codecs[int(rng.integers(len(cfg.codecs)))]
+            out.append(codec_round_trip(signal, sample_rate, codec, float(rng.uniform(*cfg.compression_level))))
+    return out
+
+
+def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    return [apply_gain(signal, float(rng.uniform(*cfg.gain_db))) for signal in base for _ in range(cfg.copies)]
+
+
 def augment_training_set(
-    signals: list[np.ndarray], labels: np.ndarray, cfg: AugmentConfig, sample_rate: int, seed: int
+    signals: list[np.ndarray],
+    labels: np.ndarray,
+    cfg: AugmentConfig,
+    sample_rate: int,
+    seed: int,
+    speakers: np.ndarray | None = None,
 ) -> AugmentedSet:
     """Augment a training split: class balancing, then AWGN, time-shift and speed copies.
 
@@ -213,8 +294,11 @@ def augment_training_set(
     Order: the originals; then the balancing copies (``cfg.balance``, counted on the originals);
     then, for every item of that balanced set, ``awgn.copies`` noisy copies, ``time_shift.copies``
     shifted copies and ``speed.copies`` time-warped copies (each type made from the balanced set,
-    never from another type's copies), so balanced classes stay balanced. Speed copies change
-    length; fix lengths afterwards. ``cfg.specaugment`` is not applied here (it acts on features).
+    never from another type's copies), so balanced classes stay balanced; then, the same way, the robustness
+    copies: ``noise``, ``babble`` (made of original clips of other speakers of this training set), ``reverb``,
+    ``telephone``, ``codec`` and ``gain``. Speed copies change length; fix lengths afterwards.
+    ``cfg.specaugment`` is not applied here (it acts on features), nor ``cfg.rebalance`` (it picks the rows
+    passed in).
 
     Parameters
     ----------
@@ -223,6 +307,7 @@ def augment_training_set(
     cfg : which augmentations to apply.
     sample_rate : rate of the signals (Hz), to turn seconds into samples.
     seed : same seed, same output.
+    speakers : one speaker per signal; needed by ``babble``.
 
     Returns
     -------
@@ -256,6 +341,22 @@ def augment_training_set(
     if cfg.speed is not None:
         made = _speed_copies(base, cfg.speed, sample_rate, _stream(seed, "speed"))
         copies_per_item.append(("speed", cfg.speed.copies, made))
+    if speakers is not None:
+        # unknown speakers (None/NaN) count as one and the same speaker: babble never risks the clip's own voice
+        speakers = np.asarray(["<unknown>" if pd.isna(s) else str(s) for s in speakers], dtype=object)
+        if speakers.shape != (n,):
+            raise ConfigError(f"speakers: expected one speaker per signal ({n}), got shape {speakers.shape}")
+    robustness = [
+        ("noise", cfg.noise, lambda c, r: _noise_copies(base, c, r)),
+        ("babble", cfg.babble, lambda c, r: _babble_copies(base, base_sources, originals, speakers, c, r)),
+        ("reverb", cfg.reverb, lambda c, r: _reverb_copies(base, c, sample_rate, r)),
+        ("telephone", cfg.telephone, lambda c, r: _telephone_copies(base, c, sample_rate)),
+        ("codec", cfg.codec, lambda c, r: _codec_copies(base, c, sample_rate, r)),
+        ("gain", cfg.gain, lambda c, r: _gain_copies(base, c, r)),
+    ]
+    for kind, kind_cfg, make in robustness:
+        if kind_cfg is not None:
+            copies_per_item.append((kind, kind_cfg.copies, make(kind_cfg, _stream(seed, kind))))
     for kind, copies, made in copies_per_item:
         out_signals += made
         out_sources += list(np.repeat(base_sources, copies))

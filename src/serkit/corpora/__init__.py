@@ -1,6 +1,6 @@
 """Emotional speech corpora as tables of utterances with unified labels.
 
-One loader per corpus (EmoDB, RAVDESS, SAVEE, TESS, CREMA-D, IEMOCAP) plus a folder-per-label and a
+One loader per corpus (EmoDB, RAVDESS, SAVEE, TESS, CREMA-D, IEMOCAP, nEMO, EMOVO) plus a folder-per-label and a
 CSV-manifest loader for a user's own data, all reached through :func:`load_corpus`.
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 from serkit.corpora import (  # noqa: F401  (registers)
     cremad,
     emodb,
+    emovo,
     folder,
     iemocap,
     manifest,
+    nemo,
     ravdess,
     savee,
     tess,
@@ -33,6 +35,7 @@ from serkit.corpora.base import (
 )
 from serkit.corpora.cremad import load_cremad
 from serkit.corpora.emodb import load_emodb
+from serkit.corpora.emovo import load_emovo
 from serkit.corpora.folder import load_folder
 from serkit.corpora.iemocap import load_iemocap
 from serkit.corpora.info import describe_corpus, print_corpus_info
@@ -40,9 +43,11 @@ from serkit.corpora.labels import (
     CORPUS_LABELS,
     CREMAD_LABELS,
     EMODB_LABELS,
+    EMOVO_LABELS,
     IEMOCAP_4CLASS,
     IEMOCAP_ALL,
     LABEL_SYNONYMS,
+    NEMO_LABELS,
     RAVDESS_LABELS,
     SAVEE_LABELS,
     TESS_LABELS,
@@ -53,6 +58,7 @@ from serkit.corpora.labels import (
     remap_labels,
 )
 from serkit.corpora.manifest import load_csv_manifest
+from serkit.corpora.nemo import load_nemo
 from serkit.corpora.ravdess import load_ravdess
 from serkit.corpora.savee import load_savee
 from serkit.corpora.tess import load_tess
@@ -63,9 +69,11 @@ __all__ = [
     "CORPUS_LABELS",
     "CREMAD_LABELS",
     "EMODB_LABELS",
+    "EMOVO_LABELS",
     "IEMOCAP_4CLASS",
     "IEMOCAP_ALL",
     "LABEL_SYNONYMS",
+    "NEMO_LABELS",
     "RAVDESS_LABELS",
     "SAVEE_LABELS",
     "TESS_LABELS",
@@ -84,8 +92,10 @@ __all__ = [
     "load_cremad",
     "load_csv_manifest",
     "load_emodb",
+    "load_emovo",
     "load_folder",
     "load_iemocap",
+    "load_nemo",
     "load_ravdess",
     "load_savee",
     "load_tess",

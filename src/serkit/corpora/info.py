@@ -66,6 +66,26 @@ def describe_corpus(corpus: Corpus) -> dict[str, pd.DataFrame]:
     return out
 
 
+def channel_note(corpus: Corpus) -> str | None:
+    """Which channel of multichannel files is read (a ``channel`` column, e.g. EMOVO's), or None.
+
+    With a ``channels`` column (from the headers, see :meth:`Corpus.add_durations`) it says how many channels
+    the files have, so that a stereo corpus read by the mean shows up too.
+    """
+    table = corpus.utterances
+    counts = {}
+    if "channels" in table.columns:
+        counts = {int(k): int(v) for k, v in table["channels"].dropna().value_counts().sort_index().items()}
+    multichannel = sum(v for k, v in counts.items() if k > 1)
+    files = ", ".join(f"{v} with {k} channel{'s' if k > 1 else ''}" for k, v in counts.items())
+    if "channel" in table.columns and table["channel"].notna().any():
+        choices = ", ".join(str(v) for v in table["channel"].dropna().astype(str).unique())
+        return f"audio channel read: {choices} (not the mean of the channels)" + (f"; files: {files}" if files else "")
+    if multichannel:
+        return f"audio channel read: the mean of the channels; files: {files}"
+    return None
+
+
 def _rich_table(frame: pd.DataFrame, title: str, float_format: str = "{:.2f}") -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(str(frame.index.name or ""), style="bold", no_wrap=True)
@@ -86,6 +106,9 @@ def print_corpus_info(corpus: Corpus, console: Console | None = None, *, max_pro
         f"[bold]{corpus.name}[/bold] at {corpus.root}: {len(corpus)} utterances, "
         f"{len(corpus.speakers)} speakers, {len(corpus.labels)} labels"
     )
+    note = channel_note(corpus)
+    if note:
+        console.print(note)
     console.print(_rich_table(tables["labels"], "Labels"))
     console.print(_rich_table(tables["speaker_label"], "Speakers x labels"))
     console.print(_rich_table(tables["gender"], "Gender"))

@@ -115,6 +115,27 @@ CREMAD_LABELS: dict[str, str | None] = {
     "SAD": "sad",
 }
 
+# nEMO's data.tsv emotion words (no disgust in the corpus).
+NEMO_LABELS: dict[str, str | None] = {
+    "anger": "angry",
+    "fear": "fearful",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "sadness": "sad",
+    "surprised": "surprised",
+}
+
+# EMOVO's Italian codes in the file names.
+EMOVO_LABELS: dict[str, str | None] = {
+    "dis": "disgust",  # disgusto
+    "gio": "happy",  # gioia
+    "neu": "neutral",
+    "pau": "fearful",  # paura
+    "rab": "angry",  # rabbia
+    "sor": "surprised",  # sorpresa
+    "tri": "sad",  # tristezza
+}
+
 # IEMOCAP's usual 4-class protocol: excited merged into happy, the rest excluded.
 IEMOCAP_4CLASS: dict[str, str | None] = {
     "ang": "angry",
@@ -146,6 +167,8 @@ CORPUS_LABELS: dict[str, dict[str, str | None]] = {
     "tess": TESS_LABELS,
     "cremad": CREMAD_LABELS,
     "iemocap": IEMOCAP_4CLASS,
+    "nemo": NEMO_LABELS,
+    "emovo": EMOVO_LABELS,
 }
 
 

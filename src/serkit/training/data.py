@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serkit.audio import AudioConfig, load_clips
+from serkit.audio import AudioConfig, check_channels, load_clips
 from serkit.errors import ConfigError
 from serkit.features import FUNCTIONAL_SETS, FeatureCache, FrontendConfig, OpenSmileFunctionals, create_frontend
 
@@ -195,16 +195,23 @@ class FeatureExtractor:
         return np.concatenate([X.mean(axis=-1), X.std(axis=-1)], axis=-1)
 
     # -- paths -> features -----------------------------------------------------------------------------
-    def from_paths(self, paths: Sequence[str], *, progress: bool = False) -> FeatureSet:
-        """Features of the files in ``paths``; unreadable files are reported in ``failures``, not raised."""
+    def from_paths(self, paths: Sequence[str], *, progress: bool = False,
+                   channels: Sequence[object] | None = None) -> FeatureSet:
+        """Features of the files in ``paths``; unreadable files are reported in ``failures``, not raised.
+
+        ``channels``: one channel choice per path (a corpus table's ``channel`` column), see ``load_clips``.
+        """
         paths = [str(p) for p in paths]
+        choices = check_channels(channels, len(paths))
         results: dict[int, np.ndarray] = {}
         failures: dict[int, str] = {}
         keys: dict[int, str] = {}
         if self.cache is not None:
             for i, p in enumerate(paths):
+                # a channel choice joins the key only when set, so downmixed files keep their cache keys
+                config = self.cache_config if choices[i] is None else {**self.cache_config, "channel": choices[i]}
                 try:
-                    keys[i] = self.cache.key(p, self.cache_config)
+                    keys[i] = self.cache.key(p, config)
                 except OSError as exc:
                     failures[i] = f"cannot read file: {exc.strerror or exc}"
                     continue
@@ -213,7 +220,8 @@ class FeatureExtractor:
                     results[i] = hit
         todo = [i for i in range(len(paths)) if i not in results and i not in failures]
         if todo:
-            batch = load_clips([paths[i] for i in todo], self.audio, progress=progress)
+            batch = load_clips([paths[i] for i in todo], self.audio, progress=progress,
+                               channels=[choices[i] for i in todo])
             loaded = set(int(j) for j in batch.index)
             failed = [j for j in range(len(todo)) if j not in loaded]  # failures come in input order
             for j, (_, reason) in zip(failed, batch.failures):
@@ -271,9 +279,10 @@ class MultiFeatureExtractor:
             out[name], owner = ex.segment_features(signals)
         return out, owner
 
-    def from_paths(self, paths: Sequence[str], *, progress: bool = False) -> FeatureSet:
+    def from_paths(self, paths: Sequence[str], *, progress: bool = False,
+                   channels: Sequence[object] | None = None) -> FeatureSet:
         """Features of every stream; files unreadable in any stream are reported once in ``failures``."""
-        sets = {name: ex.from_paths(paths, progress=progress) for name, ex in self.streams.items()}
+        sets = {name: ex.from_paths(paths, progress=progress, channels=channels) for name, ex in self.streams.items()}
         common = sorted(set.intersection(*(set(s.rows.tolist()) for s in sets.values())))
         failures = {path: reason for s in sets.values() for path, reason in s.failures}
         ok = np.array(common, dtype=np.int64)

@@ -30,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 
 from serkit.audio import fix_length, load_clips
-from serkit.augment import augment_training_set
+from serkit.augment import augment_training_set, rebalance_rows
 from serkit.augment.spec import spec_augment
 from serkit.corpora import Corpus, combine, load_corpus
 from serkit.errors import ConfigError
@@ -72,6 +72,11 @@ def load_recipe_corpus(recipe: Recipe, *, recipe_file: str | Path | None = None)
             corpus = corpus.subset_labels(cc.labels)
         loaded.append(corpus)
     return loaded[0] if len(loaded) == 1 else combine(*loaded)
+
+
+def table_channels(table: pd.DataFrame) -> list | None:
+    """The utterance table's per-file channel choices (its ``channel`` column, e.g. EMOVO's), or None."""
+    return table["channel"].tolist() if "channel" in table.columns else None
 
 
 def run_experiment(
@@ -127,7 +132,7 @@ def run_experiment(
                                  device=recipe.training.device if recipe.training.device != "auto" else "cpu",
                                  segments=recipe.segments)
     t0 = time.perf_counter()
-    feats = extractor.from_paths(table["path"].tolist(), progress=progress)
+    feats = extractor.from_paths(table["path"].tolist(), progress=progress, channels=table_channels(table))
     feature_seconds = time.perf_counter() - t0
     problems = [{"path": p.path, "reason": p.reason, "stage": "corpus"} for p in corpus.problems]
     problems += [{"path": p, "reason": r, "stage": "audio"} for p, r in feats.failures]
@@ -205,15 +210,22 @@ def _training_waveforms(recipe: Recipe, table: pd.DataFrame, progress: bool) -> 
     """All waveforms, loaded once, when the recipe augments waveforms (copies are made per fold)."""
     if not recipe.augment.any_waveform:
         return None
-    batch = load_clips(table["path"].tolist(), recipe.audio, progress=progress)
+    batch = load_clips(table["path"].tolist(), recipe.audio, progress=progress, channels=table_channels(table))
     if batch.failures:  # the features loaded a moment ago, so this is unexpected: stop rather than misalign
         raise RuntimeError(f"audio failed on second read: {batch.failures[:3]}")
     return batch.signals
 
 
 def _segment_items(rows: np.ndarray, owner: np.ndarray | None) -> np.ndarray:
-    """Positions in X of the utterances ``rows``: the rows themselves, or all their segments."""
-    return rows if owner is None else np.flatnonzero(np.isin(owner, rows))
+    """Positions in X of the utterances ``rows``: the rows themselves, or all their segments (a row that
+    repeats, after rebalancing, repeats its segments)."""
+    if owner is None:
+        return rows
+    if np.unique(rows).size == rows.size:
+        return np.flatnonzero(np.isin(owner, rows))
+    order = np.argsort(owner, kind="stable")
+    starts, ends = np.searchsorted(owner[order], rows, "left"), np.searchsorted(owner[order], rows, "right")
+    return np.concatenate([order[a:b] for a, b in zip(starts, ends)]) if rows.size else rows
 
 
 def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, fold_dir: Path, *, resume, progress,
@@ -227,16 +239,20 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     spec = model_spec(recipe.model.name)
     speakers = table["speaker"].to_numpy()
 
+    # Class/corpus balancing resamples the training rows only (rows may repeat), before augmentation.
+    train_rows = split.train
+    if recipe.augment.rebalance is not None:
+        train_rows = rebalance_rows(split.train, table, recipe.augment.rebalance, seed=split.seed)
     # Splits are on utterances; with segments every split takes all the segments of its utterances.
-    tr, va, te = (_segment_items(rows, owner) for rows in (split.train, split.val, split.test))
+    tr, va, te = (_segment_items(rows, owner) for rows in (train_rows, split.val, split.test))
     y_items = y if owner is None else y[owner]
     spk_items = speakers if owner is None else speakers[owner]
     X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
     n_aug = 0
     if waveforms is not None:
-        aug = augment_training_set([waveforms[i] for i in split.train], y[split.train], recipe.augment,
-                                   recipe.audio.sample_rate, seed=split.seed)
-        copies = aug.signals[len(split.train):]
+        aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
+                                   recipe.audio.sample_rate, seed=split.seed, speakers=speakers[train_rows])
+        copies = aug.signals[len(train_rows):]
         if copies and recipe.audio.num_samples is not None:
             # Speed copies change length; a fixed-duration recipe pads or crops them the way it did the originals.
             copies = [fix_length(c, recipe.audio.num_samples, pad_mode=recipe.audio.pad_mode, crop=recipe.audio.crop)
@@ -247,8 +263,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
             else:
                 X_copies, copy_of = extractor.segment_features(copies)
             X_tr = concat_items([X_tr, X_copies])
-            y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(split.train):][copy_of]])
-            spk_tr = np.concatenate([spk_tr, speakers[split.train][np.asarray(aug.source)[len(split.train):]][copy_of]])
+            y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(train_rows):][copy_of]])
+            spk_tr = np.concatenate([spk_tr, speakers[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
             n_aug = len(copies)
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
@@ -268,6 +284,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         log.info("model.init_from: %d tensors from %s", len(init_info["loaded"]), recipe.model.init_from)
     t0 = time.perf_counter()
     info: dict = {"n_augmented": n_aug}
+    if recipe.augment.rebalance is not None:  # training items after resampling, before augmented copies
+        info["n_rebalanced"] = len(train_rows)
     if init_path is not None:  # in the fold's result, so a table shows that the start was pre-trained
         info["init_tensors"] = len(init_info["loaded"])
     if spec.kind == "torch":

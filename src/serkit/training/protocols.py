@@ -5,25 +5,29 @@ given as row positions (0..n-1) of that table. Whether a split is speaker-indepe
 computed from the data, never assumed: a split is SI when no test speaker has any utterance in
 train or validation.
 
-==================  ==========================================================  =====
-protocol            what it does                                                tag
-==================  ==========================================================  =====
-``holdout``         one stratified random split per seed (80/20, 80/10/10)      SD
-``kfold``           stratified k-fold over utterances, per seed                 SD
-``loso``            leave one speaker out; the next speaker validates           SI
-``speaker_folds``   k groups of speakers; one group tests, the next speaker(s)  SI
-                    after it validate (akalya2022: 8 train, 1 val, 1 test)
-``cross_corpus``    train on one corpus, test on another, shared labels only    SI
-``final``           the model to ship: train on every speaker but the listed    SD
-                    ``val_speakers``, which pick the epoch and are scored (a
-                    selection check, not an evaluation: evaluate with the others)
-==================  ==========================================================  =====
+========================  ==========================================================  =====
+protocol                  what it does                                                tag
+========================  ==========================================================  =====
+``holdout``               one stratified random split per seed (80/20, 80/10/10)      SD
+``kfold``                 stratified k-fold over utterances, per seed                 SD
+``loso``                  leave one speaker out; the next speaker validates           SI
+``speaker_folds``         k groups of speakers; one group tests, the next speaker(s)  SI
+                          after it validate (akalya2022: 8 train, 1 val, 1 test)
+``cross_corpus``          train on one corpus, test on another, shared labels only    SI
+``leave_one_corpus_out``  one fold per corpus: train on every other corpus,          SI
+                          validate on ``val_size`` of each training corpus's
+                          speakers, test on the whole held-out corpus
+``final``                 the model to ship: train on every speaker but the listed    SD
+                          ``val_speakers``, which pick the epoch and are scored (a
+                          selection check, not an evaluation: evaluate with the others)
+========================  ==========================================================  =====
 
 ``holdout`` and ``kfold`` with ``group_by_speaker=True`` keep speakers apart and become SI.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,7 +99,9 @@ class ProtocolConfig(BaseModel):
     name : the protocol; ``"loso"`` (speaker-independent) by default.
     test_size, val_size : fractions of the whole table for holdout (0.2 / 0.0 is 80/20,
         0.1 / 0.1 is 80/10/10); for kfold only ``val_size`` is used (taken from the training
-        folds). With ``group_by_speaker`` they are fractions of the speakers.
+        folds). With ``group_by_speaker`` they are fractions of the speakers. leave_one_corpus_out:
+        ``val_size`` is the fraction of each training corpus's speakers that validates (at least one per
+        corpus when > 0; 0 = no validation set).
     k : folds of ``kfold``.
     n_val_speakers : loso / speaker_folds / cross_corpus: validation speakers per fold. In
         loso and speaker_folds they are the speakers that follow the test group's last speaker
@@ -118,7 +124,8 @@ class ProtocolConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["holdout", "kfold", "loso", "speaker_folds", "cross_corpus", "final"] = "loso"
+    name: Literal["holdout", "kfold", "loso", "speaker_folds", "cross_corpus", "leave_one_corpus_out",
+                  "final"] = "loso"
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.0, ge=0, lt=1)
     k: int = Field(5, ge=2)
@@ -328,6 +335,42 @@ def _cross_corpus(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
     return splits
 
 
+def _leave_one_corpus_out(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
+    _check_table(table, ["corpus"], "name=leave_one_corpus_out")
+    corpus = table["corpus"].astype(str).to_numpy()
+    labels = table["label"].astype(str).to_numpy()
+    speakers = table["speaker"].astype(str).to_numpy()
+    names = sorted(set(corpus))
+    if len(names) < 2:
+        raise ConfigError(f"name=leave_one_corpus_out needs at least two corpora in the table, found {names}")
+    val_speakers_of: dict[tuple[int, str], list[str]] = {}
+    for seed in cfg.seeds:
+        for name in names:
+            own = sorted(set(speakers[corpus == name]))
+            n_val = max(1, int(round(cfg.val_size * len(own)))) if cfg.val_size > 0 else 0
+            if n_val >= len(own):
+                raise ConfigError(f"val_size={cfg.val_size} takes {n_val} of the {len(own)} speakers of corpus "
+                                  f"{name!r} and leaves none of them for training")
+            # Seeded by the corpus name, so a corpus validates with the same speakers in every fold it trains in.
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            val_speakers_of[seed, name] = sorted(rng.choice(own, size=n_val, replace=False).tolist())
+    splits = []
+    for seed in cfg.seeds:
+        for i, held in enumerate(names):
+            source = corpus != held
+            # The held-out corpus is tested on the classes the training corpora know (a class no training corpus
+            # has cannot be predicted).
+            test = np.flatnonzero(~source & np.isin(labels, sorted(set(labels[source]))))
+            if test.size == 0:
+                raise ConfigError(f"leave_one_corpus_out: corpus {held!r} shares no label with the other corpora")
+            val_speakers = [s for name in names if name != held for s in val_speakers_of[seed, name]]
+            in_val = source & np.isin(speakers, val_speakers)
+            name = f"fold{i + 1:02d}-test={held}{_suffix(seed, cfg)}"
+            splits.append(Split.from_table(name, np.flatnonzero(source & ~in_val), np.flatnonzero(in_val), test,
+                                           seed, table))
+    return splits
+
+
 def _final(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
     speakers = table["speaker"].astype(str).to_numpy()
     unknown = sorted(set(cfg.val_speakers) - set(speakers))
@@ -349,6 +392,7 @@ _PROTOCOLS = {
     "loso": _speaker_folds,
     "speaker_folds": _speaker_folds,
     "cross_corpus": _cross_corpus,
+    "leave_one_corpus_out": _leave_one_corpus_out,
     "final": _final,
 }
 
@@ -359,7 +403,7 @@ def make_splits(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
     Parameters
     ----------
     table : utterance table with at least ``label`` and ``speaker`` (and ``corpus`` for
-        cross_corpus, and the ``stratify_by`` columns for holdout/kfold).
+        cross_corpus and leave_one_corpus_out, and the ``stratify_by`` columns for holdout/kfold).
     cfg : the protocol.
 
     Returns

@@ -1,0 +1,214 @@
+"""Robustness augmentation: coloured noise, babble of other speakers, simulated rooms, telephone band, codecs,
+gain; their wiring into augment_training_set and a recipe run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from scipy import signal as sps
+
+from conftest import write_tone_corpus
+from serkit.augment import (
+    AugmentConfig,
+    apply_gain,
+    augment_training_set,
+    babble_noise,
+    codec_round_trip,
+    coloured_noise,
+    mix_at_snr,
+    reverberate,
+    room_impulse_response,
+    telephone_band,
+)
+from serkit.errors import ConfigError
+
+SR = 16000
+
+
+def _snr(clean: np.ndarray, noisy: np.ndarray) -> float:
+    clean = clean.astype(np.float64)
+    return 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))
+
+
+def _voice(f0: float, seconds: float = 1.0, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """A harmonic 'voice' with a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 6))
+    return (0.2 * y + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("colour", "slope"), [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_noise_colours_have_their_spectral_slope(colour, slope):
+    noise = coloured_noise(2**16, colour, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and abs(np.mean(noise.astype(np.float64) ** 2) - 1) < 1e-4
+    freqs, psd = sps.welch(noise, fs=SR, nperseg=4096)
+    band = (freqs > 50) & (freqs < 5000)
+    fitted = np.polyfit(np.log10(freqs[band]), np.log10(psd[band]), 1)[0]
+    assert abs(fitted - slope) < 0.15, (colour, fitted)
+    with pytest.raises(ConfigError, match="colour"):
+        coloured_noise(100, "purple", np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("snr_db", [20.0, 10.0, 5.0, -3.0])
+def test_mixing_hits_the_asked_snr(snr_db):
+    y = _voice(150.0)
+    for colour in ("white", "pink", "brown"):
+        out = mix_at_snr(y, coloured_noise(y.size, colour, np.random.default_rng(1)), snr_db)
+        assert out.shape == y.shape and abs(_snr(y, out) - snr_db) < 0.01
+
+
+def test_babble_is_made_of_other_speakers_only():
+    # Three speakers with distinct pitches; a babble copy of speaker a's clip must carry b's and c's pitch,
+    # never a's (beyond the clip itself).
+    pitches = {"a": 500.0, "b": 1100.0, "c": 1700.0}
+    signals, speakers = [], []
+    for s, f0 in pitches.items():
+        for k in range(3):
+            signals.append((0.3 * np.sin(2 * np.pi * f0 * np.arange(SR) / SR)).astype(np.float32))
+            speakers.append(s)
+    cfg = AugmentConfig(babble={"copies": 1, "talkers": [2, 2], "snr_db": [10, 10]})
+    aug = augment_training_set(signals, np.zeros(9, dtype=int), cfg, SR, seed=0, speakers=np.array(speakers))
+    assert list(aug.kind).count("babble") == 9
+    for item in np.flatnonzero(aug.kind == "babble"):
+        source = int(aug.source[item])
+        residual = aug.signals[item] - signals[source]
+        assert abs(_snr(signals[source], aug.signals[item]) - 10) < 0.01
+        spectrum = np.abs(np.fft.rfft(residual))
+        own = spectrum[int(pitches[speakers[source]])]
+        others = [spectrum[int(f)] for s, f in pitches.items() if s != speakers[source]]
+        assert own < 1e-3 * max(others)
+    with pytest.raises(ConfigError, match="speaker"):
+        augment_training_set(signals, np.zeros(9, dtype=int), cfg, SR, seed=0)
+    with pytest.raises(ConfigError, match="2 talker"):
+        babble_noise(signals[:1], SR, 2, np.random.default_rng(0))
+
+
+def test_room_impulse_responses_and_reverberation():
+    import pyroomacoustics as pra
+
+    rng = np.random.default_rng(0)
+    for dims, rt60 in (((4.0, 3.5, 2.6), 0.3), ((9.0, 7.0, 3.5), 0.8)):
+        rir = room_impulse_response(SR, dims, rt60, rng)
+        measured = pra.experimental.measure_rt60(rir, fs=SR)
+        assert abs(measured - rt60) < 0.35 * rt60, (dims, rt60, measured)
+    y = np.random.default_rng(1).standard_normal(2 * SR).astype(np.float32) * 0.1  # aperiodic: one xcorr peak
+    wet = reverberate(y, rir)
+    assert wet.shape == y.shape and abs(np.mean(wet.astype(np.float64) ** 2) / np.mean(y.astype(np.float64) ** 2)
+                                        - 1) < 1e-3
+    # aligned on the direct path, yet changed by the room
+    lag = np.argmax(sps.correlate(wet, y, mode="full", method="fft")) - (y.size - 1)
+    assert lag == 0
+    assert np.corrcoef(wet, y)[0, 1] < 0.95
+    with pytest.raises(ConfigError, match="room_dim"):
+        room_impulse_response(SR, (1.0, 2.0), 0.3, rng)
+
+
+def test_telephone_band_removes_what_a_phone_line_cannot_carry():
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(2 * SR).astype(np.float32) * 0.1
+    out = telephone_band(white, SR)
+    assert out.shape == white.shape
+    freqs, p_in = sps.welch(white, fs=SR, nperseg=1024)
+    _, p_out = sps.welch(out, fs=SR, nperseg=1024)
+    above, inside, below = freqs > 3700, (freqs > 500) & (freqs < 3000), freqs < 150
+    assert p_out[above].sum() < 1e-3 * p_in[above].sum()
+    assert p_out[below].sum() < 1e-2 * p_in[below].sum()
+    assert 0.8 < p_out[inside].sum() / p_in[inside].sum() < 1.1
+    with pytest.raises(ConfigError, match="telephone band"):
+        telephone_band(white, 6000)
+
+
+@pytest.mark.parametrize("codec", ["mp3", "opus"])
+@pytest.mark.parametrize("sample_rate", [16000, 22050])
+def test_codec_round_trip_keeps_length_and_degrades_with_level(codec, sample_rate):
+    y = _voice(180.0, 1.5, sr=sample_rate)
+    mild = codec_round_trip(y, sample_rate, codec, 0.5)
+    harsh = codec_round_trip(y, sample_rate, codec, 0.99)
+    assert mild.shape == y.shape == harsh.shape and mild.dtype == np.float32
+    assert _snr(y, mild) > 10  # the speech survives, aligned (no encoder delay left in)
+    assert _snr(y, harsh) < _snr(y, mild)
+    with pytest.raises(ConfigError, match="compression_level"):
+        codec_round_trip(y, sample_rate, codec, 1.0)
+
+
+def test_gain():
+    y = _voice(100.0)
+    np.testing.assert_allclose(apply_gain(y, 20 * np.log10(2)), 2 * y, rtol=1e-6)
+    np.testing.assert_allclose(apply_gain(y, 0.0), y)
+
+
+def _everything() -> AugmentConfig:
+    return AugmentConfig(
+        noise={"copies": 2, "snr_db": [5, 20]},
+        babble={"talkers": [1, 2]},
+        reverb={"rooms": 3},
+        telephone={},
+        codec={},
+        gain={},
+    )
+
+
+def test_augment_training_set_robustness_is_seeded_and_per_kind():
+    signals = [_voice(120.0 + 40 * i, 0.5, seed=i) for i in range(4)]
+    labels = np.array([0, 1, 0, 1])
+    speakers = np.array(["s1", "s1", "s2", "s2"])
+    one = augment_training_set(signals, labels, _everything(), SR, seed=3, speakers=speakers)
+    kinds = {k: int(n) for k, n in zip(*np.unique(one.kind, return_counts=True))}
+    assert kinds == {"original": 4, "noise": 8, "babble": 4, "reverb": 4, "telephone": 4, "codec": 4, "gain": 4}
+    assert all(s.shape == signals[int(src)].shape for s, src in zip(one.signals, one.source))
+    np.testing.assert_array_equal(one.labels, labels[one.source])
+    two = augment_training_set(signals, labels, _everything(), SR, seed=3, speakers=speakers)
+    for a, b in zip(one.signals, two.signals):
+        np.testing.assert_array_equal(a, b)
+    other = augment_training_set(signals, labels, _everything(), SR, seed=4, speakers=speakers)
+    assert not np.allclose(one.signals[4], other.signals[4])
+    # each kind draws from its own stream: turning the others off leaves the noise copies as they were
+    alone = augment_training_set(signals, labels, AugmentConfig(noise={"copies": 2, "snr_db": [5, 20]}), SR, seed=3)
+    for a, b in zip(alone.signals[4:], [s for s, k in zip(one.signals, one.kind) if k == "noise"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_robustness_config_is_checked():
+    with pytest.raises(ValidationError):
+        AugmentConfig(noise={"snr_db": [20, 5]})
+    with pytest.raises(ValidationError):
+        AugmentConfig(codec={"compression_level": [0.5, 1.0]})
+    with pytest.raises(ValidationError):
+        AugmentConfig(noise={"colours": ["purple"]})
+    with pytest.raises(ValidationError):
+        AugmentConfig(babble={"talkers": [0, 2]})
+    assert AugmentConfig(gain={}).any_waveform and not AugmentConfig().any_waveform
+
+
+def test_recipe_with_robustness_augments_the_training_split_only(tmp_path):
+    from serkit.recipe import Recipe
+    from serkit.training.experiment import run_experiment
+
+    write_tone_corpus(tmp_path, clips_per_label=2)
+    recipe = Recipe.from_dict({
+        "name": "tiny_robust", "corpus": {"name": "csv", "root": str(tmp_path / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
+        "model": {"name": "svm", "C": [1.0]}, "protocol": {"name": "loso", "n_val_speakers": 0},
+        "augment": {"noise": {"colours": ["pink"]}, "babble": {"talkers": [2, 3]}, "telephone": {}},
+    })
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert (res.per_fold["n_augmented"] == 3 * res.per_fold["n_train"]).all()
+    assert (res.per_fold["n_test"] == 6).all() and (res.per_fold["n_train"] == 12).all()
+
+
+def test_short_clips_and_odd_rates_and_unknown_speakers():
+    short = _voice(300.0, 0.002)  # 32 samples: shorter than the band-pass's default padding
+    assert telephone_band(short, SR).shape == short.shape
+    y = _voice(180.0, 0.5, sr=20000)  # a rate neither encoder takes: through 48 kHz and back
+    for codec in ("mp3", "opus"):
+        assert codec_round_trip(y, 20000, codec, 0.5).shape == y.shape
+    signals = [_voice(150.0 + 50 * i, 0.3, seed=i) for i in range(4)]
+    cfg = AugmentConfig(babble={"talkers": [1, 1]})
+    aug = augment_training_set(signals, np.zeros(4, dtype=int), cfg, SR, seed=0,
+                               speakers=np.array(["a", None, float("nan"), "b"], dtype=object))
+    assert list(aug.kind).count("babble") == 4
+    with pytest.raises(ConfigError, match="other speakers"):  # unknown speakers are not 'other' to each other
+        augment_training_set(signals[1:3], np.zeros(2, dtype=int), cfg, SR, seed=0,
+                             speakers=np.array([None, None], dtype=object))
