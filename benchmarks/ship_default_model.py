@@ -75,17 +75,19 @@ def card_markdown(bundle: ModelBundle, accuracy: list[dict], summary: dict, fina
                      f"{r['pooled'] * 100:.1f} | {r['folds']} | {','.join(map(str, r['seeds']))} | {r['n_test']} |")
     return f"""# Model card: serkit default model
 
-`serkit predict FILES...`, `serkit analyze RECORDING` and `serkit.load_model()` use this model when no other is
+`serkit predict FILES...`, `serkit analyze RECORDING` and `serkit.load_model()` use this model when no `--model` is
 given. It ships inside the package (`src/serkit/pretrained/default.pt`, {size_kb:.0f} kB).
 
 ## What it is
-- **Task**: speech emotion recognition, one label per clip (or per window in `serkit analyze`).
+- **Task**: speech emotion recognition, one label per file (`serkit predict`) or per window (`serkit analyze`).
 - **Labels** (serkit's unified label set): {", ".join(bundle.labels)}.
 - **Network**: `{recipe['model']['name']}` (compact 1-D CNN with dilated Conv1D blocks and attentive statistics
   pooling, {sum(p.numel() for p in bundle.model.parameters()):,} parameters) on 64 log-mel bands (25 ms Hamming
-  window, 10 ms hop) of 16 kHz audio; clips are trimmed of leading/trailing silence (40 dB below the peak) and
-  padded (by repetition) or centre-cropped to {recipe['audio']['duration']} s. Feature normalisation statistics
-  from the training data are stored in the model file.
+  window, 10 ms hop) of 16 kHz audio. Each input clip is the first {recipe['audio']['duration']} s of a file, trimmed of leading/trailing
+  silence (40 dB below the peak) and padded (by repetition) to {recipe['audio']['duration']} s; training clips were made this way.
+  `serkit predict` and `load_model().predict` judge a file longer than {recipe['audio']['duration']} s by {recipe['audio']['duration']} s windows over its speech
+  (half-overlapping, found by voice activity detection), averaging their probabilities weighted by the speech
+  each window stands for. Feature normalisation statistics from the training data are stored in the model file.
 - **Recipe**: `recipes/serkit_default.yaml`; training: AdamW, SpecAugment, label smoothing, early stopping on
   held-out speakers.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import soundfile as sf
 from typer.testing import CliRunner
@@ -53,9 +55,60 @@ def test_errors_name_what_is_wrong(tmp_path):
     assert r.exit_code == 2 and "no-such-corpus" in r.output
     r = runner.invoke(app, ["evaluate", str(tmp_path)])
     assert r.exit_code == 2 and "not a serkit run folder" in r.output
-    r = runner.invoke(app, ["predict", str(tmp_path / "model.pt"), str(tmp_path / "a.wav")])
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "model.pt"), str(tmp_path / "a.wav")])
     assert r.exit_code == 2 and "model.pt" in r.output
     fake = tmp_path / "fake.pt"
     fake.write_bytes(b"garbage")
-    r = runner.invoke(app, ["predict", str(fake), str(tmp_path / "a.wav")])
+    r = runner.invoke(app, ["predict", "--model", str(fake), str(tmp_path / "a.wav")])
     assert r.exit_code == 2 and "fake.pt" in r.output and "serkit model" in r.output
+
+
+def _tone_file(path, seconds: float = 0.8, freq: float = 450.0, sr: int = 16000):
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr)
+    return path
+
+
+def test_model_is_an_explicit_option_and_an_unusable_one_is_an_error(tmp_path, tiny_model_path):
+    """Issue 15.2: a mistyped or unusable model never falls back to the default model; nothing is predicted."""
+    clip = _tone_file(tmp_path / "a.wav")
+    r = runner.invoke(app, ["predict", "--model", str(tmp_path / "runs" / "nonexist"), str(clip)])
+    assert r.exit_code == 2 and "nonexist" in r.output and "no such model" in r.output
+    assert "serkit predict" not in r.output  # no table
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"junk")
+    for model_like in (onnx, tiny_model_path, tmp_path / "runs" / "nonexist.pt"):
+        r = runner.invoke(app, ["predict", str(model_like), str(clip)])
+        assert r.exit_code == 2 and "a model, not audio" in r.output and "--model" in r.output, r.output
+        assert "serkit predict" not in r.output
+    run = tmp_path / "run"
+    (run / "folds" / "f1").mkdir(parents=True)
+    (run / "folds" / "f1" / "model.pt").write_bytes(tiny_model_path.read_bytes())
+    r = runner.invoke(app, ["predict", str(run), str(clip)])
+    assert r.exit_code == 2 and "a model, not audio" in r.output
+    r = runner.invoke(app, ["predict", "--model", str(run), str(clip), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["predictions"][0]["label"] == "angry"
+    r = runner.invoke(app, ["predict", "--model", str(onnx), str(clip)])
+    assert r.exit_code == 2 and "model.onnx" in r.output and "serkit predict" not in r.output
+    r = runner.invoke(app, ["analyze", str(clip), "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "nope.pt" in r.output and not (tmp_path / "x").exists()
+    r = runner.invoke(app, ["export", "--model", str(tmp_path / "nope.pt")])
+    assert r.exit_code == 2 and "nope.pt" in r.output
+
+
+def test_predict_covers_a_long_file_and_lists_its_windows(tmp_path, tiny_model_path):
+    """Issue 15.1 and 15.5 through the command line: windows in --json, too-short files as failures."""
+    t = np.arange(6 * 16000) / 16000
+    y = np.concatenate([0.3 * np.sin(2 * np.pi * 200.0 * t[:14400]), 0.3 * np.sin(2 * np.pi * 450.0 * t)])
+    sf.write(tmp_path / "long.wav", y.astype(np.float32), 16000)
+    short = _tone_file(tmp_path / "short.wav", 0.2)
+    r = runner.invoke(app, ["predict", "--model", str(tiny_model_path), "--vad", "energy", "--json",
+                            str(tmp_path / "long.wav"), str(short)])
+    assert r.exit_code == 1
+    payload = json.loads(r.stdout)
+    (pred,) = payload["predictions"]
+    assert pred["label"] == "angry" and len(pred["windows"]) >= 6
+    assert payload["failures"] == [{"path": str(short), "reason": "too short: 0.2 s, needs 0.5 s"}]
+    r = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
+    assert "windows" in r.output and "whole" in r.output

@@ -214,7 +214,7 @@ def test_bad_files_give_clear_errors(tmp_path):
 def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     runner = CliRunner()
     _, path = _bundle(tmp_path)
-    r = runner.invoke(app, ["export", str(path), "--format", "onnx", "--out", str(tmp_path / "one.onnx")])
+    r = runner.invoke(app, ["export", "--model", str(path), "--format", "onnx", "--out", str(tmp_path / "one.onnx")])
     assert r.exit_code == 0, r.output
     assert OnnxClassifier(tmp_path / "one.onnx").labels == ["angry", "happy", "neutral", "sad"]
 
@@ -222,7 +222,7 @@ def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     for fold in ("fold01", "fold02"):
         (run / "folds" / fold).mkdir(parents=True)
         (run / "folds" / fold / "model.pt").write_bytes(path.read_bytes())
-    r = runner.invoke(app, ["export", str(run)])
+    r = runner.invoke(app, ["export", "--model", str(run)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (run / "onnx").iterdir()) == ["fold01.onnx", "fold02.onnx"]
 
@@ -231,9 +231,9 @@ def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     svm.fit(rng.standard_normal((30, 4)), np.arange(30) % 2)
     svm_path = ModelBundle({"name": "s", "model": {"name": "svm"}}, ["a", "b"], (4,), svm, None, {}).save(
         tmp_path / "svm.pt")
-    r = runner.invoke(app, ["export", str(svm_path)], env={"COLUMNS": "250"})
+    r = runner.invoke(app, ["export", "--model", str(svm_path)], env={"COLUMNS": "250"})
     assert r.exit_code == 2 and "'svm' cannot be exported to ONNX" in r.output and "skl2onnx" in r.output
-    r = runner.invoke(app, ["export", str(path), "--format", "tflite"], env={"COLUMNS": "250"})
+    r = runner.invoke(app, ["export", "--model", str(path), "--format", "tflite"], env={"COLUMNS": "250"})
     assert r.exit_code == 2 and "only 'onnx'" in r.output
 
 

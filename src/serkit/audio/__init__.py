@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from serkit.audio.config import AudioConfig, ClipBatch, load_clip, load_clips, prepare_signal
-from serkit.audio.io import SILENCE_PEAK_DBFS, open_audio, read_audio
+from serkit.audio.io import SILENCE_PEAK_DBFS, audio_suffixes, find_audio_files, open_audio, read_audio
 from serkit.audio.processing import (
     fix_length,
     peak_normalize,
@@ -18,6 +18,8 @@ __all__ = [
     "SILENCE_PEAK_DBFS",
     "AudioConfig",
     "ClipBatch",
+    "audio_suffixes",
+    "find_audio_files",
     "fix_length",
     "load_clip",
     "load_clips",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,47 @@ def read_audio(
         y = resample(y, native_sr, int(sample_rate))
         sr = int(sample_rate)
     return y.astype(np.float32, copy=False), sr
+
+
+def audio_suffixes() -> set[str]:
+    """File name suffixes (lower case, with dot) of formats libsndfile reads."""
+    return {"." + ext.lower() for ext in sf.available_formats()} | {".mp3", ".opus", ".oga", ".wave", ".aif"}
+
+
+def _looks_like_audio(path: Path, suffixes: set[str]) -> bool:
+    # By content (libsndfile reads its header), whatever the name; a broken file with an audio name is kept so
+    # that reading it reports why it is broken.
+    if path.suffix.lower() in suffixes:
+        return True
+    try:
+        sf.info(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile raises several types for "not audio"
+        return False
+    return True
+
+
+def find_audio_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, folders replaced by the audio files inside them, in input order.
+
+    A folder is searched recursively (sorted; hidden files and folders skipped); a file in it is audio when
+    libsndfile recognises its content or its name ends like an audio file's.
+
+    Raises
+    ------
+    AudioError
+        naming a folder that holds no audio file.
+    """
+    suffixes = audio_suffixes()
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if not p.is_dir():
+            found.append(p)
+            continue
+        inside = [f for f in sorted(p.rglob("*")) if f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                  and _looks_like_audio(f, suffixes)]
+        if not inside:
+            raise AudioError(p, "no audio files in this folder")
+        found += inside
+    return found

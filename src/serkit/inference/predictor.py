@@ -35,12 +35,17 @@ def find_bundles(model: str | Path) -> list[Path]:
 
 @dataclass
 class Predictions:
-    """Per-file probabilities; files that could not be read are listed in ``failures``."""
+    """Per-file probabilities; files that could not be read are listed in ``failures``.
+
+    ``windows`` maps each input judged window by window (longer than the model's clip) to its windows:
+    ``{"start", "end", "probabilities"}`` (seconds, label -> probability).
+    """
 
     paths: list[str]
     labels: list[str]
     proba: np.ndarray
     failures: list[tuple[str, str]] = field(default_factory=list)
+    windows: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def predicted(self) -> list[str]:

@@ -90,7 +90,7 @@ def plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
             ax_av.plot(np.insert(mid, breaks, np.nan), np.insert(values, breaks, np.nan), style, label=name,
                        marker=".", markersize=3)
     else:
-        ax_p.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax_p.transAxes)
+        ax_p.text(0.5, 0.5, a.shortfall or "no speech detected", ha="center", va="center", transform=ax_p.transAxes)
     for s, e in a.regions:
         ax_s.axvspan(s / scale, e / scale, color="0.9", zorder=0)
     ax_p.set_ylim(0, 1)
@@ -213,7 +213,8 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
             ["voice activity detection", _esc(a.vad)], ["windows / segments", f"{s['windows']} / {s['segments']}"]]
     out.append(_table(["", ""], meta, left=2))
     if not a.windows:
-        out.append('<p class="warn">No speech was detected in this recording, so nothing was classified. '
+        found = "No speech was detected in this recording" if not a.regions else "Too little speech was detected"
+        out.append(f'<p class="warn">{found} ({_esc(a.shortfall or "")}), so nothing was classified. '
                    "(If it does contain speech, try <code>--vad energy</code> or <code>--vad none</code>.)</p>")
         out.append(_img(plot, "timeline"))
         return "".join(out)
