@@ -63,9 +63,9 @@ def test_errors_name_what_is_wrong(tmp_path):
     assert r.exit_code == 2 and "fake.pt" in r.output and "serkit model" in r.output
 
 
-def _tone_file(path, seconds: float = 0.8, freq: float = 450.0, sr: int = 16000):
+def _tone_file(path, seconds: float = 0.8, freq: float = 450.0, sr: int = 16000, format: str = "WAV"):
     t = np.arange(int(seconds * sr)) / sr
-    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr, format=format)
     return path
 
 
@@ -112,3 +112,29 @@ def test_predict_covers_a_long_file_and_lists_its_windows(tmp_path, tiny_model_p
     assert payload["failures"] == [{"path": str(short), "reason": "too short: 0.2 s, needs 0.5 s"}]
     r = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
     assert "windows" in r.output and "whole" in r.output
+
+
+def test_folders_of_audio_are_accepted_and_a_folder_for_a_file_is_one_line(tmp_path, tiny_model_path):
+    """Issue 15.6: predict takes folders (recursively, audio by content); train on a folder is a one-line error."""
+    folder = tmp_path / "clips"
+    (folder / "deeper").mkdir(parents=True)
+    _tone_file(folder / "a.wav")
+    _tone_file(folder / "deeper" / "recording", format="FLAC")  # no extension: audio by its content
+    (folder / "notes.txt").write_text("not audio, not a clip")
+    (folder / ".hidden.wav").write_bytes(b"")
+    r = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(folder), "--json"])
+    assert r.exit_code == 0, r.output
+    paths = [p["path"] for p in json.loads(r.stdout)["predictions"]]
+    assert paths == [str(folder / "a.wav"), str(folder / "deeper" / "recording")]
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    r = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(empty)])
+    assert r.exit_code == 2 and "no audio files in this folder" in r.output
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    r = runner.invoke(app, ["train", str(recipes)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)  # no traceback
+    assert "is a folder" in r.output and len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(folder / "a.wav"), "--out", str(empty)])
+    assert r.exit_code == 2 and "is a folder" in r.output
