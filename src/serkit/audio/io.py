@@ -24,6 +24,15 @@ _SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", 
 # Streaming writers that cannot seek back leave these placeholders as the data size: not a truncation.
 _UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF}
 
+# Containers whose frame count is an estimate (MP3: from a Xing/LAME header or the bitrate, with encoder delay
+# and padding; Ogg: from the last page's granule position), so decoding a few frames fewer is normal there.
+_APPROXIMATE_LENGTH_FORMATS = frozenset({"MP3", "MPEG", "OGG"})
+
+
+def header_length_is_exact(handle: sf.SoundFile) -> bool:
+    """Whether ``handle.frames`` is exact (WAV, FLAC, AIFF, ...): then fewer decoded frames mean truncation."""
+    return str(handle.format).upper() not in _APPROXIMATE_LENGTH_FORMATS
+
 
 def _check_truncated(path: Path, extra_info: str) -> None:
     for match in _SHORT_CHUNK.finditer(extra_info):
@@ -106,7 +115,7 @@ def read_audio(
         raise ValueError(f"duration must be a finite number of seconds > 0 or None, got {duration!r}")
     path = Path(path)
     with open_audio(path) as handle:
-        native_sr, total = handle.samplerate, handle.frames
+        native_sr, total, exact = handle.samplerate, handle.frames, header_length_is_exact(handle)
         start = round(offset * native_sr)
         if start >= total:
             raise AudioError(
@@ -122,7 +131,9 @@ def read_audio(
         except (sf.LibsndfileError, RuntimeError) as exc:
             detail = getattr(exc, "error_string", None) or str(exc)
             raise AudioError(path, f"truncated or corrupt: decoding failed (libsndfile: {detail})") from None
-    if data.shape[0] < count:
+    if data.shape[0] == 0 and count > 0:
+        raise AudioError(path, f"truncated or corrupt: no frame could be decoded from {start / native_sr:.3f} s")
+    if data.shape[0] < count and exact:
         raise AudioError(
             path,
             f"truncated: the header declares {total} frames but decoding stopped after {start + data.shape[0]}",

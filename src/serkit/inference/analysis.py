@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from serkit.audio.io import find_audio_files, open_audio
+from serkit.audio.io import find_audio_files, header_length_is_exact, open_audio
 from serkit.errors import AudioError
 from serkit.inference.api import EmotionModel, speech_shortfall
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult, window_cells
@@ -126,14 +126,16 @@ def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisCon
                 raise AudioError(path, f"truncated or corrupt at {read / sr:.1f} s: decoding failed "
                                        f"(libsndfile: {detail})") from None
             if not len(data):
-                raise AudioError(path, f"truncated: the header declares {frames} frames but decoding stopped "
-                                       f"after {read}")
+                if header_length_is_exact(handle) or not read:
+                    raise AudioError(path, f"truncated: the header declares {frames} frames but decoding stopped "
+                                           f"after {read}")
+                break  # MP3/Ogg: the declared length was an estimate
             if not np.all(np.isfinite(data)):
                 raise AudioError(path, f"NaN or infinite samples in the block at {read / sr:.1f} s")
             read += len(data)
             results += stream.push(data if channels > 1 else data[:, 0])
         results += stream.finish()
-    return build_analysis(str(path), model, config, results, stream.take_regions(), duration=frames / sr,
+    return build_analysis(str(path), model, config, results, stream.take_regions(), duration=read / sr,
                           sample_rate=sr, channels=channels, peak=stream.peak, vad=stream.vad_name,
                           window_seconds=stream.window_seconds)
 
