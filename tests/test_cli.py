@@ -138,3 +138,28 @@ def test_folders_of_audio_are_accepted_and_a_folder_for_a_file_is_one_line(tmp_p
     assert "is a folder" in r.output and len(r.output.strip().splitlines()) == 1
     r = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(folder / "a.wav"), "--out", str(empty)])
     assert r.exit_code == 2 and "is a folder" in r.output
+
+
+def test_corpus_info_and_training_leave_broken_files_out_by_default(tmp_path):
+    """Issue 15.8: an empty file, a text file named .wav and a 300-byte truncated WAV are reported by name with
+    the reason, without --check-audio, and are neither counted nor given to training."""
+    from serkit.recipe import Recipe
+    from serkit.training.experiment import load_recipe_corpus
+
+    root = tmp_path / "corpus"
+    for label in ("angry", "sad"):
+        (root / label).mkdir(parents=True)
+        sf.write(root / label / "ok.wav", np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), 8000)
+    (root / "sad" / "empty.wav").write_bytes(b"")
+    (root / "angry" / "text.wav").write_text("not audio")
+    (root / "angry" / "cut.wav").write_bytes((root / "angry" / "ok.wav").read_bytes()[:300])
+    r = runner.invoke(app, ["corpus", "info", str(root), "--corpus", "folder"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "2 utterances" in r.output and "No problems" not in r.output
+    flat = "".join(ch for ch in r.output if not ch.isspace() and ch not in "│┃")
+    for name, reason in (("sad/empty.wav", "empty"), ("angry/text.wav", "unreadable"), ("angry/cut.wav", "truncated")):
+        assert f"{name}{reason}:" in flat, (name, flat)
+    recipe = Recipe.from_dict({"name": "broken", "corpus": {"name": "folder", "root": str(root)},
+                               "frontend": {"name": "mfcc"}, "model": {"name": "svm"}})
+    corpus = load_recipe_corpus(recipe)
+    assert len(corpus) == 2 and sorted(p.kind for p in corpus.problems) == ["empty", "truncated", "unreadable"]

@@ -447,7 +447,9 @@ def analyze(
 def corpus_info(
     path: Path = typer.Argument(..., help="corpus root folder (or CSV manifest for --corpus csv)"),
     corpus: str = typer.Option(..., "--corpus", "-c", help="corpus name, see `serkit corpus list`"),
-    check_audio: bool = typer.Option(False, help="open every file's header and report unreadable ones"),
+    check_audio: bool = typer.Option(True, "--check-audio/--no-check-audio",
+                                     help="open every file and report (and leave out of the counts) unreadable, "
+                                          "empty and truncated ones; --no-check-audio only reads the names"),
 ) -> None:
     """Counts per label and speaker, durations, and the files that could not be used."""
     from serkit.corpora import load_corpus
