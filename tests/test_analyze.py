@@ -202,3 +202,35 @@ def test_too_short_follows_the_rule_of_predict(tiny_model_path, tmp_path):
     assert pd.read_csv(tmp_path / "a" / "timeline.csv").empty
     predicted = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(clip)], env={"COLUMNS": "250"})
     assert predicted.exit_code == 1 and _flat("too short: 0.2 s, needs 0.5 s") in _flat(predicted.output)
+
+
+def test_out_folder_holds_one_run(tiny_model_path, tmp_path):
+    """Issue 15.7: a second run replaces serkit's own earlier output whole; a folder of other files is refused
+    (nothing analysed, nothing touched) unless --force."""
+    model = str(tiny_model_path)
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for name, plan in (("2024-01-01.wav", [("sad", 2.0)]), ("2024-02-01.wav", [("happy", 2.0)])):
+        sf.write(sessions / name, joined_tones(plan)[0], SR)
+    out = tmp_path / "out"
+    assert _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(out)).exit_code == 0
+    assert (out / "sessions.csv").is_file() and (out / "trend.png").is_file()
+    result = _cli(str(sessions / "2024-01-01.wav"), "--model", model, "--vad", "energy", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "report.html", "timeline.csv", "timeline.json", "timeline.png"]
+    assert _flat(f"wrote {out}") in _flat(result.output)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folders left
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("months of work")
+    result = _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(mine))
+    assert result.exit_code == 2 and _flat("not written by serkit") in _flat(result.output)
+    assert [p.name for p in mine.iterdir()] == ["thesis.docx"]
+    result = _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(mine), "--force")
+    assert result.exit_code == 0 and not (mine / "thesis.docx").exists() and (mine / "report.html").is_file()
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    result = _cli(str(sessions), "--model", model, "--out", str(afile))
+    assert result.exit_code == 2 and _flat("is a file") in _flat(result.output)

@@ -394,7 +394,9 @@ def export_model(
 def analyze(
     recordings: list[Path] = typer.Argument(..., help="audio files of any length, or folders of them (several "
                                                       "recordings are sessions, dated by YYYY-MM-DD in their names)"),
-    out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html)"),
+    out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html); "
+                             "it holds this run only: an earlier `serkit analyze` output there is replaced"),
+    force: bool = typer.Option(False, "--force", help="replace --out even if it holds files serkit did not write"),
     model: Path | None = _model_option(),
     vad: str = typer.Option("auto", help="voice activity detection: auto (silero when installed), silero, energy, "
                                          "none"),
@@ -410,6 +412,7 @@ def analyze(
     from serkit.inference.analysis import analyze_recordings, write_analysis
     from serkit.inference.api import load_model
     from serkit.inference.stream import AnalysisConfig
+    from serkit.utils import check_output_dir
 
     try:
         config = AnalysisConfig(vad=vad, window=window, hop=hop, smoothing=smoothing, min_silence=min_silence,
@@ -418,14 +421,15 @@ def analyze(
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
                                     for e in exc.errors())))
     try:
-        emotion_model = load_model(model)
+        check_output_dir(out, kind="analyze", force=force)  # before the work, not after
+        emotion_model = load_model(model, vad=vad)
         result = analyze_recordings(recordings, emotion_model, config,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
         for path, reason in result.failures:
             err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
         if not result.analyses:
             raise SerkitError("no recording could be analysed")
-        written = write_analysis(result, out, emotion_model)
+        written = write_analysis(result, out, emotion_model, force=force)
     except SerkitError as exc:
         _fail(exc)
     table = Table(title=f"serkit analyze ({len(result.analyses)} recording(s))")
@@ -438,7 +442,7 @@ def analyze(
                       "-" if s["negative_share"] is None else f"{100 * s['negative_share']:.0f} %",
                       "-" if s["confidence"] is None else f"{s['confidence']:.2f}")
     console.print(table)
-    console.print(f"report: {written['report']}")
+    console.print(f"wrote {escape(str(out))}/ (report: {escape(str(written['report']))})", soft_wrap=True)
     if result.failures:
         raise typer.Exit(1)
 
