@@ -245,3 +245,34 @@ def test_metadata_is_json(tmp_path):
     props = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert props["serkit.labels"] == ["angry", "happy", "neutral", "sad"]
     assert props["serkit.inputs"] == {"features": [40, 60]}
+
+
+def test_exported_onnx_loads_through_load_model_predict_and_analyze(tiny_model_path, tmp_path):
+    """Issue 15.3: the file `serkit export` writes is a model for load_model, predict --model and analyze --model,
+    with the torch model's probabilities within the parity tolerance."""
+    import soundfile as sf
+
+    from conftest import tone
+    from serkit.inference import load_model
+
+    onnx_path = tmp_path / "tiny.onnx"
+    r = CliRunner().invoke(app, ["export", "--model", str(tiny_model_path), "--out", str(onnx_path)])
+    assert r.exit_code == 0, r.output
+    torch_model = load_model(tiny_model_path, vad="energy")
+    onnx_model = load_model(onnx_path, vad="energy")
+    assert onnx_model.labels == torch_model.labels and onnx_model.window_seconds == torch_model.window_seconds
+    inputs = [tone(0.8, 16000, f, amp=0.3) for f in (200.0, 450.0, 1000.0, 2200.0)] + [tone(5.0, 16000, 450.0)]
+    np.testing.assert_allclose(onnx_model.predict_proba(inputs, sample_rate=16000),
+                               torch_model.predict_proba(inputs, sample_rate=16000), atol=ATOL)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, tone(0.8, 16000, 1000.0, amp=0.3), 16000)
+    r = CliRunner().invoke(app, ["predict", "--model", str(onnx_path), str(clip), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["predictions"][0]["label"] == "sad"
+    r = CliRunner().invoke(app, ["analyze", str(clip), "--model", str(onnx_path), "--vad", "energy", "--out",
+                                 str(tmp_path / "analysis")])
+    assert r.exit_code == 0, r.output
+    foreign = tmp_path / "foreign.onnx"
+    export_module_onnx(_build("mountzouris2023_sdnn", (20,), num_classes=2), (20,), foreign)
+    with pytest.raises(ConfigError, match="foreign.onnx: not an ONNX model exported by serkit"):
+        load_model(foreign)

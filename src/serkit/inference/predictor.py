@@ -21,7 +21,7 @@ from serkit.training.trainer import predict_proba
 
 
 def find_bundles(model: str | Path) -> list[Path]:
-    """A model file, or every ``folds/*/model.pt`` of a run folder."""
+    """A model file (``.pt``, or ``.onnx`` from ``serkit export``), or every ``folds/*/model.pt`` of a run folder."""
     path = Path(model)
     if path.is_file():
         return [path]
@@ -31,6 +31,17 @@ def find_bundles(model: str | Path) -> list[Path]:
             return found
         raise ConfigError(f"{path}: no model.pt under folds/ (is this a serkit run folder?)")
     raise ConfigError(f"{path}: no such model file or run folder")
+
+
+def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
+    """A ``model.pt`` bundle, or an exported ``.onnx`` file as a bundle that runs with onnxruntime."""
+    if Path(path).suffix.lower() == ".onnx":
+        try:
+            from serkit.inference.export import load_onnx_bundle
+        except ImportError as exc:
+            raise ConfigError(f"{path}: an ONNX model needs the onnx and onnxruntime packages ({exc})") from None
+        return load_onnx_bundle(path)
+    return ModelBundle.load(path, device=device)
 
 
 @dataclass
@@ -65,7 +76,7 @@ class Predictor:
     def __init__(self, model: str | Path, *, device: str = "cpu", backend: str = "torch"):
         if backend not in ("torch", "onnx"):
             raise ConfigError(f"backend: expected 'torch' or 'onnx', got {backend!r}")
-        self.bundles = [ModelBundle.load(p, device=device) for p in find_bundles(model)]
+        self.bundles = [load_bundle(p, device=device) for p in find_bundles(model)]
         first = self.bundles[0]
         for b in self.bundles[1:]:
             if b.labels != first.labels or b.recipe["audio"] != first.recipe["audio"] \
@@ -132,8 +143,10 @@ class Predictor:
 
 def _onnx_classifier(bundle: ModelBundle):
     try:
-        from serkit.inference.export import onnx_classifier_for_bundle
+        from serkit.inference.export import OnnxClassifier, onnx_classifier_for_bundle
     except ImportError as exc:
         raise ConfigError(f"backend 'onnx' is not available: {exc} (ONNX export needs serkit.inference.export "
                           "and the onnx/onnxruntime packages)") from None
+    if isinstance(bundle.model, OnnxClassifier):  # loaded from an exported .onnx file
+        return bundle.model
     return onnx_classifier_for_bundle(bundle)
