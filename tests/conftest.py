@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 EMODB_ROOT = CORPORA / "emodb"
+
+# Feature caches written by the tests stay in the checkout (git-ignored .cache/), not in the user's ~/.cache/serkit;
+# `make test` sets the same folder.
+os.environ.setdefault("SERKIT_CACHE", str(REPO / ".cache" / "serkit-test"))
 RAVDESS_ROOT = CORPORA / "ravdess-16k"
 
 

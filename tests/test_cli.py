@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -163,3 +164,40 @@ def test_corpus_info_and_training_leave_broken_files_out_by_default(tmp_path):
                                "frontend": {"name": "mfcc"}, "model": {"name": "svm"}})
     corpus = load_recipe_corpus(recipe)
     assert len(corpus) == 2 and sorted(p.kind for p in corpus.problems) == ["empty", "truncated", "unreadable"]
+
+
+def test_small_rough_edges_of_the_first_hour(tmp_path, tiny_model):
+    """Issue 15.9: --version, help without "<bool>" and with a plain usage line, "empty file", arrays named by
+    position, plots of CJK file names without glyph warnings."""
+    import warnings
+
+    from serkit import __version__
+    from serkit.errors import AudioError
+    from serkit.inference.analysis import analyze_signal
+    from serkit.inference.report import plot_timeline
+    from serkit.inference.stream import AnalysisConfig
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"serkit {__version__}"
+    for command in ("predict", "analyze", "train", "export", "corpus info", "evaluate", "fuse"):
+        r = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0 and "<bool>" not in r.output, command
+    usage = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"}).output
+    assert "predict [OPTIONS] FILES..." in usage and "{" not in usage.split("\n\n")[0]
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav: empty file"):
+        tiny_model.predict(empty)
+    ok = np.sin(np.arange(16000) / 5).astype(np.float32)
+    with pytest.raises(AudioError) as info:
+        tiny_model.predict_proba([ok, np.zeros(16000, np.float32), np.full(10, np.nan, np.float32)], sample_rate=16000)
+    assert str(info.value).startswith("2 of 3 inputs failed: <array 1>: silent") and "<array 2>: " in str(info.value)
+    with pytest.raises(AudioError, match=r"^take-3: stream chunk"):
+        analyze_signal(np.full(100, np.nan, np.float32), 16000, tiny_model, AnalysisConfig(vad="energy"), name="take-3")
+
+    analysis = analyze_signal(ok, 16000, tiny_model, AnalysisConfig(vad="energy"), name="面接の録音.wav")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_timeline(analysis, tmp_path / "cjk.png")
+    assert (tmp_path / "cjk.png").stat().st_size > 0

@@ -147,7 +147,10 @@ def analyze_signal(y: np.ndarray, sample_rate: int, model: EmotionModel, config:
     y = np.asarray(y, dtype=np.float32)
     channels = 1 if y.ndim == 1 else y.shape[1]
     stream = StreamAnalyzer(model, sample_rate, channels, config)
-    results = stream.push(y) + stream.finish()
+    try:
+        results = stream.push(y) + stream.finish()
+    except AudioError as exc:
+        raise AudioError(name, exc.reason) from None
     return build_analysis(name, model, config, results, stream.take_regions(), duration=len(y) / sample_rate,
                           sample_rate=sample_rate, channels=channels, peak=stream.peak, vad=stream.vad_name,
                           window_seconds=stream.window_seconds)
