@@ -272,6 +272,9 @@ def test_exported_onnx_loads_through_load_model_predict_and_analyze(tiny_model_p
     r = CliRunner().invoke(app, ["analyze", str(clip), "--model", str(onnx_path), "--vad", "energy", "--out",
                                  str(tmp_path / "analysis")])
     assert r.exit_code == 0, r.output
+    # a folder of exported files (what `serkit export --model <run>` writes) is an ensemble like a run folder
+    np.testing.assert_allclose(load_model(tmp_path, vad="energy").predict_proba(inputs, sample_rate=16000),
+                               torch_model.predict_proba(inputs, sample_rate=16000), atol=ATOL)
     foreign = tmp_path / "foreign.onnx"
     export_module_onnx(_build("mountzouris2023_sdnn", (20,), num_classes=2), (20,), foreign)
     with pytest.raises(ConfigError, match="foreign.onnx: not an ONNX model exported by serkit"):

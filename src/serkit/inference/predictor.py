@@ -21,15 +21,17 @@ from serkit.training.trainer import predict_proba
 
 
 def find_bundles(model: str | Path) -> list[Path]:
-    """A model file (``.pt``, or ``.onnx`` from ``serkit export``), or every ``folds/*/model.pt`` of a run folder."""
+    """A model file (``.pt``, or ``.onnx`` from ``serkit export``), or every ``folds/*/model.pt`` of a run folder
+    (or the ``*.pt`` / ``*.onnx`` files of a folder, e.g. the ``onnx/`` folder ``serkit export`` writes for a run)."""
     path = Path(model)
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(path.glob("folds/*/model.pt")) or sorted(path.glob("*.pt"))
+        found = sorted(path.glob("folds/*/model.pt")) or sorted(path.glob("*.pt")) or sorted(path.glob("*.onnx"))
         if found:
             return found
-        raise ConfigError(f"{path}: no model.pt under folds/ (is this a serkit run folder?)")
+        raise ConfigError(f"{path}: no model.pt under folds/ and no *.pt or *.onnx file (is this a serkit run "
+                          "folder?)")
     raise ConfigError(f"{path}: no such model file or run folder")
 
 
