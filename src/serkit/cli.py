@@ -16,7 +16,6 @@ from rich.table import Table
 from serkit.errors import ConfigError, SerkitError
 
 
-
 def _plain_help() -> None:
     """typer 0.29's help prints "<bool>" after every on/off flag and wraps required arguments in braces in the
     usage line ("{FILES}..."); show flags without a type and arguments as click does ("FILES...")."""
@@ -421,6 +420,7 @@ def analyze(
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
                                     for e in exc.errors())))
     try:
+        _check_not_models(recordings)
         check_output_dir(out, kind="analyze", force=force)  # before the work, not after
         emotion_model = load_model(model, vad=vad)
         result = analyze_recordings(recordings, emotion_model, config,

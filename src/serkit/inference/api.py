@@ -17,6 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -205,15 +206,21 @@ class EmotionModel:
         proba: dict[int, np.ndarray] = {}
         windows: dict[str, list[dict[str, Any]]] = {}
         failures: dict[int, str] = {}
-        for i, item in enumerate(items):
+
+        def judge(i: int) -> None:
             try:
-                y, y_rate = self._read_input(item, rate, names[i])
+                y, y_rate = self._read_input(items[i], rate, names[i])
                 if self._fits_one_clip(len(y) / y_rate):
                     clips[i] = self._prepare(y, y_rate, names[i])
                 else:
                     proba[i], windows[names[i]] = self._windowed_proba(y, y_rate, names[i])
             except AudioError as exc:
                 failures[i] = exc.reason
+
+        # Two readers at a time, as load_clips: libsndfile and soxr release the GIL; the model runs under the lock.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(judge, range(len(items))))
+        clips = dict(sorted(clips.items()))
         if clips:
             for i, p in zip(clips, self.proba_of_prepared(list(clips.values()))):
                 proba[i] = p
