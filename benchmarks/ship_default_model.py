@@ -83,11 +83,12 @@ given. It ships inside the package (`src/serkit/pretrained/default.pt`, {size_kb
 - **Labels** (serkit's unified label set): {", ".join(bundle.labels)}.
 - **Network**: `{recipe['model']['name']}` (compact 1-D CNN with dilated Conv1D blocks and attentive statistics
   pooling, {sum(p.numel() for p in bundle.model.parameters()):,} parameters) on 64 log-mel bands (25 ms Hamming
-  window, 10 ms hop) of 16 kHz audio. Each input clip is the first {recipe['audio']['duration']} s of a file, trimmed of leading/trailing
-  silence (40 dB below the peak) and padded (by repetition) to {recipe['audio']['duration']} s; training clips were made this way.
-  `serkit predict` and `load_model().predict` judge a file longer than {recipe['audio']['duration']} s by {recipe['audio']['duration']} s windows over its speech
-  (half-overlapping, found by voice activity detection), averaging their probabilities weighted by the speech
-  each window stands for. Feature normalisation statistics from the training data are stored in the model file.
+  window, 10 ms hop) of 16 kHz audio. Training clips were the first {recipe['audio']['duration']} s of each file, trimmed of
+  leading/trailing silence (40 dB below the peak) and padded (by repetition) to {recipe['audio']['duration']} s. `serkit predict` and
+  `load_model().predict` prepare a file the same way when its trimmed audio fits in {recipe['audio']['duration']} s; a longer file is judged
+  by {recipe['audio']['duration']} s windows over its speech (half-overlapping, found by voice activity detection), their probabilities
+  averaged, each weighted by the speech it stands for. Feature normalisation statistics from the training data
+  are stored in the model file.
 - **Recipe**: `recipes/serkit_default.yaml`; training: AdamW, SpecAugment, label smoothing, early stopping on
   held-out speakers.
 

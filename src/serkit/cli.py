@@ -314,8 +314,8 @@ def predict(
 ) -> None:
     """Predict the emotion of audio files, each judged as a whole.
 
-    A file no longer than the model's clip (4 s for the default model) is one clip. A longer one is cut into
-    windows of that length over its speech (as `serkit analyze` does); its probabilities are the windows'
+    A file whose audio, after the model's silence trimming, fits in the model's clip (4 s for the default
+    model) is one clip, as in training. A longer one is cut into windows of that length over its speech (as `serkit analyze` does); its probabilities are the windows'
     average, weighted by the speech each window stands for (the windows are listed with --json). A file with
     less than 0.5 s of audio or of speech gets no label ("too short").
     """

@@ -4,8 +4,8 @@
 of arrays. Inputs are read and prepared outside a lock and classified under it, so one model object can serve
 requests from several threads.
 
-Every input is judged as a whole: one no longer than the model's clip is one clip (padded as in training); a
-longer one is cut into windows of the clip's length over its speech (the voice activity detection and windows
+Every input is judged as a whole: one whose audio (after the recipe's silence trimming) is no longer than the
+model's clip is one clip (padded as in training); a longer one is cut into windows of the clip's length over its speech (the voice activity detection and windows
 of ``serkit analyze``), whose probabilities are averaged, each weighted by the stretch of speech it stands for.
 An input with less than :data:`MIN_SPEECH_SECONDS` of audio or of speech gets no label: it is a failure
 ("too short: 0.2 s, needs 0.5 s").
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, read_audio
+from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, fix_length, read_audio
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.inference.predictor import Predictions, Predictor
@@ -210,8 +210,9 @@ class EmotionModel:
         def judge(i: int) -> None:
             try:
                 y, y_rate = self._read_input(items[i], rate, names[i])
-                if self._fits_one_clip(len(y) / y_rate):
-                    clips[i] = self._prepare(y, y_rate, names[i])
+                clip = self._one_clip(y, y_rate, names[i])
+                if clip is not None:
+                    clips[i] = clip
                 else:
                     proba[i], windows[names[i]] = self._windowed_proba(y, y_rate, names[i])
             except AudioError as exc:
@@ -242,19 +243,25 @@ class EmotionModel:
         # The whole file (from the model's offset): long files are judged window by window.
         return read_audio(item, mono=True, offset=self.audio.offset)
 
-    def _fits_one_clip(self, seconds: float) -> bool:
-        # Models without a fixed clip length (eGeMAPS functionals, segment models) take any length whole.
-        clip = self.audio.duration
-        return clip is None or seconds <= clip + 1e-6
-
-    def _prepare(self, y: np.ndarray, rate: int, name: str) -> np.ndarray:
+    def _one_clip(self, y: np.ndarray, rate: int, name: str) -> np.ndarray | None:
+        """The model's input for ``y`` when what the recipe keeps of it (after its silence trimming) fits in one
+        clip, as every training clip did; None when it is longer (judged by windows)."""
         reason = speech_shortfall(len(y) / rate)
         if reason:
             raise AudioError(name, reason)
         try:
-            return prepare_signal(y, rate, self.audio)
+            # prepare_signal without the final pad/crop, which is applied below when the signal fits
+            kept = prepare_signal(y, rate, self.audio.model_copy(update={"duration": None}))
         except AudioError as exc:
             raise AudioError(name, exc.reason) from None
+        if self.audio.num_samples is None:  # no fixed clip (eGeMAPS functionals, segment models): any length
+            return kept
+        if len(kept) > self.audio.num_samples:
+            return None
+        reason = speech_shortfall(len(y) / rate, len(kept) / self.audio.sample_rate)
+        if reason and (self.audio.trim_silence_db is not None or self.audio.remove_silence):
+            raise AudioError(name, reason)
+        return fix_length(kept, self.audio.num_samples, pad_mode=self.audio.pad_mode, crop=self.audio.crop)
 
     def _windowed_proba(self, y: np.ndarray, rate: int, name: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """A long input: windows over its speech, probabilities averaged weighted by the speech each stands for."""
