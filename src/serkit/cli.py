@@ -315,9 +315,10 @@ def predict(
     """Predict the emotion of audio files, each judged as a whole.
 
     A file whose audio, after the model's silence trimming, fits in the model's clip (4 s for the default
-    model) is one clip, as in training. A longer one is cut into windows of that length over its speech (as `serkit analyze` does); its probabilities are the windows'
-    average, weighted by the speech each window stands for (the windows are listed with --json). A file with
-    less than 0.5 s of audio or of speech gets no label ("too short").
+    model) is one clip, as in training. A longer one is cut into windows of that length over its speech (as
+    `serkit analyze` does); its probabilities are the windows' average, weighted by the speech each window
+    stands for (the windows are listed with --json). A file with less than 0.5 s of audio or of speech gets no
+    label ("too short").
     """
     from serkit.audio import find_audio_files
     from serkit.inference.api import load_model

@@ -5,8 +5,9 @@ of arrays. Inputs are read and prepared outside a lock and classified under it, 
 requests from several threads.
 
 Every input is judged as a whole: one whose audio (after the recipe's silence trimming) is no longer than the
-model's clip is one clip (padded as in training); a longer one is cut into windows of the clip's length over its speech (the voice activity detection and windows
-of ``serkit analyze``), whose probabilities are averaged, each weighted by the stretch of speech it stands for.
+model's clip is one clip (padded as in training); a longer one is cut into windows of the clip's length over its
+speech (the voice activity detection and windows of ``serkit analyze``), whose probabilities are averaged, each
+weighted by the stretch of speech it stands for.
 An input with less than :data:`MIN_SPEECH_SECONDS` of audio or of speech gets no label: it is a failure
 ("too short: 0.2 s, needs 0.5 s").
 """
