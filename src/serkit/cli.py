@@ -492,7 +492,13 @@ def models_list() -> None:
 
 def main() -> None:  # pragma: no cover - console entry point wrapper
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except (IsADirectoryError, NotADirectoryError) as exc:
+        # A folder where a file is expected (or the reverse) that no command checked itself: one line, no traceback.
+        err_console.print(f"[red]error:[/] {escape(str(exc.filename or ''))}: {escape(exc.strerror or str(exc))}",
+                          soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
