@@ -9,6 +9,8 @@ STAMP := $(VENV)/.serkit-installed
 # The demo predicts the example clips in examples/ (see its README for attribution) with the default model shipped
 # in the package (docs/model_card.md); their speakers were held out of that model's training.
 EXAMPLES ?= $(sort $(wildcard examples/*.wav examples/*.flac))
+# The tests' feature cache: inside the checkout (git-ignored), never the user's ~/.cache/serkit.
+TEST_CACHE ?= $(CURDIR)/.cache/serkit-test
 
 .PHONY: demo test test-fast env clean bench
 
@@ -24,10 +26,10 @@ demo: $(STAMP)
 	$(BIN)/serkit predict $(EXAMPLES)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	SERKIT_CACHE=$(TEST_CACHE) $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	SERKIT_CACHE=$(TEST_CACHE) $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_frontends.py

@@ -73,19 +73,23 @@ def card_markdown(bundle: ModelBundle, accuracy: list[dict], summary: dict, fina
         std = f" ± {r['std'] * 100:.1f}" if r["std"] is not None else ""
         table.append(f"| {r['corpus']} | {r['protocol']} | {name[r['metric']]} | {r['value'] * 100:.1f}{std} | "
                      f"{r['pooled'] * 100:.1f} | {r['folds']} | {','.join(map(str, r['seeds']))} | {r['n_test']} |")
+    clip = recipe["audio"]["duration"]
     return f"""# Model card: serkit default model
 
-`serkit predict FILES...`, `serkit analyze RECORDING` and `serkit.load_model()` use this model when no other is
+`serkit predict FILES...`, `serkit analyze RECORDING` and `serkit.load_model()` use this model when no `--model` is
 given. It ships inside the package (`src/serkit/pretrained/default.pt`, {size_kb:.0f} kB).
 
 ## What it is
-- **Task**: speech emotion recognition, one label per clip (or per window in `serkit analyze`).
+- **Task**: speech emotion recognition, one label per file (`serkit predict`) or per window (`serkit analyze`).
 - **Labels** (serkit's unified label set): {", ".join(bundle.labels)}.
 - **Network**: `{recipe['model']['name']}` (compact 1-D CNN with dilated Conv1D blocks and attentive statistics
   pooling, {sum(p.numel() for p in bundle.model.parameters()):,} parameters) on 64 log-mel bands (25 ms Hamming
-  window, 10 ms hop) of 16 kHz audio; clips are trimmed of leading/trailing silence (40 dB below the peak) and
-  padded (by repetition) or centre-cropped to {recipe['audio']['duration']} s. Feature normalisation statistics
-  from the training data are stored in the model file.
+  window, 10 ms hop) of 16 kHz audio. Training clips were the first {clip} s of each file, trimmed of
+  leading/trailing silence (40 dB below the peak) and padded (by repetition) to {clip} s. `serkit predict` and
+  `load_model().predict` prepare a file the same way when its trimmed audio fits in {clip} s; a longer file is judged
+  by {clip} s windows over its speech (half-overlapping, found by voice activity detection), their probabilities
+  averaged, each weighted by the speech it stands for. Feature normalisation statistics from the training data
+  are stored in the model file.
 - **Recipe**: `recipes/serkit_default.yaml`; training: AdamW, SpecAugment, label smoothing, early stopping on
   held-out speakers.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 EMODB_ROOT = CORPORA / "emodb"
+
+# Feature caches written by the tests stay in the checkout (git-ignored .cache/), not in the user's ~/.cache/serkit;
+# `make test` sets the same folder.
+os.environ.setdefault("SERKIT_CACHE", str(REPO / ".cache" / "serkit-test"))
 RAVDESS_ROOT = CORPORA / "ravdess-16k"
 
 
@@ -76,10 +81,13 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_path):
-    """The tiny bundle loaded with ``serkit.load_model`` (thread-safe, so one instance serves every test)."""
+    """The tiny bundle loaded with ``serkit.load_model`` (thread-safe, so one instance serves every test).
+
+    Its inputs are tones, which silero-vad rightly does not take for speech: inputs longer than its 1 s clip
+    find their "speech" with the energy detector."""
     from serkit.inference import load_model
 
-    return load_model(tiny_model_path)
+    return load_model(tiny_model_path, vad="energy")
 
 
 def fit_tiny_batch(model, inputs, y, *, steps: int, optimizer=None) -> None:

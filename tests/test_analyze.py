@@ -24,8 +24,13 @@ CONFIG = AnalysisConfig(vad="energy", hop=0.5)
 
 
 
+def _flat(text: str) -> str:
+    """Output without rich's table layout (cells wrap over lines)."""
+    return "".join(ch for ch in text if not ch.isspace() and ch not in "│┃")
+
+
 def _cli(*args: str):
-    return runner.invoke(app, ["analyze", *args], catch_exceptions=False)
+    return runner.invoke(app, ["analyze", *args], catch_exceptions=False, env={"COLUMNS": "250"})
 
 
 def test_joined_recording_recovers_segment_times_and_labels(tiny_model, tmp_path):
@@ -149,7 +154,7 @@ def test_extreme_and_bad_inputs(tiny_model_path, tmp_path):
     sf.write(silent, np.zeros(5 * SR, np.float32), SR)
     result = _cli(str(silent), "--model", model, "--vad", "energy", "--out", str(tmp_path / "s"))
     assert result.exit_code == 0, result.output
-    assert "no speech" in result.output
+    assert _flat("too little speech: 0 s detected, needs 0.5 s") in _flat(result.output)
     assert "No speech was detected" in (tmp_path / "s" / "report.html").read_text()
     assert pd.read_csv(tmp_path / "s" / "timeline.csv").empty
 
@@ -185,3 +190,47 @@ def test_hour_long_recording_streams_in_bounded_memory(tiny_model, tmp_path):
     assert a.duration == pytest.approx(3600.0)
     assert [s.label for s in a.segments] == ["happy"] * 12
     assert a.segments[-1].start == pytest.approx(55 * 60, abs=0.1)
+
+
+def test_too_short_follows_the_rule_of_predict(tiny_model_path, tmp_path):
+    """Issue 15.5: a 0.2 s clip is "too short: 0.2 s, needs 0.5 s" in analyze as in predict, with no label."""
+    clip = tmp_path / "blip.wav"
+    sf.write(clip, joined_tones([("happy", 0.2)], lead=0.0, gap=0.0)[0], SR)
+    result = _cli(str(clip), "--model", str(tiny_model_path), "--vad", "energy", "--out", str(tmp_path / "a"))
+    assert result.exit_code == 0, result.output
+    assert _flat("too short: 0.2 s, needs 0.5 s") in _flat(result.output)
+    assert pd.read_csv(tmp_path / "a" / "timeline.csv").empty
+    predicted = runner.invoke(app, ["predict", "--model", str(tiny_model_path), str(clip)], env={"COLUMNS": "250"})
+    assert predicted.exit_code == 1 and _flat("too short: 0.2 s, needs 0.5 s") in _flat(predicted.output)
+
+
+def test_out_folder_holds_one_run(tiny_model_path, tmp_path):
+    """Issue 15.7: a second run replaces serkit's own earlier output whole; a folder of other files is refused
+    (nothing analysed, nothing touched) unless --force."""
+    model = str(tiny_model_path)
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    for name, plan in (("2024-01-01.wav", [("sad", 2.0)]), ("2024-02-01.wav", [("happy", 2.0)])):
+        sf.write(sessions / name, joined_tones(plan)[0], SR)
+    out = tmp_path / "out"
+    assert _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(out)).exit_code == 0
+    assert (out / "sessions.csv").is_file() and (out / "trend.png").is_file()
+    result = _cli(str(sessions / "2024-01-01.wav"), "--model", model, "--vad", "energy", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "report.html", "timeline.csv", "timeline.json", "timeline.png"]
+    assert _flat(f"wrote {out}") in _flat(result.output)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folders left
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("months of work")
+    result = _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(mine))
+    assert result.exit_code == 2 and _flat("not written by serkit") in _flat(result.output)
+    assert [p.name for p in mine.iterdir()] == ["thesis.docx"]
+    result = _cli(str(sessions), "--model", model, "--vad", "energy", "--out", str(mine), "--force")
+    assert result.exit_code == 0 and not (mine / "thesis.docx").exists() and (mine / "report.html").is_file()
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    result = _cli(str(sessions), "--model", model, "--out", str(afile))
+    assert result.exit_code == 2 and _flat("is a file") in _flat(result.output)

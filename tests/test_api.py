@@ -183,3 +183,37 @@ def test_backend_argument(tiny_model, tiny_model_path):
     onnx_model = load_model(tiny_model_path, backend="onnx")
     np.testing.assert_allclose(onnx_model.predict_proba(inputs, sample_rate=SR),
                                tiny_model.predict_proba(inputs, sample_rate=SR), atol=1e-5)
+
+
+def test_long_input_is_judged_whole_not_by_its_first_clip(tiny_model, tmp_path):
+    """Issue 15.1: 0.9 s of "neutral" then 8 s of "angry" (the model's clip is 1 s) is angry, with its windows."""
+    first = tone(0.9, SR, TONE_LABELS["neutral"], amp=0.3)
+    y = np.concatenate([first, tone(8.0, SR, TONE_LABELS["angry"], amp=0.3, seed=1)])
+    path = _write(tmp_path / "long.wav", y)
+    result = tiny_model.predict_batch([path, _write(tmp_path / "first.wav", first)])
+    assert result.predicted == ["angry", "neutral"]
+    windows = result.windows[str(path)]
+    assert len(windows) >= 8 and windows[-1]["end"] == pytest.approx(len(y) / SR, abs=0.1)
+    assert str(tmp_path / "first.wav") not in result.windows  # one clip: no windows
+    # an array is judged the same way as its file
+    np.testing.assert_allclose(tiny_model.predict_proba(y, sample_rate=SR), result.proba[0], atol=1e-5)
+
+
+def test_too_short_is_a_failure_not_a_label(tiny_model, tmp_path):
+    """Issue 15.5: 0.2 s gets "too short: 0.2 s, needs 0.5 s", for a file and for an array; a long silence with
+    a 0.2 s blip gets "too little speech"."""
+    from serkit.inference.api import MIN_SPEECH_SECONDS, speech_shortfall
+
+    short = _write(tmp_path / "short.wav", tone(0.2, SR, TONE_LABELS["happy"], amp=0.3))
+    result = tiny_model.predict_batch([short, tone(0.2, SR, 450.0, amp=0.3)], sample_rate=SR)
+    assert result.paths == []
+    assert result.failures == [(str(short), "too short: 0.2 s, needs 0.5 s"),
+                               ("<array 1>", "too short: 0.2 s, needs 0.5 s")]
+    with pytest.raises(AudioError, match=r"short.wav: too short: 0.2 s, needs 0.5 s"):
+        tiny_model.predict(short)
+    blip = np.zeros(3 * SR, np.float32)
+    blip[SR : SR + SR // 5] = tone(0.2, SR, 450.0, amp=0.3)
+    with pytest.raises(AudioError, match=r"<array 0>: too little speech: 0(\.\d+)? s detected, needs 0.5 s"):
+        tiny_model.predict(blip, sample_rate=SR)
+    assert MIN_SPEECH_SECONDS == 0.5 and speech_shortfall(0.49) == "too short: 0.49 s, needs 0.5 s"
+    assert speech_shortfall(0.5, 0.5) is None

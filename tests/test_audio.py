@@ -564,3 +564,33 @@ def test_real_ravdess_stereo_flac(ravdess_root):
     np.testing.assert_allclose(mono, both.mean(axis=0), atol=1e-7)
     clip = load_clip(path, AudioConfig(sample_rate=48000, offset=0.5, duration=3.0))  # an2021's input
     assert clip.shape == (144000,)
+
+
+def test_truncation_is_judged_only_where_the_header_length_is_exact(tmp_path, monkeypatch, tiny_model_path):
+    """Issue 15.4: an MP3 (or Ogg) whose header declares a few more frames than decode is valid; a WAV is not."""
+    import serkit.audio.io as audio_io
+    from serkit.inference.analysis import analyze_recording
+    from serkit.inference.api import load_model
+    from serkit.inference.stream import AnalysisConfig
+
+    y = (0.3 * np.sin(2 * np.pi * 450.0 * np.arange(3 * 16000) / 16000)).astype(np.float32)
+    sf.write(tmp_path / "a.mp3", y, 16000, format="MP3")
+    sf.write(tmp_path / "a.wav", y, 16000)
+
+    class OverstatedLength(sf.SoundFile):
+        """What a sox/LAME MP3 looks like to libsndfile: the header counts encoder padding too."""
+
+        @property
+        def frames(self):
+            return super().frames + 492
+
+    monkeypatch.setattr(audio_io.sf, "SoundFile", OverstatedLength)
+    signal, _ = read_audio(tmp_path / "a.mp3")
+    assert abs(len(signal) - len(y)) < 2000
+    with pytest.raises(AudioError, match="truncated: the header declares"):
+        read_audio(tmp_path / "a.wav")
+    model = load_model(tiny_model_path, vad="energy")
+    analysis = analyze_recording(tmp_path / "a.mp3", model, AnalysisConfig(vad="energy"))
+    assert analysis.windows and analysis.duration == pytest.approx(3.0, abs=0.1)
+    with pytest.raises(AudioError, match="truncated"):
+        analyze_recording(tmp_path / "a.wav", model, AnalysisConfig(vad="energy"))

@@ -36,3 +36,20 @@ def test_default_model_on_the_example_clips():
     expected = [next(lab for lab in model.labels if lab in p.name) for p in clips]
     predicted = [model.labels[i] for i in proba.argmax(1)]
     assert sum(e == p for e, p in zip(expected, predicted)) >= 5, list(zip(expected, predicted))
+
+
+def test_a_clip_whose_trimmed_audio_fits_is_one_clip_as_in_training():
+    """Issue 15.1: a RAVDESS example of 4.1 s holds under 4 s of audio after the recipe's silence trim, so predict
+    prepares it as training prepared its first 4 s (one clip, no windows); a longer recording is windowed."""
+    import soundfile as sf
+
+    model = serkit.load_model()
+    clip = EXAMPLES / "ravdess-02-disgust-strong.flac"
+    y, sr = sf.read(clip, dtype="float32")
+    assert len(y) / sr > model.window_seconds
+    result = model.predict_batch([clip])
+    assert result.windows == {}
+    first = model.predict_proba(y[: round(model.window_seconds * sr)], sample_rate=sr)
+    np.testing.assert_allclose(result.proba[0], first, atol=1e-4)
+    joined = np.concatenate([y, y, y])
+    assert len(model.predict_batch([joined], sample_rate=sr).windows["<array 0>"]) >= 2

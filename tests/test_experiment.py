@@ -154,7 +154,8 @@ def test_svm_baseline_and_cli(tiny_corpus, tmp_path):
     bad = tmp_path / "notaudio.wav"
     bad.write_text("hello")
     clip = tiny_corpus / "s1_sad_0.wav"
-    r = runner.invoke(app, ["predict", str(out), str(clip), str(bad), "--json"], env=env)
+    r = runner.invoke(app, ["predict", "--model", str(out), str(clip), str(bad), "--json"],
+                      env=env)
     assert r.exit_code == 1
     payload = json.loads(r.stdout[r.stdout.index("{"):r.stdout.rindex("}") + 1])
     assert payload["predictions"][0]["label"] in FREQS

@@ -215,7 +215,7 @@ def test_bad_files_give_clear_errors(tmp_path):
 def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     runner = CliRunner()
     _, path = _bundle(tmp_path)
-    r = runner.invoke(app, ["export", str(path), "--format", "onnx", "--out", str(tmp_path / "one.onnx")])
+    r = runner.invoke(app, ["export", "--model", str(path), "--format", "onnx", "--out", str(tmp_path / "one.onnx")])
     assert r.exit_code == 0, r.output
     assert OnnxClassifier(tmp_path / "one.onnx").labels == ["angry", "happy", "neutral", "sad"]
 
@@ -223,7 +223,7 @@ def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     for fold in ("fold01", "fold02"):
         (run / "folds" / fold).mkdir(parents=True)
         (run / "folds" / fold / "model.pt").write_bytes(path.read_bytes())
-    r = runner.invoke(app, ["export", str(run)])
+    r = runner.invoke(app, ["export", "--model", str(run)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (run / "onnx").iterdir()) == ["fold01.onnx", "fold02.onnx"]
 
@@ -232,9 +232,9 @@ def test_cli_exports_a_bundle_and_a_run_and_refuses_the_svm(tmp_path):
     svm.fit(rng.standard_normal((30, 4)), np.arange(30) % 2)
     svm_path = ModelBundle({"name": "s", "model": {"name": "svm"}}, ["a", "b"], (4,), svm, None, {}).save(
         tmp_path / "svm.pt")
-    r = runner.invoke(app, ["export", str(svm_path)], env={"COLUMNS": "250"})
+    r = runner.invoke(app, ["export", "--model", str(svm_path)], env={"COLUMNS": "250"})
     assert r.exit_code == 2 and "'svm' cannot be exported to ONNX" in r.output and "skl2onnx" in r.output
-    r = runner.invoke(app, ["export", str(path), "--format", "tflite"], env={"COLUMNS": "250"})
+    r = runner.invoke(app, ["export", "--model", str(path), "--format", "tflite"], env={"COLUMNS": "250"})
     assert r.exit_code == 2 and "only 'onnx'" in r.output
 
 
@@ -246,3 +246,37 @@ def test_metadata_is_json(tmp_path):
     props = {p.key: json.loads(p.value) for p in proto.metadata_props}
     assert props["serkit.labels"] == ["angry", "happy", "neutral", "sad"]
     assert props["serkit.inputs"] == {"features": [40, 60]}
+
+
+def test_exported_onnx_loads_through_load_model_predict_and_analyze(tiny_model_path, tmp_path):
+    """Issue 15.3: the file `serkit export` writes is a model for load_model, predict --model and analyze --model,
+    with the torch model's probabilities within the parity tolerance."""
+    import soundfile as sf
+
+    from conftest import tone
+    from serkit.inference import load_model
+
+    onnx_path = tmp_path / "tiny.onnx"
+    r = CliRunner().invoke(app, ["export", "--model", str(tiny_model_path), "--out", str(onnx_path)])
+    assert r.exit_code == 0, r.output
+    torch_model = load_model(tiny_model_path, vad="energy")
+    onnx_model = load_model(onnx_path, vad="energy")
+    assert onnx_model.labels == torch_model.labels and onnx_model.window_seconds == torch_model.window_seconds
+    inputs = [tone(0.8, 16000, f, amp=0.3) for f in (200.0, 450.0, 1000.0, 2200.0)] + [tone(5.0, 16000, 450.0)]
+    np.testing.assert_allclose(onnx_model.predict_proba(inputs, sample_rate=16000),
+                               torch_model.predict_proba(inputs, sample_rate=16000), atol=ATOL)
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, tone(0.8, 16000, 1000.0, amp=0.3), 16000)
+    r = CliRunner().invoke(app, ["predict", "--model", str(onnx_path), str(clip), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["predictions"][0]["label"] == "sad"
+    r = CliRunner().invoke(app, ["analyze", str(clip), "--model", str(onnx_path), "--vad", "energy", "--out",
+                                 str(tmp_path / "analysis")])
+    assert r.exit_code == 0, r.output
+    # a folder of exported files (what `serkit export --model <run>` writes) is an ensemble like a run folder
+    np.testing.assert_allclose(load_model(tmp_path, vad="energy").predict_proba(inputs, sample_rate=16000),
+                               torch_model.predict_proba(inputs, sample_rate=16000), atol=ATOL)
+    foreign = tmp_path / "foreign.onnx"
+    export_module_onnx(_build("mountzouris2023_sdnn", (20,), num_classes=2), (20,), foreign)
+    with pytest.raises(ConfigError, match="foreign.onnx: not an ONNX model exported by serkit"):
+        load_model(foreign)

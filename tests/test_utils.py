@@ -39,3 +39,28 @@ def test_atomic_savez_round_trip(tmp_path):
     atomic_savez(tmp_path / "a.npz", x=np.arange(3))
     with np.load(tmp_path / "a.npz") as data:
         assert data["x"].tolist() == [0, 1, 2]
+
+
+def test_replace_output_dir_keeps_the_old_run_when_the_new_one_fails(tmp_path):
+    """Issue 15.7: an output folder is replaced whole on success, and left as it was on failure."""
+    from serkit.errors import ConfigError
+    from serkit.utils import OUTPUT_MARKER, check_output_dir, replace_output_dir
+
+    out = tmp_path / "out"
+    with replace_output_dir(out, kind="test") as tmp:
+        (tmp / "old.txt").write_text("first run")
+    assert (out / OUTPUT_MARKER).is_file() and (out / "old.txt").read_text() == "first run"
+    with pytest.raises(RuntimeError), replace_output_dir(out, kind="test") as tmp:
+        (tmp / "new.txt").write_text("half")
+        raise RuntimeError("killed half way")
+    assert sorted(p.name for p in out.iterdir()) == sorted([OUTPUT_MARKER, "old.txt"])
+    with replace_output_dir(out, kind="test") as tmp:
+        (tmp / "new.txt").write_text("second run")
+    assert sorted(p.name for p in out.iterdir()) == sorted([OUTPUT_MARKER, "new.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not written by serkit test"):
+        check_output_dir(foreign, kind="test")
+    check_output_dir(foreign, kind="test", force=True)

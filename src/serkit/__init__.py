@@ -3,12 +3,12 @@
 __version__ = "0.1.0"
 
 
-def load_model(name_or_path=None, *, backend: str = "torch", device: str = "cpu"):
+def load_model(name_or_path=None, *, backend: str = "torch", device: str = "cpu", vad: str = "auto"):
     """Load a model for prediction (None or "default": serkit's default model); see
     :func:`serkit.inference.api.load_model`. Imported lazily so that ``import serkit`` stays light."""
     from serkit.inference.api import load_model as _load_model
 
-    return _load_model(name_or_path, backend=backend, device=device)
+    return _load_model(name_or_path, backend=backend, device=device, vad=vad)
 
 
 __all__ = ["__version__", "load_model"]

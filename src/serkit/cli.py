@@ -15,11 +15,49 @@ from rich.table import Table
 
 from serkit.errors import ConfigError, SerkitError
 
+
+def _plain_help() -> None:
+    """typer 0.29's help prints "<bool>" after every on/off flag and wraps required arguments in braces in the
+    usage line ("{FILES}..."); show flags without a type and arguments as click does ("FILES...")."""
+    core = typer.core
+    if hasattr(core.TyperOption, "display_type_rich"):
+        option_type = core.TyperOption.display_type_rich
+
+        def display_type_rich(self, ctx):
+            return None if self.is_flag else option_type(self, ctx)
+
+        core.TyperOption.display_type_rich = display_type_rich
+    if hasattr(core.TyperArgument, "_usage_display_name"):
+        def usage_name(self) -> str:
+            name = self.display_name_raw.upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        core.TyperArgument._usage_display_name = usage_name
+
+
+_plain_help()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from serkit import __version__
+
+        console.print(f"serkit {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="serkit: speech emotion recognition toolkit.")
 corpus_app = typer.Typer(no_args_is_help=True, help="Inspect corpora.")
 app.add_typer(corpus_app, name="corpus")
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print serkit's version and exit")) -> None:
+    """serkit: speech emotion recognition toolkit."""
 
 
 def _fail(exc: Exception) -> None:
@@ -247,49 +285,81 @@ def evaluate(run_dir: Path = typer.Argument(..., help="a folder written by serki
     _print_summary(overall, run_dir)
 
 
+#: File name endings of models: given where audio is expected, they are a mistake, not audio.
+_MODEL_SUFFIXES = (".pt", ".onnx")
+
+
+def _model_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--model", "-m", help="a model.pt, a model.onnx written by `serkit export`, or a run "
+                        "folder (its fold models are averaged); default: serkit's default model")
+
+
+def _check_not_models(files: list[Path]) -> None:
+    """A model file or run folder among the audio inputs: the user meant --model (not a file to skip)."""
+    for path in files:
+        if path.suffix.lower() in _MODEL_SUFFIXES or (path.is_dir() and any(path.glob("folds/*/model.pt"))):
+            raise SerkitError(f"{path}: a model, not audio; give it with --model {path}")
+
+
 @app.command()
 def predict(
-    items: list[Path] = typer.Argument(..., metavar="[MODEL] FILES...",
-                                       help="optionally a model.pt or a run folder (its fold models are averaged) "
-                                            "first, then audio files; without a model, serkit's default model"),
-    out: Path | None = typer.Option(None, help="write the predictions as CSV"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    files: list[Path] = typer.Argument(..., help="audio files, or folders of them (searched recursively)",
+                                       show_default=False),
+    model: Path | None = _model_option(),
+    out: Path | None = typer.Option(None, help="also write the predictions to this CSV file"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table, with each long file's "
+                                                       "windows"),
+    vad: str = typer.Option("auto", help="voice activity detection that finds the speech in files longer than "
+                                         "the model's clip: auto (silero when installed), silero, energy, none"),
 ) -> None:
-    """Predict the emotion of audio files."""
+    """Predict the emotion of audio files, each judged as a whole.
+
+    A file whose audio, after the model's silence trimming, fits in the model's clip (4 s for the default
+    model) is one clip, as in training. A longer one is cut into windows of that length over its speech (as
+    `serkit analyze` does); its probabilities are the windows' average, weighted by the speech each window
+    stands for (the windows are listed with --json). A file with less than 0.5 s of audio or of speech gets no
+    label ("too short").
+    """
+    from serkit.audio import find_audio_files
     from serkit.inference.api import load_model
     from serkit.utils import atomic_write_text
 
-    # A model is a run folder or a .pt file; audio files are neither.
-    has_model = items[0].is_dir() or items[0].suffix == ".pt"
-    model, files = (items[0], items[1:]) if has_model else (None, items)
     try:
-        if not files:
-            raise SerkitError("no audio files given (usage: serkit predict [MODEL] FILES...)")
-        result = load_model(model).predict_batch(files)
+        _check_not_models(files)
+        if out is not None and out.is_dir():
+            raise SerkitError(f"--out {out}: is a folder; give a CSV file name, e.g. {out / 'predictions.csv'}")
+        paths = find_audio_files(files)
+        emotion_model = load_model(model, vad=vad)
+        result = emotion_model.predict_batch(paths)
     except SerkitError as exc:
         _fail(exc)
     frame = result.to_frame()
-    if out:
-        atomic_write_text(out, frame.to_csv(index=False))
     if as_json:
-        print(json.dumps({"predictions": frame.to_dict("records"),
+        print(json.dumps({"model": emotion_model.source, "labels": emotion_model.labels,
+                          "predictions": [{**rec, "windows": result.windows.get(rec["path"])}
+                                          for rec in frame.to_dict("records")],
                           "failures": [{"path": p, "reason": r} for p, r in result.failures]}, indent=2))
     else:
         table = Table(title=f"serkit predict ({len(frame)} file(s))")
-        for col in ("file", "emotion", "confidence"):
+        for col in ("file", "emotion", "confidence", "windows"):
             table.add_column(col)
         for rec in frame.to_dict("records"):
-            table.add_row(Path(rec["path"]).name, rec["label"], f"{rec['confidence']:.2f}")
+            windows = result.windows.get(rec["path"])
+            table.add_row(escape(Path(rec["path"]).name), rec["label"], f"{rec['confidence']:.2f}",
+                          str(len(windows)) if windows else "1")
         console.print(table)
     for path, reason in result.failures:
         err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
+    if out:
+        written = atomic_write_text(out, frame.to_csv(index=False))
+        err_console.print(f"wrote {escape(str(written))}", soft_wrap=True)
     if result.failures:
         raise typer.Exit(1)
 
 
 @app.command("export")
 def export_model(
-    model: Path | None = typer.Argument(None, help="a model.pt, or a run folder (one file per fold)"),
+    model: Path | None = typer.Option(None, "--model", "-m", help="a model.pt, or a run folder (one file per fold)"),
     format_: str = typer.Option("onnx", "--format", help="export format (onnx)"),
     out: Path | None = typer.Option(None, help="output file for a model.pt (default: beside it, .onnx); "
                                        "output folder for a run (default <run>/onnx)"),
@@ -312,7 +382,7 @@ def export_model(
         if format_ != "onnx":
             raise SerkitError(f"--format {format_!r}: only 'onnx' is supported")
         if model is None:
-            raise SerkitError("give a model.pt or a run folder (or --list)")
+            raise SerkitError("give a model.pt or a run folder with --model (or --list)")
         written = export_onnx_files(model, out, opset=opset, quantize=quantize)
     except SerkitError as exc:
         _fail(exc)
@@ -324,8 +394,10 @@ def export_model(
 def analyze(
     recordings: list[Path] = typer.Argument(..., help="audio files of any length, or folders of them (several "
                                                       "recordings are sessions, dated by YYYY-MM-DD in their names)"),
-    out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html)"),
-    model: str | None = typer.Option(None, help="a model.pt or run folder (default: serkit's default model)"),
+    out: Path = typer.Option(Path("serkit-analysis"), help="output folder (timeline CSV/JSON, PNG, report.html); "
+                             "it holds this run only: an earlier `serkit analyze` output there is replaced"),
+    force: bool = typer.Option(False, "--force", help="replace --out even if it holds files serkit did not write"),
+    model: Path | None = _model_option(),
     vad: str = typer.Option("auto", help="voice activity detection: auto (silero when installed), silero, energy, "
                                          "none"),
     window: float | None = typer.Option(None, help="window length in seconds (default: the model's clip length)"),
@@ -340,6 +412,7 @@ def analyze(
     from serkit.inference.analysis import analyze_recordings, write_analysis
     from serkit.inference.api import load_model
     from serkit.inference.stream import AnalysisConfig
+    from serkit.utils import check_output_dir
 
     try:
         config = AnalysisConfig(vad=vad, window=window, hop=hop, smoothing=smoothing, min_silence=min_silence,
@@ -348,14 +421,16 @@ def analyze(
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
                                     for e in exc.errors())))
     try:
-        emotion_model = load_model(model)
+        _check_not_models(recordings)
+        check_output_dir(out, kind="analyze", force=force)  # before the work, not after
+        emotion_model = load_model(model, vad=vad)
         result = analyze_recordings(recordings, emotion_model, config,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
         for path, reason in result.failures:
             err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
         if not result.analyses:
             raise SerkitError("no recording could be analysed")
-        written = write_analysis(result, out, emotion_model)
+        written = write_analysis(result, out, emotion_model, force=force)
     except SerkitError as exc:
         _fail(exc)
     table = Table(title=f"serkit analyze ({len(result.analyses)} recording(s))")
@@ -363,12 +438,12 @@ def analyze(
         table.add_column(col)
     for a in result.analyses:
         s = a.summary()
-        top = max(s["share"], key=s["share"].get) if s["windows"] else "no speech"
+        top = max(s["share"], key=s["share"].get) if s["windows"] else (a.shortfall or "no speech")
         table.add_row(a.name, f"{a.duration:.1f} s", f"{a.speech_seconds:.1f} s", str(len(a.segments)), top,
                       "-" if s["negative_share"] is None else f"{100 * s['negative_share']:.0f} %",
                       "-" if s["confidence"] is None else f"{s['confidence']:.2f}")
     console.print(table)
-    console.print(f"report: {written['report']}")
+    console.print(f"wrote {escape(str(out))}/ (report: {escape(str(written['report']))})", soft_wrap=True)
     if result.failures:
         raise typer.Exit(1)
 
@@ -377,7 +452,9 @@ def analyze(
 def corpus_info(
     path: Path = typer.Argument(..., help="corpus root folder (or CSV manifest for --corpus csv)"),
     corpus: str = typer.Option(..., "--corpus", "-c", help="corpus name, see `serkit corpus list`"),
-    check_audio: bool = typer.Option(False, help="open every file's header and report unreadable ones"),
+    check_audio: bool = typer.Option(True, "--check-audio/--no-check-audio",
+                                     help="open every file and report (and leave out of the counts) unreadable, "
+                                          "empty and truncated ones; --no-check-audio only reads the names"),
 ) -> None:
     """Counts per label and speaker, durations, and the files that could not be used."""
     from serkit.corpora import load_corpus
@@ -415,7 +492,13 @@ def models_list() -> None:
 
 def main() -> None:  # pragma: no cover - console entry point wrapper
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except (IsADirectoryError, NotADirectoryError) as exc:
+        # A folder where a file is expected (or the reverse) that no command checked itself: one line, no traceback.
+        err_console.print(f"[red]error:[/] {escape(str(exc.filename or ''))}: {escape(exc.strerror or str(exc))}",
+                          soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

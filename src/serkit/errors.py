@@ -15,8 +15,8 @@ class AudioError(SerkitError, ValueError):
     def __init__(self, path: str | Path | None, reason: str):
         self.path = None if path is None else str(path)
         self.reason = reason
-        where = self.path if self.path is not None else "<array>"
-        super().__init__(f"{where}: {reason}")
+        # Without a path (a signal in memory) the caller names the item in the reason, or re-raises with a name.
+        super().__init__(reason if self.path is None else f"{self.path}: {reason}")
 
 
 class CorpusError(SerkitError, ValueError):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +77,57 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+#: The file that marks a folder as one run's output written by serkit (see :func:`replace_output_dir`).
+OUTPUT_MARKER = ".serkit-output.json"
+
+
+def check_output_dir(path: str | Path, *, kind: str, force: bool = False) -> None:
+    """Raise a ``ConfigError`` unless ``path`` may receive a ``kind`` run: absent, empty, or an earlier output of
+    serkit's (its :data:`OUTPUT_MARKER`), or anything when ``force``. A file is never replaced by a folder."""
+    from serkit.errors import ConfigError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: is a file; the output of {kind} is a folder")
+    if force or not path.is_dir() or not any(path.iterdir()) or (path / OUTPUT_MARKER).is_file():
+        return
+    raise ConfigError(f"{path}: the folder is not empty and was not written by serkit {kind}; choose an empty or "
+                      "new folder, or pass --force to replace its content")
+
+
+@contextmanager
+def replace_output_dir(path: str | Path, *, kind: str, force: bool = False) -> Iterator[Path]:
+    """Write one run's output into a new folder that replaces ``path`` when the block succeeds.
+
+    Yields a temporary folder beside ``path``; on success it gets :data:`OUTPUT_MARKER` and takes ``path``'s
+    place (an earlier run there is removed whole, so old and new outputs never mix); on failure it is removed
+    and ``path`` is left as it was. See :func:`check_output_dir` for which folders may be replaced.
+    """
+    from serkit import __version__
+
+    path = Path(path)
+    check_output_dir(path, kind=kind, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent))
+    try:
+        yield tmp
+        atomic_write_text(tmp / OUTPUT_MARKER, json.dumps({"written_by": f"serkit {__version__}", "kind": kind}))
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from serkit.audio.config import AudioConfig, ClipBatch, check_channels, load_clip, load_clips, prepare_signal
-from serkit.audio.io import SILENCE_PEAK_DBFS, open_audio, read_audio
+from serkit.audio.io import SILENCE_PEAK_DBFS, audio_suffixes, find_audio_files, open_audio, read_audio
 from serkit.audio.processing import (
     ChannelChoice,
     fix_length,
@@ -22,7 +22,9 @@ __all__ = [
     "AudioConfig",
     "ChannelChoice",
     "ClipBatch",
+    "audio_suffixes",
     "check_channels",
+    "find_audio_files",
     "fix_length",
     "load_clip",
     "load_clips",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,15 @@ SILENCE_PEAK_DBFS = -70.0
 _SHORT_CHUNK = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # Streaming writers that cannot seek back leave these placeholders as the data size: not a truncation.
 _UNKNOWN_SIZES = {0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF}
+
+# Containers whose frame count is an estimate (MP3: from a Xing/LAME header or the bitrate, with encoder delay
+# and padding; Ogg: from the last page's granule position), so decoding a few frames fewer is normal there.
+_APPROXIMATE_LENGTH_FORMATS = frozenset({"MP3", "MPEG", "OGG"})
+
+
+def header_length_is_exact(handle: sf.SoundFile) -> bool:
+    """Whether ``handle.frames`` is exact (WAV, FLAC, AIFF, ...): then fewer decoded frames mean truncation."""
+    return str(handle.format).upper() not in _APPROXIMATE_LENGTH_FORMATS
 
 
 def _check_truncated(path: Path, extra_info: str) -> None:
@@ -46,6 +56,8 @@ def open_audio(path: str | Path) -> sf.SoundFile:
         raise AudioError(path, "file not found")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file: 0 bytes")
     try:
         handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
@@ -109,7 +121,7 @@ def read_audio(
         raise ValueError(f"duration must be a finite number of seconds > 0 or None, got {duration!r}")
     path = Path(path)
     with open_audio(path) as handle:
-        native_sr, total = handle.samplerate, handle.frames
+        native_sr, total, exact = handle.samplerate, handle.frames, header_length_is_exact(handle)
         start = round(offset * native_sr)
         if start >= total:
             raise AudioError(
@@ -125,7 +137,9 @@ def read_audio(
         except (sf.LibsndfileError, RuntimeError) as exc:
             detail = getattr(exc, "error_string", None) or str(exc)
             raise AudioError(path, f"truncated or corrupt: decoding failed (libsndfile: {detail})") from None
-    if data.shape[0] < count:
+    if data.shape[0] == 0 and count > 0:
+        raise AudioError(path, f"truncated or corrupt: no frame could be decoded from {start / native_sr:.3f} s")
+    if data.shape[0] < count and exact:
         raise AudioError(
             path,
             f"truncated: the header declares {total} frames but decoding stopped after {start + data.shape[0]}",
@@ -156,3 +170,47 @@ def read_audio(
         y = resample(y, native_sr, int(sample_rate))
         sr = int(sample_rate)
     return y.astype(np.float32, copy=False), sr
+
+
+def audio_suffixes() -> set[str]:
+    """File name suffixes (lower case, with dot) of formats libsndfile reads."""
+    return {"." + ext.lower() for ext in sf.available_formats()} | {".mp3", ".opus", ".oga", ".wave", ".aif"}
+
+
+def _looks_like_audio(path: Path, suffixes: set[str]) -> bool:
+    # By content (libsndfile reads its header), whatever the name; a broken file with an audio name is kept so
+    # that reading it reports why it is broken.
+    if path.suffix.lower() in suffixes:
+        return True
+    try:
+        sf.info(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile raises several types for "not audio"
+        return False
+    return True
+
+
+def find_audio_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, folders replaced by the audio files inside them, in input order.
+
+    A folder is searched recursively (sorted; hidden files and folders skipped); a file in it is audio when
+    libsndfile recognises its content or its name ends like an audio file's.
+
+    Raises
+    ------
+    AudioError
+        naming a folder that holds no audio file.
+    """
+    suffixes = audio_suffixes()
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if not p.is_dir():
+            found.append(p)
+            continue
+        inside = [f for f in sorted(p.rglob("*")) if f.is_file()
+                  and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                  and _looks_like_audio(f, suffixes)]
+        if not inside:
+            raise AudioError(p, "no audio files in this folder")
+        found += inside
+    return found

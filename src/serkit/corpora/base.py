@@ -24,6 +24,7 @@ import pandas as pd
 import soundfile as sf
 
 from serkit.corpora.labels import remap_labels
+from serkit.audio.io import header_length_is_exact
 from serkit.errors import AudioError, CorpusError
 
 CORE_COLUMNS: tuple[str, ...] = ("utterance_id", "path", "label", "raw_label", "speaker", "gender", "corpus")
@@ -341,7 +342,7 @@ def inspect_audio_file(path: str | Path, *, check: bool = True) -> tuple[int, in
             tail = min(frames, _TAIL_FRAMES)
             handle.seek(frames - tail)
             got = len(handle.read(tail, dtype="int16", always_2d=True))
-            if got < tail:
+            if got < tail and (header_length_is_exact(handle) or got == 0):
                 raise AudioError(path, f"truncated: read {got} of the last {tail} frames")
     except AudioError:
         raise

@@ -11,7 +11,6 @@ circumplex model of affect (Russell 1980, "A circumplex model of affect", J. Per
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
@@ -24,11 +23,11 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from serkit.audio.io import open_audio
-from serkit.errors import AudioError, SerkitError
-from serkit.inference.api import EmotionModel
-from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult
-from serkit.utils import atomic_write_text
+from serkit.audio.io import find_audio_files, header_length_is_exact, open_audio
+from serkit.errors import AudioError
+from serkit.inference.api import EmotionModel, speech_shortfall
+from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult, window_cells
+from serkit.utils import atomic_write_text, replace_output_dir
 
 #: (arousal, valence) of each unified label, in [-1, 1]; see the module docstring for the basis.
 AROUSAL_VALENCE: dict[str, tuple[float, float]] = {
@@ -87,6 +86,7 @@ class RecordingAnalysis:
     segments: list[Segment]
     date: datetime | None = None
     date_source: str = ""
+    shortfall: str | None = None  # why nothing was classified (too short, too little speech), or None
 
     @property
     def name(self) -> str:
@@ -126,14 +126,16 @@ def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisCon
                 raise AudioError(path, f"truncated or corrupt at {read / sr:.1f} s: decoding failed "
                                        f"(libsndfile: {detail})") from None
             if not len(data):
-                raise AudioError(path, f"truncated: the header declares {frames} frames but decoding stopped "
-                                       f"after {read}")
+                if header_length_is_exact(handle) or not read:
+                    raise AudioError(path, f"truncated: the header declares {frames} frames but decoding stopped "
+                                           f"after {read}")
+                break  # MP3/Ogg: the declared length was an estimate
             if not np.all(np.isfinite(data)):
                 raise AudioError(path, f"NaN or infinite samples in the block at {read / sr:.1f} s")
             read += len(data)
             results += stream.push(data if channels > 1 else data[:, 0])
         results += stream.finish()
-    return build_analysis(str(path), model, config, results, stream.take_regions(), duration=frames / sr,
+    return build_analysis(str(path), model, config, results, stream.take_regions(), duration=read / sr,
                           sample_rate=sr, channels=channels, peak=stream.peak, vad=stream.vad_name,
                           window_seconds=stream.window_seconds)
 
@@ -145,7 +147,10 @@ def analyze_signal(y: np.ndarray, sample_rate: int, model: EmotionModel, config:
     y = np.asarray(y, dtype=np.float32)
     channels = 1 if y.ndim == 1 else y.shape[1]
     stream = StreamAnalyzer(model, sample_rate, channels, config)
-    results = stream.push(y) + stream.finish()
+    try:
+        results = stream.push(y) + stream.finish()
+    except AudioError as exc:
+        raise AudioError(name, exc.reason) from None
     return build_analysis(name, model, config, results, stream.take_regions(), duration=len(y) / sample_rate,
                           sample_rate=sample_rate, channels=channels, peak=stream.peak, vad=stream.vad_name,
                           window_seconds=stream.window_seconds)
@@ -167,22 +172,6 @@ def smooth_windows(results: list[WindowResult], width: int) -> np.ndarray:
         for k, i in enumerate(idx):
             out[i] = proba[idx[max(0, k - half) : k + half + 1]].mean(axis=0)
     return out
-
-
-def window_cells(results: list[WindowResult], regions: list[tuple[float, float]]) -> np.ndarray:
-    """The part of its region each window stands for: boundaries halfway between neighbouring window centres,
-    the region's own edges at its ends. The cells of a region partition it."""
-    cells = np.zeros((len(results), 2))
-    by_region: dict[int, list[int]] = {}
-    for i, r in enumerate(results):
-        by_region.setdefault(r.region, []).append(i)
-    for region, idx in by_region.items():
-        start, end = regions[region] if region < len(regions) else (results[idx[0]].start, results[idx[-1]].end)
-        centres = [(results[i].start + results[i].end) / 2 for i in idx]
-        bounds = [start] + [(a + b) / 2 for a, b in itertools.pairwise(centres)] + [end]
-        for k, i in enumerate(idx):
-            cells[i] = (bounds[k], bounds[k + 1])
-    return cells
 
 
 def merge_segments(labels: list[str], smoothed: np.ndarray, cells: np.ndarray, regions: np.ndarray,
@@ -221,7 +210,13 @@ def merge_segments(labels: list[str], smoothed: np.ndarray, cells: np.ndarray, r
 def build_analysis(path: str, model: EmotionModel, config: AnalysisConfig, results: list[WindowResult],
                    regions: list[tuple[float, float]], *, duration: float, sample_rate: int, channels: int,
                    peak: float, vad: str, window_seconds: float) -> RecordingAnalysis:
-    """Window results and speech regions -> smoothed probabilities, cells and segments."""
+    """Window results and speech regions -> smoothed probabilities, cells and segments.
+
+    A recording with too little audio or speech (:func:`~serkit.inference.api.speech_shortfall`, the rule
+    ``predict`` follows too) keeps its speech regions but no windows: nothing is classified."""
+    shortfall = speech_shortfall(duration, sum(e - s for s, e in regions))
+    if shortfall:
+        results = []
     smoothed = smooth_windows(results, config.smoothing)
     cells = window_cells(results, regions)
     region_ids = np.array([r.region for r in results])
@@ -229,7 +224,8 @@ def build_analysis(path: str, model: EmotionModel, config: AnalysisConfig, resul
     peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
     return RecordingAnalysis(path, list(model.labels), duration, sample_rate, channels, peak_dbfs, vad,
                              window_seconds, config, results, regions,
-                             smoothed if results else np.zeros((0, len(model.labels))), cells, segments)
+                             smoothed if results else np.zeros((0, len(model.labels))), cells, segments,
+                             shortfall=shortfall)
 
 
 # -- summaries ------------------------------------------------------------------------------------------
@@ -309,28 +305,6 @@ def recording_date(path: str | Path) -> tuple[datetime, str]:
     return datetime.fromtimestamp(path.stat().st_mtime), "file modified time"
 
 
-def audio_suffixes() -> set[str]:
-    """File name suffixes (lower case, with dot) of formats libsndfile reads, for listing a folder."""
-    return {"." + ext.lower() for ext in sf.available_formats()} | {".mp3", ".opus", ".oga", ".wave", ".aif"}
-
-
-def find_recordings(inputs: list[str | Path]) -> list[Path]:
-    """Files given, plus the audio files inside folders given (recursively, by suffix), in input order."""
-    suffixes = audio_suffixes()
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            inside = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes
-                            and not f.name.startswith("."))
-            if not inside:
-                raise SerkitError(f"{p}: no audio files in this folder (looked for {', '.join(sorted(suffixes))})")
-            found += inside
-        else:
-            found.append(p)
-    return found
-
-
 @dataclass
 class SessionsResult:
     """Analyses of several recordings in date order, and the ones that failed."""
@@ -347,7 +321,7 @@ def analyze_recordings(inputs: list[str | Path], model: EmotionModel, config: An
     each path before it is analysed.
     """
     result = SessionsResult()
-    for path in find_recordings(inputs):
+    for path in find_audio_files(inputs):
         if progress is not None:
             progress(path)
         try:
@@ -414,16 +388,25 @@ def sessions_frame(analyses: list[RecordingAnalysis]) -> pd.DataFrame:
     return pd.DataFrame(rows).round(4)
 
 
-def write_analysis(result: SessionsResult, out_dir: str | Path, model: EmotionModel) -> dict[str, Path]:
-    """Write timelines, plots and the HTML report.
+def write_analysis(result: SessionsResult, out_dir: str | Path, model: EmotionModel, *,
+                   force: bool = False) -> dict[str, Path]:
+    """Write timelines, plots and the HTML report; ``out_dir`` then holds this run only.
 
     One recording: ``timeline.csv``, ``timeline.json``, ``timeline.png``, ``report.html`` in ``out_dir``. Several:
     one folder per session (``01_<name>/timeline.*``) plus ``sessions.csv``, ``trend.png`` and ``report.html``.
+    The files are written into a new folder that replaces ``out_dir`` at the end: an earlier analysis there is
+    replaced whole; a non-empty folder that serkit did not write is refused unless ``force``
+    (:func:`serkit.utils.replace_output_dir`).
     """
+    out_dir = Path(out_dir)
+    with replace_output_dir(out_dir, kind="analyze", force=force) as tmp:
+        written = _write_analysis_files(result, tmp, model)
+    return {key: out_dir / path.relative_to(tmp) for key, path in written.items()}
+
+
+def _write_analysis_files(result: SessionsResult, out_dir: Path, model: EmotionModel) -> dict[str, Path]:
     from serkit.inference.report import plot_timeline, plot_trend, write_report
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots: dict[str, Path] = {}
     several = len(result.analyses) > 1

@@ -3,23 +3,33 @@
 ``predict`` / ``predict_proba`` take a path, a list of paths, a waveform array with its sample rate, or a list
 of arrays. Inputs are read and prepared outside a lock and classified under it, so one model object can serve
 requests from several threads.
+
+Every input is judged as a whole: one whose audio (after the recipe's silence trimming) is no longer than the
+model's clip is one clip (padded as in training); a longer one is cut into windows of the clip's length over its
+speech (the voice activity detection and windows of ``serkit analyze``), whose probabilities are averaged, each
+weighted by the stretch of speech it stands for.
+An input with less than :data:`MIN_SPEECH_SECONDS` of audio or of speech gets no label: it is a failure
+("too short: 0.2 s, needs 0.5 s").
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, load_clips
+from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, fix_length, read_audio
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.inference.predictor import Predictions, Predictor
+from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, window_cells
 
 AudioInput = str | os.PathLike | np.ndarray
 
@@ -29,6 +39,25 @@ DEFAULT_MODEL_RESOURCE = "pretrained/default.pt"
 #: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
 FALLBACK_WINDOW_SECONDS = 3.0
 
+#: Less audio, or less detected speech, than this (seconds) gets no label from predict or analyze: too little
+#: to judge an emotion by (the shortest training clips of the shipped corpora are about 1 s).
+MIN_SPEECH_SECONDS = 0.5
+
+
+def _seconds(value: float) -> str:
+    # rounded down, so that a 0.49 s clip does not read "0.5 s, needs 0.5 s"
+    return f"{math.floor(value * 100) / 100:g} s"
+
+
+def speech_shortfall(duration: float, speech: float | None = None) -> str | None:
+    """The reason an input of ``duration`` seconds (``speech`` of them detected as speech) is too short to
+    label, or None. The one rule of ``predict`` and ``analyze``."""
+    if duration < MIN_SPEECH_SECONDS:
+        return f"too short: {_seconds(duration)}, needs {MIN_SPEECH_SECONDS:g} s"
+    if speech is not None and speech < MIN_SPEECH_SECONDS:
+        return f"too little speech: {_seconds(speech)} detected, needs {MIN_SPEECH_SECONDS:g} s"
+    return None
+
 
 def default_model_path() -> Path:
     """Path of the default model shipped with serkit (it may not exist in a development checkout)."""
@@ -36,7 +65,7 @@ def default_model_path() -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "torch",
-               device: str = "cpu") -> EmotionModel:
+               device: str = "cpu", vad: str = "auto") -> EmotionModel:
     """Load a model for prediction.
 
     Parameters
@@ -45,6 +74,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
         folder (its fold models are averaged).
     backend : ``"torch"`` or ``"onnx"`` (the torch models exported to ONNX and run with onnxruntime).
     device : torch device for the torch backend.
+    vad : voice activity detection that finds the speech in inputs longer than the model's clip: "auto"
+        (silero-vad when installed, else energy), "silero", "energy" or "none".
 
     Raises
     ------
@@ -56,8 +87,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
         if not path.is_file():
             raise ConfigError(f"serkit's default model is not installed (expected at {path}); pass a model file "
                               "or a run folder written by `serkit train` instead")
-        return EmotionModel(path, backend=backend, device=device, source="default")
-    return EmotionModel(name_or_path, backend=backend, device=device)
+        return EmotionModel(path, backend=backend, device=device, source="default", vad=vad)
+    return EmotionModel(name_or_path, backend=backend, device=device, vad=vad)
 
 
 def to_mono(y: np.ndarray, name: str) -> np.ndarray:
@@ -106,10 +137,11 @@ class EmotionModel:
     sample_rate : the rate the model's inputs are resampled to.
     window_seconds : the clip (or segment) length the model was trained on; the analysis window default.
     card : the model card stored in the bundle (``info["model_card"]``), or None.
+    window_config : how an input longer than the model's clip is cut into windows over its speech.
     """
 
     def __init__(self, model: str | os.PathLike, *, backend: str = "torch", device: str = "cpu",
-                 source: str | None = None):
+                 source: str | None = None, vad: str = "auto"):
         self.predictor = Predictor(model, device=device, backend=backend)
         first = self.predictor.bundles[0]
         self.source = source or str(model)
@@ -121,6 +153,11 @@ class EmotionModel:
         card = first.info.get("model_card") if isinstance(first.info, dict) else None
         self.card: dict[str, Any] | None = card if isinstance(card, dict) else None
         self.recipe_name: str = str(first.recipe.get("name", "?"))
+        # Windows overlap by half: every stretch of speech is seen whole by some window.
+        try:
+            self.window_config = AnalysisConfig(vad=vad, hop=self.window_seconds / 2, smoothing=1)
+        except ValueError as exc:
+            raise ConfigError(f"vad: expected 'auto', 'silero', 'energy' or 'none', got {vad!r}") from exc
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -157,38 +194,94 @@ class EmotionModel:
     def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> Predictions:
         """Probabilities of many inputs, going on past the ones that fail (listed in ``failures``).
 
-        Arrays are named ``<array i>`` (i their position) in the result's ``paths`` and ``failures``.
+        Each input is judged as a whole (see the module docstring); the windows of inputs longer than the
+        model's clip are in the result's ``windows``. Arrays are named ``<array i>`` (i their position) in the
+        result's ``paths`` and ``failures``.
         """
         if _is_single(items):
             raise ConfigError("predict_batch: expected a list of inputs, got a single one")
         items = list(items)
         names = [str(x) if not isinstance(x, np.ndarray) else f"<array {i}>" for i, x in enumerate(items)]
-        signals: dict[int, np.ndarray] = {}
+        rate = _check_rate(sample_rate) if any(isinstance(x, np.ndarray) for x in items) else None
+        clips: dict[int, np.ndarray] = {}  # inputs that fit in one clip, prepared; classified as one batch
+        proba: dict[int, np.ndarray] = {}
+        windows: dict[str, list[dict[str, Any]]] = {}
         failures: dict[int, str] = {}
-        path_positions = [i for i, x in enumerate(items) if not isinstance(x, np.ndarray)]
-        for i in path_positions:
-            if not isinstance(items[i], (str, os.PathLike)):
-                failures[i] = f"expected a path or a waveform array, got {type(items[i]).__name__}"
-        to_load = [i for i in path_positions if i not in failures]
-        if to_load:
-            batch = load_clips([items[i] for i in to_load], self.audio)
-            loaded = {to_load[int(j)] for j in batch.index}
-            for j, y in zip(batch.index, batch.signals):
-                signals[to_load[int(j)]] = y
-            for i, (_, reason) in zip([i for i in to_load if i not in loaded], batch.failures):
-                failures[i] = reason
-        arrays = [i for i, x in enumerate(items) if isinstance(x, np.ndarray)]
-        if arrays:
-            rate = _check_rate(sample_rate)
-            for i in arrays:
-                try:
-                    signals[i] = self._prepare_array(items[i], rate, names[i])
-                except AudioError as exc:
-                    failures[i] = exc.reason
-        ok = sorted(signals)
-        proba = self.proba_of_prepared([signals[i] for i in ok])
-        return Predictions([names[i] for i in ok], self.labels, proba,
-                           [(names[i], failures[i]) for i in sorted(failures)])
+
+        def judge(i: int) -> None:
+            try:
+                y, y_rate = self._read_input(items[i], rate, names[i])
+                clip = self._one_clip(y, y_rate, names[i])
+                if clip is not None:
+                    clips[i] = clip
+                else:
+                    proba[i], windows[names[i]] = self._windowed_proba(y, y_rate, names[i])
+            except AudioError as exc:
+                failures[i] = exc.reason
+
+        # Two readers at a time, as load_clips: libsndfile and soxr release the GIL; the model runs under the lock.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(judge, range(len(items))))
+        clips = dict(sorted(clips.items()))
+        if clips:
+            for i, p in zip(clips, self.proba_of_prepared(list(clips.values()))):
+                proba[i] = p
+        ok = sorted(proba)
+        table = np.stack([proba[i] for i in ok]) if ok else np.zeros((0, len(self.labels)))
+        return Predictions([names[i] for i in ok], self.labels, table,
+                           [(names[i], failures[i]) for i in sorted(failures)], windows)
+
+    def _read_input(self, item: Any, rate: int | None, name: str) -> tuple[np.ndarray, int]:
+        """A path or an array -> (mono float32 waveform, its rate), checked; the model's offset applied."""
+        if isinstance(item, np.ndarray):
+            y = to_mono(item, name)
+            peak = float(np.max(np.abs(y)))
+            if peak == 0.0 or 20.0 * np.log10(peak) < SILENCE_PEAK_DBFS:
+                raise AudioError(name, f"silent: peak below {SILENCE_PEAK_DBFS:g} dBFS")
+            return y, int(rate)
+        if not isinstance(item, (str, os.PathLike)):
+            raise AudioError(name, f"expected a path or a waveform array, got {type(item).__name__}")
+        # The whole file (from the model's offset): long files are judged window by window.
+        return read_audio(item, mono=True, offset=self.audio.offset)
+
+    def _one_clip(self, y: np.ndarray, rate: int, name: str) -> np.ndarray | None:
+        """The model's input for ``y`` when what the recipe keeps of it (after its silence trimming) fits in one
+        clip, as every training clip did; None when it is longer (judged by windows)."""
+        reason = speech_shortfall(len(y) / rate)
+        if reason:
+            raise AudioError(name, reason)
+        try:
+            # prepare_signal without the final pad/crop, which is applied below when the signal fits
+            kept = prepare_signal(y, rate, self.audio.model_copy(update={"duration": None}))
+        except AudioError as exc:
+            raise AudioError(name, exc.reason) from None
+        if self.audio.num_samples is None:  # no fixed clip (eGeMAPS functionals, segment models): any length
+            return kept
+        if len(kept) > self.audio.num_samples:
+            return None
+        reason = speech_shortfall(len(y) / rate, len(kept) / self.audio.sample_rate)
+        if reason and (self.audio.trim_silence_db is not None or self.audio.remove_silence):
+            raise AudioError(name, reason)
+        return fix_length(kept, self.audio.num_samples, pad_mode=self.audio.pad_mode, crop=self.audio.crop)
+
+    def _windowed_proba(self, y: np.ndarray, rate: int, name: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """A long input: windows over its speech, probabilities averaged weighted by the speech each stands for."""
+        stream = StreamAnalyzer(self, rate, 1, self.window_config)
+        try:
+            results = stream.push(y) + stream.finish()
+        except AudioError as exc:
+            raise AudioError(name, exc.reason) from None
+        regions = stream.take_regions()
+        reason = speech_shortfall(len(y) / rate, sum(e - s for s, e in regions))
+        if reason or not results:
+            raise AudioError(name, reason or speech_shortfall(len(y) / rate, 0.0))
+        cells = window_cells(results, regions)
+        weights = cells[:, 1] - cells[:, 0]
+        proba = np.stack([r.proba for r in results])
+        detail = [{"start": round(r.start, 3), "end": round(r.end, 3),
+                   "probabilities": {lab: round(float(v), 5) for lab, v in zip(self.labels, r.proba)}}
+                  for r in results]
+        return np.average(proba, axis=0, weights=weights if weights.sum() > 0 else None), detail
 
     # -- building blocks (used by the analysis) ------------------------------------------------------
     def proba_of_signals(self, signals: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
@@ -202,16 +295,6 @@ class EmotionModel:
             return np.zeros((0, len(self.labels)))
         with self._lock:  # torch modules, openSMILE and the normaliser are shared: one batch at a time
             return self.predictor.predict_signals(list(signals))
-
-    def _prepare_array(self, y: np.ndarray, rate: int, name: str) -> np.ndarray:
-        y = to_mono(y, name)
-        peak = float(np.max(np.abs(y)))
-        if peak == 0.0 or 20.0 * np.log10(peak) < SILENCE_PEAK_DBFS:
-            raise AudioError(name, f"silent: peak below {SILENCE_PEAK_DBFS:g} dBFS")
-        try:
-            return prepare_signal(y, rate, self.audio)
-        except AudioError as exc:
-            raise AudioError(name, exc.reason) from None
 
 
 def _is_single(audio: Any) -> bool:

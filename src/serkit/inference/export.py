@@ -44,6 +44,7 @@ __all__ = [
     "OnnxClassifier",
     "export_module_onnx",
     "export_onnx",
+    "load_onnx_bundle",
     "onnx_classifier_for_bundle",
     "onnx_support",
     "onnx_unsupported_reason",
@@ -253,6 +254,7 @@ def _bundle_metadata(bundle: ModelBundle) -> dict[str, Any]:
         "segments": recipe.get("segments"),
         "normalizer": bundle.normalizer,
         "recipe": recipe,
+        "info": bundle.info,  # the model card, quoted by reports
     }
 
 
@@ -374,6 +376,30 @@ def onnx_classifier_for_bundle(bundle: ModelBundle, *, quantize: bool = False, n
     data = export_module_onnx(bundle.model, bundle.input_shape, None, quantize=quantize,
                               metadata=_bundle_metadata(bundle))
     return OnnxClassifier(data, num_threads=num_threads, optimization=optimization)
+
+
+def load_onnx_bundle(path: str | Path) -> ModelBundle:
+    """An ``.onnx`` file written by :func:`export_onnx` as a :class:`ModelBundle` whose model is an
+    :class:`OnnxClassifier`: what ``serkit.load_model("model.onnx")`` and ``predict --model model.onnx`` use.
+
+    The recipe (audio, frontend, pooling, segments), labels and normaliser statistics come from the file's
+    metadata, so features are computed exactly as for the torch model.
+
+    Raises
+    ------
+    ConfigError
+        for a missing or unreadable file, or an ONNX model serkit did not export (no serkit metadata).
+    """
+    classifier = OnnxClassifier(path)
+    meta = classifier.metadata
+    missing = [key for key in ("recipe", "labels", "inputs") if key not in meta]
+    if meta.get("format") != ONNX_FORMAT or missing:
+        raise ConfigError(f"{path}: not an ONNX model exported by serkit (its metadata lacks "
+                          f"{', '.join(missing) or 'the format ' + ONNX_FORMAT}); export it with `serkit export`")
+    inputs = {str(name): tuple(int(n) for n in shape) for name, shape in meta["inputs"].items()}
+    shape = inputs["features"] if list(inputs) == ["features"] else inputs
+    return ModelBundle(meta["recipe"], list(meta["labels"]), shape, classifier, meta.get("normalizer"),
+                       meta.get("info") or {})
 
 
 # ------------------------------------------------------------------------------------------- files, CLI

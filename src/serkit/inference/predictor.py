@@ -21,26 +21,44 @@ from serkit.training.trainer import predict_proba
 
 
 def find_bundles(model: str | Path) -> list[Path]:
-    """A model file, or every ``folds/*/model.pt`` of a run folder."""
+    """A model file (``.pt``, or ``.onnx`` from ``serkit export``), or every ``folds/*/model.pt`` of a run folder
+    (or the ``*.pt`` / ``*.onnx`` files of a folder, e.g. the ``onnx/`` folder ``serkit export`` writes for a run)."""
     path = Path(model)
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(path.glob("folds/*/model.pt")) or sorted(path.glob("*.pt"))
+        found = sorted(path.glob("folds/*/model.pt")) or sorted(path.glob("*.pt")) or sorted(path.glob("*.onnx"))
         if found:
             return found
-        raise ConfigError(f"{path}: no model.pt under folds/ (is this a serkit run folder?)")
+        raise ConfigError(f"{path}: no model.pt under folds/ and no *.pt or *.onnx file (is this a serkit run "
+                          "folder?)")
     raise ConfigError(f"{path}: no such model file or run folder")
+
+
+def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
+    """A ``model.pt`` bundle, or an exported ``.onnx`` file as a bundle that runs with onnxruntime."""
+    if Path(path).suffix.lower() == ".onnx":
+        try:
+            from serkit.inference.export import load_onnx_bundle
+        except ImportError as exc:
+            raise ConfigError(f"{path}: an ONNX model needs the onnx and onnxruntime packages ({exc})") from None
+        return load_onnx_bundle(path)
+    return ModelBundle.load(path, device=device)
 
 
 @dataclass
 class Predictions:
-    """Per-file probabilities; files that could not be read are listed in ``failures``."""
+    """Per-file probabilities; files that could not be read are listed in ``failures``.
+
+    ``windows`` maps each input judged window by window (longer than the model's clip) to its windows:
+    ``{"start", "end", "probabilities"}`` (seconds, label -> probability).
+    """
 
     paths: list[str]
     labels: list[str]
     proba: np.ndarray
     failures: list[tuple[str, str]] = field(default_factory=list)
+    windows: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def predicted(self) -> list[str]:
@@ -60,7 +78,7 @@ class Predictor:
     def __init__(self, model: str | Path, *, device: str = "cpu", backend: str = "torch"):
         if backend not in ("torch", "onnx"):
             raise ConfigError(f"backend: expected 'torch' or 'onnx', got {backend!r}")
-        self.bundles = [ModelBundle.load(p, device=device) for p in find_bundles(model)]
+        self.bundles = [load_bundle(p, device=device) for p in find_bundles(model)]
         first = self.bundles[0]
         for b in self.bundles[1:]:
             if b.labels != first.labels or b.recipe["audio"] != first.recipe["audio"] \
@@ -127,8 +145,10 @@ class Predictor:
 
 def _onnx_classifier(bundle: ModelBundle):
     try:
-        from serkit.inference.export import onnx_classifier_for_bundle
+        from serkit.inference.export import OnnxClassifier, onnx_classifier_for_bundle
     except ImportError as exc:
         raise ConfigError(f"backend 'onnx' is not available: {exc} (ONNX export needs serkit.inference.export "
                           "and the onnx/onnxruntime packages)") from None
+    if isinstance(bundle.model, OnnxClassifier):  # loaded from an exported .onnx file
+        return bundle.model
     return onnx_classifier_for_bundle(bundle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 from datetime import datetime
@@ -43,6 +44,33 @@ GENERAL_LIMITS = [
 ]
 
 
+#: Families for plot text, in matplotlib's fallback order: DejaVu Sans (matplotlib's own), then CJK families
+#: where one is installed.
+_FONT_FAMILIES = ("DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR",
+                  "Source Han Sans", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "IPAGothic",
+                  "Unifont")
+
+
+@functools.cache
+def _fonts() -> tuple[tuple[str, ...], frozenset[int]]:
+    """The installed families of :data:`_FONT_FAMILIES` and the code points they can draw."""
+    from matplotlib import font_manager
+
+    files = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    families = tuple(name for name in _FONT_FAMILIES if name in files)
+    covered: set[int] = set()
+    for name in families:
+        covered.update(font_manager.get_font(files[name]).get_charmap())
+    return families, frozenset(covered)
+
+
+def _drawable(text: str) -> str:
+    """``text`` with the characters no installed font can draw as "?" (matplotlib would warn "Glyph missing" and
+    draw boxes); the HTML report gives file names in full."""
+    _, covered = _fonts()
+    return "".join(ch if ch.isspace() or ord(ch) in covered else "?" for ch in text)
+
+
 def _colour(label: str) -> tuple:
     cmap = plt.get_cmap("tab10")
     idx = UNIFIED_LABELS.index(label) if label in UNIFIED_LABELS else hash(label) % 10
@@ -64,6 +92,11 @@ def _save(fig, path: str | Path) -> Path:
 
 def plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
     """Stacked emotion probabilities over time (speech only), the segment labels, and arousal/valence."""
+    with plt.rc_context({"font.family": list(_fonts()[0]) or ["sans-serif"]}):
+        return _plot_timeline(a, path)
+
+
+def _plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
     scale, xlabel = _time_axis(a.duration)
     fig, axes = plt.subplots(3, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 0.6, 1.6]})
     ax_p, ax_s, ax_av = axes
@@ -90,13 +123,13 @@ def plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
             ax_av.plot(np.insert(mid, breaks, np.nan), np.insert(values, breaks, np.nan), style, label=name,
                        marker=".", markersize=3)
     else:
-        ax_p.text(0.5, 0.5, "no speech detected", ha="center", va="center", transform=ax_p.transAxes)
+        ax_p.text(0.5, 0.5, a.shortfall or "no speech detected", ha="center", va="center", transform=ax_p.transAxes)
     for s, e in a.regions:
         ax_s.axvspan(s / scale, e / scale, color="0.9", zorder=0)
     ax_p.set_ylim(0, 1)
     ax_p.set_xlim(0, max(a.duration, 1e-3) / scale)
     ax_p.set_ylabel("probability")
-    ax_p.set_title(f"{a.name}: emotion probabilities over speech ({a.window_seconds:g} s windows, "
+    ax_p.set_title(f"{_drawable(a.name)}: emotion probabilities over speech ({a.window_seconds:g} s windows, "
                    f"hop {a.config.hop:g} s, smoothed over {a.config.smoothing})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=_colour(lab)) for lab in a.labels]
     ax_p.legend(handles, a.labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
@@ -113,9 +146,14 @@ def plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
 
 def plot_trend(analyses: list[RecordingAnalysis], path: str | Path) -> Path:
     """Across sessions: share of speech time per emotion (stacked bars), negative share, arousal, valence."""
+    with plt.rc_context({"font.family": list(_fonts()[0]) or ["sans-serif"]}):
+        return _plot_trend(analyses, path)
+
+
+def _plot_trend(analyses: list[RecordingAnalysis], path: str | Path) -> Path:
     frame = sessions_frame(analyses)
     labels = analyses[0].labels
-    names = [f"{d[:10] if d else '?'}\n{r[:18]}" for d, r in zip(frame["date"], frame["recording"])]
+    names = [_drawable(f"{d[:10] if d else '?'}\n{r[:18]}") for d, r in zip(frame["date"], frame["recording"])]
     x = np.arange(len(frame))
     fig, (ax_s, ax_t) = plt.subplots(2, 1, figsize=(max(7.0, 1.1 * len(x) + 3), 6.5), sharex=True)
     bottom = np.zeros(len(x))
@@ -213,7 +251,8 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
             ["voice activity detection", _esc(a.vad)], ["windows / segments", f"{s['windows']} / {s['segments']}"]]
     out.append(_table(["", ""], meta, left=2))
     if not a.windows:
-        out.append('<p class="warn">No speech was detected in this recording, so nothing was classified. '
+        found = "No speech was detected in this recording" if not a.regions else "Too little speech was detected"
+        out.append(f'<p class="warn">{found} ({_esc(a.shortfall or "")}), so nothing was classified. '
                    "(If it does contain speech, try <code>--vad energy</code> or <code>--vad none</code>.)</p>")
         out.append(_img(plot, "timeline"))
         return "".join(out)

@@ -17,9 +17,10 @@ been pushed, plus the resampler's delay (a few ms). Memory: the buffered audio i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import soxr
@@ -27,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serkit.audio.vad import VAD_SAMPLE_RATE, FrameVad, SpeechGate, SpeechRegion, create_vad
 from serkit.errors import AudioError, ConfigError
-from serkit.inference.api import EmotionModel
+
+if TYPE_CHECKING:  # only for annotations: api builds on this module (predict windows long inputs here)
+    from serkit.inference.api import EmotionModel
 
 
 class AnalysisConfig(BaseModel):
@@ -310,6 +313,22 @@ class StreamAnalyzer:
         proba = self.model.proba_of_signals([w.samples for w in windows], VAD_SAMPLE_RATE)
         return [WindowResult(w.start / VAD_SAMPLE_RATE, w.end / VAD_SAMPLE_RATE, w.region, p)
                 for w, p in zip(windows, proba)]
+
+
+def window_cells(results: list[WindowResult], regions: list[tuple[float, float]]) -> np.ndarray:
+    """The part of its region each window stands for: boundaries halfway between neighbouring window centres,
+    the region's own edges at its ends. The cells of a region partition it."""
+    cells = np.zeros((len(results), 2))
+    by_region: dict[int, list[int]] = {}
+    for i, r in enumerate(results):
+        by_region.setdefault(r.region, []).append(i)
+    for region, idx in by_region.items():
+        start, end = regions[region] if region < len(regions) else (results[idx[0]].start, results[idx[-1]].end)
+        centres = [(results[i].start + results[i].end) / 2 for i in idx]
+        bounds = [start] + [(a + b) / 2 for a, b in itertools.pairwise(centres)] + [end]
+        for k, i in enumerate(idx):
+            cells[i] = (bounds[k], bounds[k + 1])
+    return cells
 
 
 def stream_windows(chunks: Iterable[np.ndarray], model: EmotionModel, sample_rate: int, *, channels: int = 1,

@@ -67,7 +67,8 @@ def load_recipe_corpus(recipe: Recipe, *, recipe_file: str | Path | None = None)
     loaded = []
     for cc in recipe.corpora:
         root = resolve_path(cc.root, recipe_file=recipe_file)
-        corpus = load_corpus(cc.name, root, **cc.options)
+        # Unreadable, empty and truncated files go to the corpus problems (corpus_problems.csv) before any count.
+        corpus = load_corpus(cc.name, root, check_audio=True, **cc.options)
         if cc.labels is not None:
             corpus = corpus.subset_labels(cc.labels)
         loaded.append(corpus)
