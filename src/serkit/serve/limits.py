@@ -1,0 +1,91 @@
+"""Request limits: the body size (413 before the body is read) and a per-token rate limit (429)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request declaring a body over ``limit`` bytes is answered 413 without reading any of
+    it; a body without a length (chunked) is counted as it arrives and cut off with 413 once over the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                return await _reply(send, 400, "Content-Length: not a number")
+            if declared > self.limit:
+                return await _reply(send, 413, self._message(declared))
+        received = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _reply(send, 413, self._message(received))
+
+    def _message(self, size: int) -> str:
+        return (f"upload too large: {size / 2**20:.1f} MB over the limit of {self.limit / 2**20:.1f} MB "
+                "(the operator sets it with --max-upload-mb)")
+
+
+async def _reply(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """Token buckets, one per API token: ``per_minute`` requests a minute with a burst of as many."""
+
+    def __init__(self, per_minute: int):
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: int) -> float:
+        """0 when the request may go ahead, else the seconds until it may (for Retry-After)."""
+        if self.capacity <= 0:
+            return 0.0
+        with self._lock:
+            t = time.monotonic()
+            level, last = self._buckets.get(key, (self.capacity, t))
+            level = min(self.capacity, level + (t - last) * self.rate)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, t)
+                return 0.0
+            self._buckets[key] = (level, t)
+            return max(1.0, math.ceil((1.0 - level) / self.rate))
