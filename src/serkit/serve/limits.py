@@ -14,7 +14,8 @@ class BodyTooLarge(Exception):
 
 class BodySizeLimit:
     """ASGI middleware: a request declaring a body over ``limit`` bytes is answered 413 without reading any of
-    it; a body without a length (chunked) is counted as it arrives and cut off with 413 once over the limit."""
+    it; a body without a length (chunked) is counted as it arrives and cut off with 413 once over the limit, so
+    at most ``limit`` bytes (plus one chunk) are ever read."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -31,19 +32,26 @@ class BodySizeLimit:
             if declared > self.limit:
                 return await _reply(send, 413, self._message(declared))
         received = 0
-        started = False
+        started = rejected = False
 
         async def counting_receive():
-            nonlocal received
+            # The 413 goes out here, at once: the app may turn the exception below into an error of its own
+            # (FastAPI answers 400 to any failure while parsing a form), which tracking_send then drops.
+            nonlocal received, started, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    if not started:
+                        rejected = started = True
+                        await _reply(send, 413, self._message(received))
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message):
             nonlocal started
+            if rejected:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -51,8 +59,7 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
-                await _reply(send, 413, self._message(received))
+            pass
 
     def _message(self, size: int) -> str:
         return (f"upload too large: {size / 2**20:.1f} MB over the limit of {self.limit / 2**20:.1f} MB "

@@ -49,6 +49,9 @@ class JobRunner:
 
     # -- control ------------------------------------------------------------------------------------
     def start(self) -> None:
+        # Result folders half-written by a killed process are never read (their names start with "."): drop them.
+        for stale in [*self.settings.results_dir.glob(".*.tmp"), *self.settings.people_dir.glob("*/.*.tmp")]:
+            remove_tree(stale)
         for action in self.store.recover_interrupted(self.settings.max_attempts, self.audio_exists):
             log.warning("job recovered after restart", extra={"fields": action})
         self._thread.start()
