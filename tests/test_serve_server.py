@@ -67,10 +67,11 @@ class Server:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
 
-def cli_server(data_dir: Path, model: Path) -> Server:
+def cli_server(data_dir: Path, model: Path | None) -> Server:
+    """``serkit serve`` (``model`` None: the default model)."""
     port = free_port()
     return Server([sys.executable, "-m", "serkit.cli", "serve", "--port", str(port), "--data-dir", str(data_dir),
-                   "--model", str(model), "--rate-limit", "0"], data_dir, port)
+                   "--rate-limit", "0"] + (["--model", str(model)] if model else []), data_dir, port)
 
 
 def slow_server(data_dir: Path, model: Path, delay: float, grace: float = 10.0) -> Server:

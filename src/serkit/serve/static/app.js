@@ -269,7 +269,7 @@ function legend(labels) {
 }
 
 function timelineSvg(tl) {
-  const W = 900, H = 190, left = 40, right = 10, top = 10, barH = 26, plotTop = 56, plotH = 100;
+  const W = 900, H = 198, left = 40, right = 10, top = 10, barH = 26, plotTop = 56, plotH = 100;
   const dur = Math.max(tl.duration_s, 0.001);
   const x = (t) => left + (W - left - right) * t / dur;
   const y = (p) => plotTop + plotH * (1 - p);
@@ -298,14 +298,16 @@ function timelineSvg(tl) {
     region = w.region;
     const mid = (w.start + w.end) / 2;
     points.push(`${x(mid).toFixed(1)},${y(conf).toFixed(1)}`);
+    out.append(svg("circle", {cx: x(mid).toFixed(1), cy: y(conf).toFixed(1), r: 2.5, fill: "#222", class: "window"},
+      svg("title", {}, `${w.start.toFixed(1)}-${w.end.toFixed(1)} s: top probability ${conf.toFixed(2)}`)));
     if (conf < UNCERTAIN) out.append(svg("rect", {x: x(w.start), y: plotTop, width: Math.max(1, x(w.end) - x(w.start)), height: plotH,
       fill: "url(#hatch)", opacity: 0.45, class: "uncertain"}));
   }
   flush();
   for (const p of [0, 0.5, 1]) out.append(svg("text", {x: 4, y: y(p) + 4}, p.toFixed(1)));
   const step = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600].find((s) => dur / s <= 10) || 7200;
-  for (let t = 0; t <= dur + 1e-9; t += step) out.append(svg("text", {x: x(t) - 6, y: H - 14}, `${t}s`));
-  out.append(svg("text", {x: left, y: H - 1}, "top: emotion over time (grey: speech without a label); below: confidence of each window"));
+  for (let t = 0; t <= dur + 1e-9; t += step) out.append(svg("text", {x: x(t) - 6, y: plotTop + plotH + 16}, `${t}s`));
+  out.append(svg("text", {x: left, y: H - 4}, "top: emotion over time (grey: speech without a label); below: confidence of each window"));
   return out;
 }
 
