@@ -231,10 +231,10 @@ def write_report(row: dict, out: Path) -> None:
     s = row["settings"]
     lines = [
         "# serkit serve under load (loopback)", "",
-        f"`python benchmarks/bench_serve.py --requests {s['requests']} --clients {s['clients']} --jobs {s['jobs']} "
-        f"--job-seconds {s['job_seconds']:g}` on {row['machine']}, OMP_NUM_THREADS={row['omp_num_threads']}; "
-        "server: `serkit serve` with the default model, rate limit off. The predicted clip is 3 s of an example "
-        "recording; the analysed recordings are the example clips joined with pauses.", "",
+        (f"`python benchmarks/bench_serve.py --requests {s['requests']} --clients {s['clients']} --jobs {s['jobs']} "
+         f"--job-seconds {s['job_seconds']:g}` on {row['machine']}, OMP_NUM_THREADS={row['omp_num_threads']}; "
+         "server: `serkit serve` with the default model, rate limit off. The predicted clip is 3 s of an example "
+         "recording; the analysed recordings are the example clips joined with pauses."), "",
         "| phase | requests ok / planned | errors | p50 (s) | p95 (s) | max (s) | throughput (/s) | wall (s) |",
         "|---|---|---|---|---|---|---|---|"]
     for name, key in (("predict, 3 s clip", "predict"), ("predict during the analysis jobs", "predict_during_analysis"),
@@ -244,8 +244,8 @@ def write_report(row: dict, out: Path) -> None:
             lines.append(f"| {name} | {r['ok']} / {r['planned']} | {r['errors']} | {r['p50_s']} | {r['p95_s']} | "
                          f"{r['max_s']} | {r['throughput_per_s']} | {r['wall_s']} |")
     m = row["memory_mb"]
-    lines += ["", f"Server resident memory (MB): {m['after_warmup']} after warm-up, {m['after_predict']} after the "
-              f"predict phase, {m['end']} at the end, peak {m['peak']}.", ""]
+    lines += ["", (f"Server resident memory (MB): {m['after_warmup']} after warm-up, {m['after_predict']} after "
+                   f"the predict phase, {m['end']} at the end, peak {m['peak']}."), ""]
     examples = [e for k in ("predict", "predict_during_analysis", "analysis") for e in (row[k] or {}).get(
         "error_examples", [])]
     if examples:

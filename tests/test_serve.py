@@ -17,6 +17,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import tone
 from serkit.cli import app as cli_app
 from serkit.serve.app import create_app
 from serkit.serve.limits import BodySizeLimit
@@ -25,8 +26,6 @@ from serkit.serve.settings import ServeSettings
 from serkit.serve.store import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, Store
 from serve_helpers import SlowModel, wait_for, write_tones
 from test_api import SR, TONE_LABELS
-
-from conftest import tone
 
 
 def start(tmp_path, model, **options):

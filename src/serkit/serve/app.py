@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import soundfile as sf
 from fastapi import Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,7 +89,7 @@ class Service:
         started = time.monotonic()
         try:
             self.model = self.load(self.settings.model)
-        except Exception as exc:  # the service answers /readyz with the reason instead of dying unseen
+        except Exception as exc:  # noqa: BLE001 - /readyz then answers with the reason instead of dying unseen
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("model could not be loaded", extra={"fields": {"model": self.settings.model,
                                                                       "reason": self.load_error}})
@@ -192,7 +192,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         if ok:
             try:
                 service.store.active_jobs()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any database failure means not ready
                 ok, why = False, f"database: {exc}"
         return JSONResponse({"status": why, "queued_or_running": service.store.active_jobs() if ok else None},
                             status_code=200 if ok else 503)

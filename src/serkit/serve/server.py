@@ -7,7 +7,6 @@ from collections.abc import Callable
 import uvicorn
 
 from serkit.inference.api import EmotionModel
-
 from serkit.serve.app import create_app
 from serkit.serve.logs import log_config
 from serkit.serve.model import load_service_model
