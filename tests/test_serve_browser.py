@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,18 @@ def shrink_png(path: Path) -> None:
 
 
 @pytest.fixture
-def browser():
+def browser(tmp_path_factory):
     webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # the microphone: a fake device playing the joined example clips, permission granted without a prompt
+    microphone = joined_examples(tmp_path_factory.mktemp("mic") / "microphone.wav")
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1500",
-                "--no-first-run", "--disable-extensions", "--proxy-server=direct://", "--proxy-bypass-list=*"):
+                "--no-first-run", "--disable-extensions", "--proxy-server=direct://", "--proxy-bypass-list=*",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone}"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -125,12 +130,27 @@ def test_page_upload_timeline_and_trend_in_chromium(browser, tmp_path):
         assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline rect.segment")) >= 2
         assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline circle.window")) >= 6  # a window per clip at least
         shot("session")
+
+        # a third session recorded from the (fake) microphone, with the keyboard only
+        browser.get(f"http://127.0.0.1:{server.port}/#/")
+        record = wait.until(EC.element_to_be_clickable((By.ID, "record")))
+        browser.execute_script("arguments[0].value = '2026-03-16'", browser.find_element(By.ID, "date"))
+        record.send_keys(Keys.ENTER)
+        wait.until(EC.text_to_be_present_in_element((By.ID, "record"), "Stop"))
+        time.sleep(6)
+        record.send_keys(Keys.ENTER)
+        wait.until(EC.text_to_be_present_in_element((By.ID, "recorded"), "kB"))
+        browser.find_element(By.ID, "analyse").send_keys(Keys.ENTER)
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#timeline rect.segment")))
+        assert "recording-2026-03-16.wav" in browser.find_element(By.ID, "main").text
+
         wait.until(EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Participant 7"))).click()
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#trend rect")))
         rows = browser.find_elements(By.CSS_SELECTOR, "#trend-table tr")
-        assert [r.text[:10] for r in rows[1:]] == ["2026-03-02", "2026-03-09"]
+        assert [r.text[:10] for r in rows[1:]] == ["2026-03-02", "2026-03-09", "2026-03-16"]
         sessions = browser.find_element(By.ID, "sessions").text
-        assert "emodb-03a01Wa-angry.wav" in sessions and "week2.wav" in sessions and "done" in sessions
+        assert all(name in sessions for name in ("emodb-03a01Wa-angry.wav", "week2.wav", "recording-2026-03-16.wav"))
+        assert "done" in sessions
         assert "Not a diagnosis" in browser.find_element(By.ID, "main").text
         shot("person")
 
