@@ -431,6 +431,16 @@ def test_deleting_a_running_job(tmp_path, tiny_model):
         wait_for(lambda: s.service.runner.current is None, timeout=30)
         assert not (s.settings.results_dir / sid).exists() and list(s.settings.results_dir.iterdir()) == []
         assert list(s.settings.uploads_dir.iterdir()) == []
+        # deleting only the recording of a running job: it stops, and nothing derived is left
+        r = submit(s, pid, rec)
+        sid, jid = r.json()["session"]["id"], r.json()["job"]["id"]
+        wait_for(lambda: s.client.get(f"/api/v1/jobs/{jid}", headers=s.a).json()["state"] == "running")
+        assert s.client.delete(f"/api/v1/sessions/{sid}/recording", headers=s.a).status_code == 200
+        wait_for(lambda: s.service.runner.current is None, timeout=30)
+        left = s.client.get(f"/api/v1/sessions/{sid}", headers=s.a).json()
+        assert left["status"] == "recording_deleted" and left["job"]["state"] == "failed"
+        assert "recording was deleted" in left["job"]["error"]
+        assert list(s.settings.results_dir.iterdir()) == [] and list(s.settings.uploads_dir.iterdir()) == []
         # the job thread goes on with the next job
         r = submit(s, pid, write_tones(tmp_path / "short.wav", [("happy", 1.0)]))
         assert finished(s, r.json()["job"]["id"])["state"] == "done"

@@ -97,20 +97,20 @@ def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[d
             a.path = f"{a.path} #{k + 1}"
     key = hashlib.sha256(json.dumps([[s["id"], s["date"]] for s in usable]).encode()).hexdigest()[:16]
     out = people_dir / pid / key
-    if analyses and not (out / "report.html").is_file():
-        from serkit.inference.report import plot_trend, write_report
+    with PLOT_LOCK:  # one build at a time: two requests for the same trend must not share the temporary folder
+        if analyses and not (out / "report.html").is_file():
+            from serkit.inference.report import plot_trend, write_report
 
-        tmp = people_dir / pid / f".{key}.tmp"
-        remove_tree(tmp)
-        tmp.mkdir(parents=True)
-        with PLOT_LOCK:
+            tmp = people_dir / pid / f".{key}.tmp"
+            remove_tree(tmp)
+            tmp.mkdir(parents=True)
             trend = plot_trend(analyses, tmp / "trend.png")
             plots = {a.path: results_dir / s["id"] / "timeline.png" for a, s in zip(analyses, usable)}
             write_report(SessionsResult(analyses), tmp / "report.html", model, plots, trend)
-        for old in (people_dir / pid).iterdir():  # earlier sets are stale
-            if old.is_dir() and old.name != tmp.name:
-                remove_tree(old)
-        tmp.rename(out)
+            for old in (people_dir / pid).iterdir():  # earlier sets are stale
+                if old.is_dir() and old.name != tmp.name:
+                    remove_tree(old)
+            tmp.rename(out)
     rows = sessions_frame(analyses).replace({np.nan: None}).to_dict("records") if analyses else []
     for row, s in zip(rows, usable):
         row["session_id"], row["date"] = s["id"], s["date"]

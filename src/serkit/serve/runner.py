@@ -133,8 +133,8 @@ class JobRunner:
             analysis.path = session["recording"]
             analysis.date, analysis.date_source = parse_date(session["date"]), "given at upload"
             self._check(jid)
-            with self.commit_lock:
-                if self.store.session(None, sid) is None:
+            with self.commit_lock:  # a delete that came after the last check wins
+                if jid in self._cancelled or self.store.session(None, sid) is None:
                     raise JobStopped("deleted")
                 write_session_results(analysis, self.settings.results_dir, sid, model)
                 summary = analysis.summary()
