@@ -168,6 +168,10 @@ def test_upload_over_the_limit_is_413_before_the_body_is_read(tmp_path, tiny_mod
         r = s.client.post("/api/v1/predict", headers={**s.a, "Content-Type": "multipart/form-data; boundary=x"},
                           content=(body[i:i + 65536] for i in range(0, len(body), 65536)))
         assert r.status_code == 413
+        # a body that is not an upload (JSON) has a small limit of its own
+        r = s.client.post("/api/v1/people", headers={**s.a, "Content-Type": "application/json"},
+                          content=b'{"name": "' + b"x" * (2 << 20) + b'"}')
+        assert r.status_code == 413 and "not an upload" in r.json()["detail"]
         assert s.client.get("/healthz").status_code == 200
         assert list(s.settings.uploads_dir.iterdir()) == []
     finally:

@@ -13,24 +13,28 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: a request declaring a body over ``limit`` bytes is answered 413 without reading any of
-    it; a body without a length (chunked) is counted as it arrives and cut off with 413 once over the limit, so
-    at most ``limit`` bytes (plus one chunk) are ever read."""
+    """ASGI middleware: a request declaring a body over the limit is answered 413 without reading any of it; a
+    body without a length (chunked) is counted as it arrives and cut off with 413 once over the limit, so at most
+    the limit (plus one chunk) is ever read. Uploads (multipart forms) may be ``limit`` bytes, other bodies
+    (JSON of a few hundred bytes) ``other_limit``."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, other_limit: int = 1 << 20):
+        self.app, self.upload_limit, self.other_limit = app, limit, other_limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.upload_limit if upload else min(self.upload_limit, self.other_limit)
+        length = headers.get(b"content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
                 return await _reply(send, 400, "Content-Length: not a number")
-            if declared > self.limit:
-                return await _reply(send, 413, self._message(declared))
+            if declared > limit:
+                return await _reply(send, 413, _too_large(declared, limit, upload))
         received = 0
         started = rejected = False
 
@@ -41,10 +45,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     if not started:
                         rejected = started = True
-                        await _reply(send, 413, self._message(received))
+                        await _reply(send, 413, _too_large(received, limit, upload))
                     raise BodyTooLarge
             return message
 
@@ -61,9 +65,12 @@ class BodySizeLimit:
         except BodyTooLarge:
             pass
 
-    def _message(self, size: int) -> str:
-        return (f"upload too large: {size / 2**20:.1f} MB over the limit of {self.limit / 2**20:.1f} MB "
+
+def _too_large(size: int, limit: int, upload: bool) -> str:
+    if upload:
+        return (f"upload too large: {size / 2**20:.1f} MB over the limit of {limit / 2**20:.1f} MB "
                 "(the operator sets it with --max-upload-mb)")
+    return f"request body too large: {size} bytes over the limit of {limit} bytes for a request that is not an upload"
 
 
 async def _reply(send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
