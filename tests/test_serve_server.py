@@ -98,6 +98,7 @@ def job(server: Server, headers, jid: str) -> dict:
     return server.http.get(f"/api/v1/jobs/{jid}", headers=headers).json()
 
 
+@pytest.mark.slow
 def test_real_server_over_http_and_sigterm(tmp_path, tiny_model_path):
     data = tmp_path / "data"
     headers = new_token(data)
