@@ -87,6 +87,7 @@ def test_health_readiness_docs_and_page_without_cdn(svc):
             "/api/v1/people/{pid}/trend"} <= set(paths)
     page = c.get("/")
     assert page.status_code == 200 and "<main" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
     for asset in ("/static/app.js", "/static/style.css"):
         r = c.get(asset)
         assert r.status_code == 200
@@ -543,3 +544,17 @@ def test_cli_create_token_prints_one_and_stores_its_hash(tmp_path):
     store.close()
     r = CliRunner().invoke(cli_app, ["serve", "--data-dir", str(tmp_path), "--rate-limit", "-1"])
     assert r.exit_code == 2 and "--rate-limit" in r.output
+
+
+def test_a_session_without_speech_is_analysed_and_kept_in_the_trend(svc, tmp_path):
+    pid = person(svc)
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(3 * SR, np.float32), SR)
+    for date, path in (("2026-04-01", quiet), ("2026-04-02", write_tones(tmp_path / "t.wav", [("sad", 2.0)]))):
+        r = submit(svc, pid, path, date=date)
+        assert finished(svc, r.json()["job"]["id"])["state"] == "done"
+    sessions = svc.client.get(f"/api/v1/people/{pid}/sessions", headers=svc.a).json()
+    assert sessions[0]["summary"]["windows"] == 0 and sessions[0]["summary"]["negative_share"] is None
+    t = svc.client.get(f"/api/v1/people/{pid}/trend", headers=svc.a).json()
+    assert [r["negative_share"] for r in t["sessions"]] == [None, 1.0]
+    assert svc.client.get(t["files"]["report.html"], headers=svc.a).status_code == 200

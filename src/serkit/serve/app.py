@@ -50,6 +50,11 @@ NOT_A_DIAGNOSIS = ("This is not a diagnosis. It is an automatic estimate of whic
                    "made by a model with the accuracy and limits stated here; it says nothing reliable about a "
                    "person's mental health or wellbeing.")
 
+#: The page may load only its own files and talk only to its own server; reports (inline styles, data: images)
+#: are shown in sandboxed frames, which inherit this policy.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+            "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
 #: Files one predict request may carry.
 MAX_PREDICT_FILES = 32
 
@@ -202,7 +207,8 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return FileResponse(static / "index.html", headers={"Cache-Control": "no-store"})
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-store",
+                                                            "Content-Security-Policy": PAGE_CSP})
 
     # -- model ----------------------------------------------------------------------------------------
     @app.get("/api/v1/model", tags=["model"])
