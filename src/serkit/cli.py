@@ -448,6 +448,51 @@ def analyze(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    port: int = typer.Option(8000, help="TCP port (0: any free port)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on; keep 127.0.0.1 unless a reverse proxy with "
+                                               "TLS sits in front"),
+    data_dir: Path = typer.Option(Path("serkit-data"), "--data-dir", help="SQLite database, uploads and results"),
+    model: str | None = typer.Option(None, help="a model.pt or run folder (default: serkit's default model)"),
+    keep_audio: bool = typer.Option(False, "--keep-audio", help="keep uploaded recordings after analysis "
+                                                                "(default: only derived results are stored)"),
+    create_token: str | None = typer.Option(None, "--create-token", metavar="NAME",
+                                            help="print a new API token for NAME and exit (only its hash is stored)"),
+    max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", help="larger uploads are refused (413)"),
+    cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="allow this origin to call the API "
+                                                                             "from its pages (repeatable; default: no CORS)"),
+    rate_limit: int = typer.Option(120, "--rate-limit", help="requests per minute per token (0: no limit)"),
+    queue_size: int = typer.Option(32, "--queue-size", help="analysis jobs queued or running at once (more: 429)"),
+    shutdown_grace: float = typer.Option(10.0, "--shutdown-grace", help="seconds a running job may take to finish "
+                                                                        "on SIGTERM before it is marked failed"),
+) -> None:
+    """The REST API and web page: upload recordings, see timelines and a person's trend (not a diagnosis)."""
+    from pydantic import ValidationError
+
+    from serkit.serve.server import create_token as new_token
+    from serkit.serve.server import run
+    from serkit.serve.settings import ServeSettings
+
+    try:
+        settings = ServeSettings(data_dir=data_dir, model=model, host=host, port=port, keep_audio=keep_audio,
+                                 max_upload_mb=max_upload_mb, cors_origins=cors_origin or [], rate_limit=rate_limit,
+                                 queue_size=queue_size, shutdown_grace=shutdown_grace)
+    except ValidationError as exc:
+        _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+                                    for e in exc.errors())))
+    try:
+        if create_token is not None:
+            token = new_token(settings, create_token)
+            console.print(f"token for {escape(create_token)} (shown once; only its hash is stored in "
+                          f"{escape(str(settings.db_path))}):", soft_wrap=True)
+            print(token)
+            return
+        run(settings)
+    except SerkitError as exc:
+        _fail(exc)
+
+
 @corpus_app.command("info")
 def corpus_info(
     path: Path = typer.Argument(..., help="corpus root folder (or CSV manifest for --corpus csv)"),

@@ -103,8 +103,11 @@ class RecordingAnalysis:
 
 # -- analysis -----------------------------------------------------------------------------------------
 def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisConfig | None = None, *,
-                      block_seconds: float = BLOCK_SECONDS) -> RecordingAnalysis:
+                      block_seconds: float = BLOCK_SECONDS, progress=None) -> RecordingAnalysis:
     """Analyse one audio file of any length, reading it ``block_seconds`` at a time.
+
+    ``progress``, when given, is called with the fraction of the file read (0-1) after each block; an exception
+    it raises stops the analysis (the service cancels jobs this way).
 
     Raises
     ------
@@ -134,6 +137,8 @@ def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisCon
                 raise AudioError(path, f"NaN or infinite samples in the block at {read / sr:.1f} s")
             read += len(data)
             results += stream.push(data if channels > 1 else data[:, 0])
+            if progress is not None:
+                progress(read / frames)
         results += stream.finish()
     return build_analysis(str(path), model, config, results, stream.take_regions(), duration=read / sr,
                           sample_rate=sr, channels=channels, peak=stream.peak, vad=stream.vad_name,

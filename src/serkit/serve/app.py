@@ -1,0 +1,589 @@
+"""The ASGI app: the versioned JSON API under ``/api/v1``, the web page, health and readiness, OpenAPI docs.
+
+Every ``/api/v1`` call needs ``Authorization: Bearer <token>`` and sees only what its token created (anything
+else is 404, exactly as an id that does not exist). The page itself (``/``, ``/static``) is a static shell with
+no data in it: it asks for the token and fetches everything through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import soundfile as sf
+from fastapi import Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field
+
+from serkit import __version__
+from serkit.audio.io import open_audio
+from serkit.errors import AudioError, SerkitError
+from serkit.inference.analysis import analyze_recording, timeline_json
+from serkit.inference.api import EmotionModel
+from serkit.inference.report import GENERAL_LIMITS
+from serkit.inference.stream import AnalysisConfig
+from serkit.serve.limits import BodySizeLimit, RateLimiter
+from serkit.serve.model import load_service_model
+from serkit.serve.results import SESSION_FILES, person_trend, remove_tree
+from serkit.serve.runner import JobRunner
+from serkit.serve.settings import ServeSettings
+from serkit.serve.store import Store, new_id
+
+log = logging.getLogger("serkit.serve")
+
+#: Shown wherever results are: the page shows it too (the report carries the long form).
+NOT_A_DIAGNOSIS = ("This is not a diagnosis. It is an automatic estimate of which emotions a voice sounds like, "
+                   "made by a model with the accuracy and limits stated here; it says nothing reliable about a "
+                   "person's mental health or wellbeing.")
+
+#: The page may load only its own files and talk only to its own server; reports (inline styles, data: images)
+#: are shown in sandboxed frames, which inherit this policy.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+            "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+#: Files one predict request may carry.
+MAX_PREDICT_FILES = 32
+
+#: A clip longer than this many model windows also gets per-window results in ``/predict``.
+LONG_CLIP_WINDOWS = 1.5
+
+#: Seconds a client is told to wait when the job queue is full.
+QUEUE_RETRY_AFTER = 30
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Caller(BaseModel):
+    token_id: int
+    name: str
+
+
+class PersonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=200, description="how the person is shown (a pseudonym is fine)")
+
+
+class Service:
+    """What the routes share: settings, database, rate limiter, the model once loaded, the job runner."""
+
+    def __init__(self, settings: ServeSettings, load: Callable[[str | None], EmotionModel]):
+        self.settings, self.load = settings, load
+        settings.make_dirs()
+        self.store = Store(settings.db_path)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.model: EmotionModel | None = None
+        self.load_error: str | None = None
+        self.runner = JobRunner(settings, self.store, lambda: self.model)
+        self.stopping = False
+
+    def load_model(self) -> None:
+        started = time.monotonic()
+        try:
+            self.model = self.load(self.settings.model)
+        except Exception as exc:  # noqa: BLE001 - /readyz then answers with the reason instead of dying unseen
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("model could not be loaded", extra={"fields": {"model": self.settings.model,
+                                                                      "reason": self.load_error}})
+            return
+        log.info("model loaded", extra={"fields": {"model": self.model.source, "labels": self.model.labels,
+                                                   "seconds": round(time.monotonic() - started, 2)}})
+        self.runner.start()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.stopping:
+            return False, "stopping"
+        if self.load_error:
+            return False, f"model failed to load: {self.load_error}"
+        if self.model is None:
+            return False, "loading the model"
+        if not self.runner.alive():
+            return False, "the job thread is not running"
+        return True, "ready"
+
+
+def caller(request: Request) -> Caller:
+    """The token's owner (401 without a known token), counted against its rate limit (429 over it)."""
+    service: Service = request.app.state.service
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HTTPException(401, "missing token: send Authorization: Bearer <token> (serkit serve "
+                                 "--create-token NAME prints one)", headers={"WWW-Authenticate": "Bearer"})
+    token = service.store.token_for(secret.strip())
+    if token is None:
+        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.token_name = token["name"]
+    wait = service.limiter.take(token["id"])
+    if wait:
+        raise HTTPException(429, f"rate limit: at most {service.settings.rate_limit} requests a minute per token",
+                            headers={"Retry-After": str(int(wait))})
+    return Caller(token_id=token["id"], name=token["name"])
+
+
+def loaded_model(request: Request) -> EmotionModel:
+    """The model (503 while it is loading)."""
+    service: Service = request.app.state.service
+    if service.model is None:
+        raise HTTPException(503, f"not ready: {service.ready()[1]}", headers={"Retry-After": "5"})
+    return service.model
+
+
+Auth = Annotated[Caller, Depends(caller)]
+Model = Annotated[EmotionModel, Depends(loaded_model)]
+
+
+def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionModel] = load_service_model):
+    """The service's ASGI app. ``load`` turns ``settings.model`` into the model (see :mod:`serkit.serve.model`)."""
+    service = Service(settings, load)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        log.info("starting", extra={"fields": {"data_dir": str(settings.data_dir), "version": __version__,
+                                               "keep_audio": settings.keep_audio}})
+        loader = threading.Thread(target=service.load_model, name="serkit-model-load", daemon=True)
+        loader.start()
+        yield
+        service.stopping = True
+        log.info("stopping: no new jobs; waiting for the running one", extra={"fields": {
+            "job": service.runner.current, "grace_s": settings.shutdown_grace}})
+        await asyncio.to_thread(service.runner.stop, settings.shutdown_grace)
+        service.store.close()
+        log.info("stopped")
+
+    app = FastAPIOffline(title="serkit", version=__version__, lifespan=lifespan,
+                         description="Speech emotion recognition as a service. " + NOT_A_DIAGNOSIS)
+    app.state.service = service
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(TokenFirst, store=service.store)
+    app.add_middleware(AccessLog)
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
+
+    @app.exception_handler(SerkitError)
+    async def serkit_error(request: Request, exc: SerkitError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        log.exception("request failed", extra={"fields": {"path": request.url.path}})
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the service goes on"},
+                            status_code=500)
+
+    # -- health, docs, page -------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the model is loaded, the job thread runs and the database answers (else 503)."""
+        ok, why = service.ready()
+        if ok:
+            try:
+                service.store.active_jobs()
+            except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+                ok, why = False, f"database: {exc}"
+        return JSONResponse({"status": why, "queued_or_running": service.store.active_jobs() if ok else None},
+                            status_code=200 if ok else 503)
+
+    static = Path(str(resources.files("serkit.serve").joinpath("static")))
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-store",
+                                                            "Content-Security-Policy": PAGE_CSP})
+
+    # -- model ----------------------------------------------------------------------------------------
+    @app.get("/api/v1/model", tags=["model"])
+    def model_info(_: Auth, m: Model) -> dict[str, Any]:
+        """The model answering: classes, its card's measured accuracy and limits, and the notice."""
+        card = m.card or {}
+        return {"source": m.source, "labels": m.labels, "window_seconds": m.window_seconds,
+                "summary": card.get("summary"), "accuracy": card.get("accuracy") or [],
+                "limits": list(card.get("limits") or []) + GENERAL_LIMITS, "notice": NOT_A_DIAGNOSIS,
+                "probabilities": "the model's softmax outputs (averaged over fold models); not recalibrated"}
+
+    # -- predict --------------------------------------------------------------------------------------
+    @app.post("/api/v1/predict", tags=["predict"])
+    def predict(_: Auth, m: Model, files: Annotated[list[UploadFile], File(description="audio clips")],
+                vad: Annotated[Literal["auto", "silero", "energy", "none"], Form()] = "auto") -> JSONResponse:
+        """Emotion of one or more clips: label, probabilities, and per-window results for long clips.
+
+        A batch goes on past clips that fail; they are listed in ``failures``. When every clip fails the answer
+        is 415 (none was audio) or 422 (audio that cannot be used: empty, silent, truncated).
+        """
+        if len(files) > MAX_PREDICT_FILES:
+            raise HTTPException(413, f"files: at most {MAX_PREDICT_FILES} per request, got {len(files)}")
+        saved: list[tuple[str, Path]] = []
+        failures: list[dict[str, Any]] = []
+        kinds: list[int] = []
+        try:
+            for upload in files:
+                name = display_name(upload.filename)
+                try:
+                    path, info = save_audio(upload, service.settings.uploads_dir)
+                except UploadRejected as exc:
+                    failures.append({"file": name, "reason": exc.detail})
+                    kinds.append(exc.status)
+                    continue
+                if info.duration > settings.predict_max_seconds:
+                    path.unlink(missing_ok=True)
+                    failures.append({"file": name, "reason": f"{info.duration:.0f} s long: /predict takes clips up "
+                                     f"to {settings.predict_max_seconds:g} s; submit longer recordings as a session "
+                                     "(an analysis job)"})
+                    kinds.append(413)
+                    continue
+                saved.append((name, path))
+            result = m.predict_batch([p for _, p in saved]) if saved else None
+            by_path = {str(p): n for n, p in saved}
+            predictions = []
+            if result is not None:
+                for path, reason in result.failures:
+                    failures.append({"file": by_path[path], "reason": reason})
+                    kinds.append(422)
+                for i, path in enumerate(result.paths):
+                    proba = result.proba[i]
+                    item = {"file": by_path[path], "label": m.labels[int(proba.argmax())],
+                            "confidence": round(float(proba.max()), 5),
+                            "probabilities": {lab: round(float(v), 5) for lab, v in zip(m.labels, proba)},
+                            "duration_s": round(sf.info(path).duration, 3), "windows": None}
+                    if item["duration_s"] > LONG_CLIP_WINDOWS * m.window_seconds:
+                        a = analyze_recording(path, m, AnalysisConfig(vad=vad))
+                        tl = timeline_json(a)
+                        item["windows"] = [{"start": w["start"], "end": w["end"], "probabilities": w["probabilities"],
+                                            "label": max(w["probabilities"], key=w["probabilities"].get)}
+                                           for w in tl["windows"]]
+                        item["segments"] = tl["segments"]
+                    predictions.append(item)
+        finally:
+            for _, path in saved:
+                path.unlink(missing_ok=True)
+        body = {"model": m.source, "labels": m.labels, "predictions": predictions, "failures": failures,
+                "notice": NOT_A_DIAGNOSIS}
+        status = 200 if predictions else (415 if kinds and all(k == 415 for k in kinds) else
+                                          (max(kinds) if kinds and len(set(kinds)) == 1 else 422))
+        return JSONResponse(body, status_code=status)
+
+    # -- people ---------------------------------------------------------------------------------------
+    def owned_person(who: Caller, pid: str) -> dict[str, Any]:
+        person = service.store.person(who.token_id, pid)
+        if person is None:
+            raise HTTPException(404, f"person {pid!r}: not found")
+        return person
+
+    def owned_session(who: Caller, sid: str) -> dict[str, Any]:
+        session = service.store.session(who.token_id, sid)
+        if session is None:
+            raise HTTPException(404, f"session {sid!r}: not found")
+        return session
+
+    @app.post("/api/v1/people", tags=["people"], status_code=201)
+    def create_person(who: Auth, body: PersonIn) -> dict[str, Any]:
+        """A person whose sessions are tracked (only this token sees them)."""
+        name = _CONTROL.sub("", body.name).strip()
+        if not name:
+            raise HTTPException(422, "name: empty after removing control characters")
+        return service.store.create_person(who.token_id, name)
+
+    @app.get("/api/v1/people", tags=["people"])
+    def list_people(who: Auth) -> list[dict[str, Any]]:
+        return service.store.people(who.token_id)
+
+    @app.get("/api/v1/people/{pid}", tags=["people"])
+    def get_person(who: Auth, pid: str) -> dict[str, Any]:
+        return owned_person(who, pid)
+
+    @app.delete("/api/v1/people/{pid}", tags=["people"])
+    def delete_person(who: Auth, pid: str) -> dict[str, Any]:
+        """Delete a person, their sessions, recordings, results and trend."""
+        sessions = service.store.sessions(who.token_id, owned_person(who, pid)["id"])
+        for s in sessions:
+            if s["job_id"]:
+                service.runner.cancel(s["job_id"])
+        with service.runner.commit_lock:
+            audio = [service.store.session_audio(s["id"]) for s in sessions]
+            deleted = service.store.delete_person(who.token_id, pid)
+            if deleted is None:
+                raise HTTPException(404, f"person {pid!r}: not found")
+            for sid, name in zip([s["id"] for s in sessions], audio):
+                remove_session_files(sid, name)
+            remove_tree(settings.people_dir / pid)
+        return {"deleted": pid, "sessions": deleted}
+
+    # -- sessions and jobs ------------------------------------------------------------------------------
+    @app.post("/api/v1/people/{pid}/sessions", tags=["sessions"], status_code=202)
+    def create_session(who: Auth, pid: str, file: Annotated[UploadFile, File(description="the recording")],
+                       date: Annotated[str | None, Form(description="YYYY-MM-DD or YYYY-MM-DDTHH:MM; "
+                                                                    "default: now")] = None,
+                       vad: Annotated[Literal["auto", "silero", "energy", "none"], Form()] = "auto") -> JSONResponse:
+        """Upload a recording as a session of this person: its analysis is queued as a job (id returned at once)."""
+        owned_person(who, pid)
+        when = parse_session_date(date)
+        if service.store.active_jobs() >= settings.queue_size:  # refuse before storing the upload
+            raise queue_full()
+        name = display_name(file.filename)
+        try:
+            path, _ = save_audio(file, settings.uploads_dir, check_frames=True)
+        except UploadRejected as exc:
+            raise HTTPException(exc.status, f"file {name!r}: {exc.detail}") from None
+        created = service.store.create_session(who.token_id, pid, date=when, recording=name, audio=path.name,
+                                               config={"analysis": {"vad": vad}}, queue_size=settings.queue_size)
+        if created is None:
+            path.unlink(missing_ok=True)
+            raise queue_full()
+        session, job = created
+        service.runner.wake()
+        log.info("job queued", extra={"fields": {"job": job["id"], "session": session["id"]}})
+        return JSONResponse({"session": session, "job": job}, status_code=202)
+
+    @app.get("/api/v1/people/{pid}/sessions", tags=["sessions"])
+    def list_sessions(who: Auth, pid: str) -> list[dict[str, Any]]:
+        return service.store.sessions(who.token_id, owned_person(who, pid)["id"])
+
+    @app.get("/api/v1/sessions/{sid}", tags=["sessions"])
+    def get_session(who: Auth, sid: str) -> dict[str, Any]:
+        """A session: status (queued, running, done, failed, recording_deleted), summary when done."""
+        session = owned_session(who, sid)
+        session["job"] = service.store.job(who.token_id, session["job_id"]) if session["job_id"] else None
+        session["files"] = ({n: f"/api/v1/sessions/{sid}/files/{n}" for n in SESSION_FILES}
+                            if session["status"] == "done" else {})
+        return session
+
+    @app.get("/api/v1/sessions/{sid}/files/{name}", tags=["sessions"])
+    def session_file(who: Auth, sid: str, name: str) -> FileResponse:
+        """One result file of an analysed session: timeline.json, timeline.csv, timeline.png or report.html."""
+        session = owned_session(who, sid)
+        if name not in SESSION_FILES:  # a fixed list: the name never reaches the file system otherwise
+            raise HTTPException(404, f"{name!r}: not a result file (one of {', '.join(SESSION_FILES)})")
+        path = settings.results_dir / session["id"] / name
+        if session["status"] != "done" or not path.is_file():
+            raise HTTPException(404, f"session {sid!r} has no results yet (status {session['status']})")
+        return FileResponse(path, media_type=SESSION_FILES[name], headers=_private(name))
+
+    @app.delete("/api/v1/sessions/{sid}", tags=["sessions"])
+    def delete_session(who: Auth, sid: str) -> dict[str, Any]:
+        """Delete a session with its recording, results and job (a running job is stopped)."""
+        session = owned_session(who, sid)
+        if session["job_id"]:
+            service.runner.cancel(session["job_id"])
+        with service.runner.commit_lock:
+            audio = service.store.session_audio(sid)
+            if not service.store.delete_session(who.token_id, sid):
+                raise HTTPException(404, f"session {sid!r}: not found")
+            remove_session_files(sid, audio)
+            remove_tree(settings.people_dir / session["person_id"])
+        return {"deleted": sid}
+
+    @app.delete("/api/v1/sessions/{sid}/recording", tags=["sessions"])
+    def delete_recording(who: Auth, sid: str) -> dict[str, Any]:
+        """Delete a session's recording and everything derived from it (timeline, plots, report); the session
+        stays as a dated entry without results and leaves the trend."""
+        session = owned_session(who, sid)
+        if session["job_id"]:
+            service.runner.cancel(session["job_id"])
+        with service.runner.commit_lock:
+            audio = service.store.session_audio(sid)
+            if not service.store.forget_recording(who.token_id, sid):
+                raise HTTPException(404, f"session {sid!r}: not found")
+            if session["status"] in ("queued", "running") and session["job_id"]:
+                service.store.fail_job(session["job_id"], "its recording was deleted")
+                service.store.forget_recording(who.token_id, sid)
+            remove_session_files(sid, audio)
+            remove_tree(settings.people_dir / session["person_id"])
+        return {"deleted": f"recording of session {sid}"}
+
+    @app.get("/api/v1/sessions/{sid}/recording", tags=["sessions"])
+    def get_recording(who: Auth, sid: str) -> FileResponse:
+        """The uploaded audio, while it is kept (``--keep-audio``, or until its analysis ends)."""
+        owned_session(who, sid)
+        name = service.store.session_audio(sid)
+        if not name or not (settings.uploads_dir / name).is_file():
+            raise HTTPException(404, f"session {sid!r}: the recording is not kept (only results are stored unless "
+                                     "the server runs with --keep-audio)")
+        return FileResponse(settings.uploads_dir / name, media_type="application/octet-stream",
+                            headers=_private("recording"))
+
+    @app.get("/api/v1/jobs/{jid}", tags=["sessions"])
+    def get_job(who: Auth, jid: str) -> dict[str, Any]:
+        """An analysis job: state, progress (0-1), the reason when failed, its session."""
+        job = service.store.job(who.token_id, jid)
+        if job is None:
+            raise HTTPException(404, f"job {jid!r}: not found")
+        return job
+
+    # -- trend ---------------------------------------------------------------------------------------------
+    def trend(who: Caller, pid: str, m: EmotionModel) -> dict[str, Any]:
+        owned_person(who, pid)
+        return person_trend(settings.people_dir, settings.results_dir, pid, service.store.sessions(who.token_id, pid), m)
+
+    @app.get("/api/v1/people/{pid}/trend", tags=["people"])
+    def get_trend(who: Auth, pid: str, m: Model) -> dict[str, Any]:
+        """A person's analysed sessions in date order: shares per emotion, negative share, arousal, valence."""
+        t = trend(who, pid, m)
+        folder = t.pop("folder")
+        t["files"] = ({"trend.png": f"/api/v1/people/{pid}/trend.png",
+                       "report.html": f"/api/v1/people/{pid}/report.html"} if folder else {})
+        t["notice"] = NOT_A_DIAGNOSIS
+        return t
+
+    @app.get("/api/v1/people/{pid}/trend.png", tags=["people"])
+    def get_trend_png(who: Auth, pid: str, m: Model) -> FileResponse:
+        return trend_file(who, pid, m, "trend.png")
+
+    @app.get("/api/v1/people/{pid}/report.html", tags=["people"])
+    def get_person_report(who: Auth, pid: str, m: Model) -> FileResponse:
+        """The HTML report across the person's sessions (trend first, then each session)."""
+        return trend_file(who, pid, m, "report.html")
+
+    def trend_file(who: Caller, pid: str, m: EmotionModel, name: str) -> FileResponse:
+        folder = trend(who, pid, m)["folder"]
+        if folder is None:
+            raise HTTPException(404, f"person {pid!r} has no analysed session yet")
+        return FileResponse(folder / name, media_type="image/png" if name.endswith(".png") else "text/html",
+                            headers=_private(name))
+
+    def remove_session_files(sid: str, audio: str | None) -> None:
+        remove_tree(settings.results_dir / sid)
+        remove_tree(settings.results_dir / f".{sid}.tmp")
+        if audio:
+            (settings.uploads_dir / audio).unlink(missing_ok=True)
+
+    return app
+
+
+def _private(name: str) -> dict[str, str]:
+    # Results are personal: no shared caches; HTML reports are shown sandboxed (no scripts) even when opened alone.
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    if name.endswith(".html"):
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return headers
+
+
+def queue_full() -> HTTPException:
+    return HTTPException(429, "the analysis queue is full; try again later",
+                         headers={"Retry-After": str(QUEUE_RETRY_AFTER)})
+
+
+class UploadRejected(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name, only ever shown (never a path): last component, no control characters, short."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = _CONTROL.sub("", name).strip()[:120]
+    return name or "recording"
+
+
+def save_audio(upload: UploadFile, folder: Path, *, check_frames: bool = False) -> tuple[Path, Any]:
+    """Copy an upload to ``folder/<random>.upload`` and recognise it by content (libsndfile).
+
+    Raises :class:`UploadRejected`: 400 for an empty upload, 415 for anything libsndfile does not read as audio,
+    422 (``check_frames``) for audio that cannot be analysed (truncated, no frames).
+    """
+    path = folder / f"{new_id()}.upload"
+    try:
+        with path.open("wb") as out:
+            shutil.copyfileobj(upload.file, out, 1 << 20)
+        if path.stat().st_size == 0:
+            raise UploadRejected(400, "empty upload (0 bytes)")
+        try:
+            info = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            detail = getattr(exc, "error_string", None) or str(exc)
+            detail = detail.replace(str(path), "the upload")
+            raise UploadRejected(415, f"not audio that libsndfile can read ({detail}); send WAV, FLAC, Ogg "
+                                      "(Vorbis/Opus), MP3 or another libsndfile format") from None
+        if check_frames:
+            try:
+                open_audio(path).close()
+            except AudioError as exc:
+                raise UploadRejected(422, exc.reason) from None
+        if info.frames <= 0:
+            raise UploadRejected(422, "empty: the file holds no audio frames")
+        return path, info
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def parse_session_date(text: str | None) -> str:
+    """The session date as stored (ISO, minutes); 422 naming the field when it cannot be read."""
+    if text is None or not text.strip():
+        return datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="minutes")
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HTTPException(422, f"date: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM, got {text!r}") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="minutes")
+
+
+class TokenFirst:
+    """ASGI middleware: an ``/api/v1`` request without a known token is answered 401 before its body is read
+    (the route's own check then applies the rate limit and finds the caller)."""
+
+    def __init__(self, app, store: Store):
+        self.app, self.store = app, store
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and scope["method"] != "OPTIONS":
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip() or self.store.token_for(secret.strip()) is None:
+                body = json.dumps({"detail": "missing or unknown token: send Authorization: Bearer <token> "
+                                             "(serkit serve --create-token NAME prints one)"}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+class AccessLog:
+    """ASGI middleware: one JSON log line per request (method, path, status, milliseconds, token name)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.log = logging.getLogger("serkit.serve.access")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.monotonic(), [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            state = scope.get("state") or {}
+            self.log.info("request", extra={"fields": {
+                "method": scope["method"], "path": scope["path"], "status": status[0],
+                "ms": round(1000 * (time.monotonic() - started), 1), "token": state.get("token_name"),
+                "client": (scope.get("client") or ["?"])[0]}})
+
