@@ -2,13 +2,15 @@
 
 How each command is checked (see ``_plan``):
 
+- ``curl ...`` (a call to ``serkit serve``): sent as written to the service run in process with a small model and
+  a token of its own for ``$TOKEN``; it must answer 200.
 - ``make TARGET``: the target exists in the Makefile (running it would install a virtual environment).
 - ``serkit ...`` without placeholders and without training: run as written, in a folder that holds the
   checkout's ``examples/`` and ``recipes/`` and, beside it, ``shared/`` (the corpora), through the CLI; it must
   exit 0 (a corpus command is skipped when that corpus is absent).
 - ``runs/<run>`` and ``<fold>`` in predict, analyze and export: replaced by a run folder holding a small trained
   model, then run as above.
-- ``serkit train ...`` (hours of training), commands that need a whole trained run (collect, evaluate on
+- ``serkit train ...`` (hours of training), ``serkit serve`` (runs until stopped), commands that need a whole trained run (collect, evaluate on
   ``runs/<run>``) and commands with other placeholders (RECIPE, DIR, ``runs/<a>``):
   checked, not run: every option they use is in the command's ``--help``, and every recipe file they name
   loads, with their ``--set`` overrides applied.
@@ -74,10 +76,14 @@ def _plan(command: str) -> str:
     words = shlex.split(command)
     if words[0] == "make":
         return "make"
+    if words[0] == "curl":
+        return "curl"
     if words[0] != "serkit":
-        raise AssertionError(f"README command {command!r}: neither make nor serkit")
+        raise AssertionError(f"README command {command!r}: neither make, serkit nor curl")
     if words[1] == "train" or _PLACEHOLDER.search(command):
         return "help"
+    if words[1] == "serve" and "--create-token" not in words:
+        return "help"  # a service runs until stopped: tests/test_serve_server.py starts and talks to it
     if "<run>" in command and words[1] not in ("predict", "analyze", "export"):
         return "help"
     return "run"
@@ -85,7 +91,7 @@ def _plan(command: str) -> str:
 
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.corpus) if " corpus info " in f" {c} " else c
                                      for c in COMMANDS])
-def test_readme_command(command, checkout, monkeypatch):
+def test_readme_command(command, checkout, monkeypatch, tmp_path, tiny_model):
     plan = _plan(command)
     words = shlex.split(command)
     if plan == "make":
@@ -93,6 +99,9 @@ def test_readme_command(command, checkout, monkeypatch):
         assert words[1] in targets, command
         return
     args = words[1:]
+    if plan == "curl":
+        _run_curl(words, checkout, tmp_path, tiny_model, monkeypatch)
+        return
     if plan == "help":
         _check_options(command, args)
         return
@@ -106,6 +115,37 @@ def test_readme_command(command, checkout, monkeypatch):
     for i, a in enumerate(args[:-1]):
         if a == "--out":
             assert (checkout / args[i + 1]).exists(), command  # it wrote where it said
+
+
+def _run_curl(words: list[str], checkout: Path, tmp_path: Path, model, monkeypatch) -> None:
+    """A curl call to ``serkit serve``: sent, headers and form fields as written, to the service (in process, with
+    the tiny model and a token of its own for ``$TOKEN``); it must answer 200."""
+    from fastapi.testclient import TestClient
+
+    from serkit.serve.app import create_app
+    from serkit.serve.settings import ServeSettings
+    from serve_helpers import wait_for
+
+    app = create_app(ServeSettings(data_dir=tmp_path / "serve", rate_limit=0), load=lambda spec: model)
+    headers, files, url = {}, [], None
+    it = iter(words[1:])
+    for word in it:
+        if word == "-H":
+            key, _, value = next(it).partition(":")
+            headers[key.strip()] = value.strip()
+        elif word == "-F":
+            field, _, value = next(it).partition("=@")
+            files.append((field, (Path(value).name, (checkout / value).read_bytes())))
+        elif word.startswith("http"):
+            url = word
+        else:
+            raise AssertionError(f"curl option {word!r} is not understood by this test")
+    with TestClient(app) as client:
+        wait_for(lambda: client.get("/readyz").status_code == 200, timeout=20)
+        token = app.state.service.store.create_token("readme")
+        headers = {k: v.replace("$TOKEN", token) for k, v in headers.items()}
+        response = client.post(url.split("8000", 1)[1], headers=headers, files=files)
+    assert response.status_code == 200, response.text
 
 
 def _check_options(command: str, args: list[str]) -> None:
