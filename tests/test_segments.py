@@ -20,7 +20,7 @@ from serkit.training import make_splits
 from serkit.training.data import FeatureExtractor, SegmentConfig, average_segments, segment_signal
 from serkit.training.experiment import _segment_items, run_experiment
 from serkit.training.normalization import FeatureNormalizer
-from serkit.training.trainer import predict_proba
+from serkit.models.learner import predict_proba
 
 SR = 8000
 

@@ -258,10 +258,13 @@ def _bundle_metadata(bundle: ModelBundle) -> dict[str, Any]:
     }
 
 
-def _exportable_bundle(bundle: ModelBundle) -> None:
-    reason = onnx_unsupported_reason(bundle.model_name)
+def _exportable_module(bundle: ModelBundle) -> nn.Module:
+    """The bundle's torch module, or a ConfigError saying why it cannot be exported."""
+    module = bundle.learner.module
+    reason = _SKLEARN_REASON if module is None else ONNX_NOT_EXPRESSIBLE.get(bundle.model_name)
     if reason is not None:
         raise ConfigError(f"model {bundle.model_name!r} cannot be exported to ONNX: {reason}")
+    return module
 
 
 def export_onnx(
@@ -284,8 +287,8 @@ def export_onnx(
         ``out_path``.
     """
     bundle = _load_bundle(model_or_bundle_path)
-    _exportable_bundle(bundle)
-    export_module_onnx(bundle.model, bundle.input_shape, out_path, opset=opset, dynamic_batch=dynamic_batch,
+    module = _exportable_module(bundle)
+    export_module_onnx(module, bundle.input_shape, out_path, opset=opset, dynamic_batch=dynamic_batch,
                        quantize=quantize, metadata=_bundle_metadata(bundle))
     return Path(out_path)
 
@@ -365,15 +368,35 @@ class OnnxClassifier:
 
     __call__ = predict_proba
 
+    # The learner interface (serkit.models.learner.Learner): an ONNX graph predicts only.
+    kind = "onnx"
+
+    @property
+    def model(self) -> OnnxClassifier:
+        return self
+
+    @property
+    def module(self) -> None:
+        return None
+
+    def fit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise ConfigError("an exported ONNX model cannot be trained; train the serkit model and export it again")
+
+    def state(self) -> dict[str, Any]:
+        raise ConfigError("an exported ONNX model is already a file; it is not saved as a serkit model.pt")
+
 
 def onnx_classifier_for_bundle(bundle: ModelBundle, *, quantize: bool = False, num_threads: int | None = None,
                                optimization: Literal["all", "extended", "basic", "none"] = "all") -> OnnxClassifier:
     """Export ``bundle``'s network in memory and open it with onnxruntime (nothing is written to disk).
 
-    Raises a :class:`~serkit.errors.ConfigError` for a model ONNX cannot express (see :func:`onnx_support`).
+    A bundle read from an ``.onnx`` file is already one and is returned as it is. Raises a
+    :class:`~serkit.errors.ConfigError` for a model ONNX cannot express (see :func:`onnx_support`).
     """
-    _exportable_bundle(bundle)
-    data = export_module_onnx(bundle.model, bundle.input_shape, None, quantize=quantize,
+    if isinstance(bundle.learner, OnnxClassifier):
+        return bundle.learner
+    module = _exportable_module(bundle)
+    data = export_module_onnx(module, bundle.input_shape, None, quantize=quantize,
                               metadata=_bundle_metadata(bundle))
     return OnnxClassifier(data, num_threads=num_threads, optimization=optimization)
 

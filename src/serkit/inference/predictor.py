@@ -17,7 +17,6 @@ from serkit.models.bundle import ModelBundle
 from serkit.multi_input import num_items
 from serkit.training.data import SegmentConfig, average_segments, make_feature_extractor
 from serkit.training.normalization import normalizer_from_state
-from serkit.training.trainer import predict_proba
 
 
 def find_bundles(model: str | Path) -> list[Path]:
@@ -138,17 +137,13 @@ class Predictor:
     def _proba(self, bundle: ModelBundle, X: np.ndarray) -> np.ndarray:
         if self._onnx is not None:
             return self._onnx[self.bundles.index(bundle)].predict_proba(X)
-        if isinstance(bundle.model, torch.nn.Module):
-            return predict_proba(bundle.model, X, device=self.device)
-        return bundle.model.predict_proba(X)
+        return bundle.learner.predict_proba(X)
 
 
 def _onnx_classifier(bundle: ModelBundle):
     try:
-        from serkit.inference.export import OnnxClassifier, onnx_classifier_for_bundle
+        from serkit.inference.export import onnx_classifier_for_bundle
     except ImportError as exc:
         raise ConfigError(f"backend 'onnx' is not available: {exc} (ONNX export needs serkit.inference.export "
                           "and the onnx/onnxruntime packages)") from None
-    if isinstance(bundle.model, OnnxClassifier):  # loaded from an exported .onnx file
-        return bundle.model
     return onnx_classifier_for_bundle(bundle)

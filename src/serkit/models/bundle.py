@@ -1,7 +1,9 @@
 """A trained model saved with everything needed to use it: recipe, labels, normaliser statistics, weights.
 
-Format (``serkit-model/1``): one ``torch.save`` file with a dict. Torch models store a state dict; classical
-models are pickled, so load bundles only from sources you trust (``torch.load(weights_only=False)``).
+Format (``serkit-model/1``): one ``torch.save`` file with a dict: ``format``, ``recipe``, ``labels``,
+``input_shape``, ``normalizer``, ``info``, ``kind`` (the learner kind, see :mod:`serkit.models.learner`) and that
+learner's state: torch models a ``state_dict``, classical models the pickled ``estimator``, so load bundles only
+from sources you trust (``torch.load(weights_only=False)``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import torch
 
 from serkit.errors import ConfigError
-from serkit.models.registry import create_model, model_spec
+from serkit.models.learner import Learner, as_learner, learner_from_state
 from serkit.utils import atomic_torch_save
 
 FORMAT = "serkit-model/1"
@@ -24,16 +26,23 @@ class ModelBundle:
     recipe: dict[str, Any]
     labels: list[str]
     input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]  # one shape per stream for a multi-input model
-    model: Any
+    learner: Learner  # a network or estimator given here is wrapped in its learner (serkit.models.learner)
     normalizer: dict[str, Any] | None
     info: dict[str, Any]
+
+    def __post_init__(self):
+        self.learner = as_learner(self.learner)
+
+    @property
+    def model(self) -> Any:
+        """The underlying network or estimator (or ONNX classifier)."""
+        return self.learner.model
 
     @property
     def model_name(self) -> str:
         return self.recipe["model"]["name"]
 
     def save(self, path: str | Path) -> Path:
-        spec = model_spec(self.model_name)
         payload = {
             "format": FORMAT,
             "recipe": self.recipe,
@@ -41,12 +50,9 @@ class ModelBundle:
             "input_shape": _shape_to_payload(self.input_shape),
             "normalizer": self.normalizer,
             "info": self.info,
-            "kind": spec.kind,
+            "kind": self.learner.kind,
+            **self.learner.state(),
         }
-        if spec.kind == "torch":
-            payload["state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        else:
-            payload["estimator"] = self.model
         return atomic_torch_save(payload, path)
 
     @classmethod
@@ -58,19 +64,19 @@ class ModelBundle:
             payload = torch.load(path, map_location=device, weights_only=False)
         except Exception as exc:
             raise ConfigError(f"{path}: not a readable serkit model ({exc})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        if not isinstance(payload, dict) or "format" not in payload:
             raise ConfigError(f"{path}: not a serkit model file (expected format {FORMAT})")
+        if payload["format"] != FORMAT:
+            raise ConfigError(f"{path}: model file format {payload['format']!r} is not readable by this serkit "
+                              f"(it reads {FORMAT})")
         recipe = payload["recipe"]
         # init_from only mattered before training: the saved weights replace whatever it loaded.
         opts = {k: v for k, v in recipe["model"].items() if k not in ("name", "init_from", "init_prefixes")}
         labels, shape = list(payload["labels"]), _shape_from_payload(payload["input_shape"])
-        if payload["kind"] == "torch":
-            model = create_model(recipe["model"]["name"], num_classes=len(labels), input_shape=shape, **opts)
-            model.load_state_dict(payload["state_dict"])
-            model.eval()
-        else:
-            model = payload["estimator"]
-        return cls(recipe, labels, shape, model, payload.get("normalizer"), payload.get("info", {}))
+        learner = learner_from_state(payload.get("kind"), payload, name=recipe["model"]["name"],
+                                     num_classes=len(labels), input_shape=shape, options=opts, device=device,
+                                     where=str(path))
+        return cls(recipe, labels, shape, learner, payload.get("normalizer"), payload.get("info", {}))
 
 
 def _shape_to_payload(shape: tuple[int, ...] | dict[str, tuple[int, ...]]) -> list[int] | dict[str, list[int]]:

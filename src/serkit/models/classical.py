@@ -17,11 +17,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import recall_score
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from serkit.models.registry import register_model
-from serkit.training.metrics import unweighted_average_recall
 
 
 class _GridSelectedClassifier:
@@ -50,7 +50,9 @@ class _GridSelectedClassifier:
         X_val = X_val.reshape(len(X_val), -1)
         best = None
         for value in self.grid:
-            ua = unweighted_average_recall(y_val, self._estimator(value).fit(X, y).predict(X_val))
+            pred = self._estimator(value).fit(X, y).predict(X_val)
+            # UA (serkit.training.metrics.unweighted_average_recall): mean recall over the classes in y_val
+            ua = recall_score(y_val, pred, labels=np.unique(y_val), average="macro", zero_division=0)
             self.selection.append({self.param: value, "val_ua": float(ua)})
             if best is None or ua > best[1]:
                 best = (value, ua)

@@ -37,7 +37,7 @@ from serkit.errors import ConfigError
 from serkit.features import FeatureCache
 from serkit.models.bundle import ModelBundle
 from serkit.models.init import init_from_checkpoint
-from serkit.models.registry import create_model, model_spec
+from serkit.models.learner import create_learner
 from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
 from serkit.recipe import Recipe, resolve_path
 from serkit.training import distributed as dist
@@ -237,7 +237,6 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         return row, pd.read_csv(fold_dir / "predictions.csv")
     fold_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(split.seed)
-    spec = model_spec(recipe.model.name)
     speakers = table["speaker"].to_numpy()
 
     # Class/corpus balancing resamples the training rows only (rows may repeat), before augmentation.
@@ -278,40 +277,31 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     y_va = y_items[va] if len(va) else None  # with segments, early stopping watches segment-level scores
     X_te = normalizer.transform(take_items(X, te), speakers=spk_items[te])
 
-    model = create_model(recipe.model.name, num_classes=len(labels), input_shape=item_shape(X_tr),
-                         **recipe.model.options)
+    transform = None
+    if recipe.augment.specaugment is not None:
+        sa = recipe.augment.specaugment
+        transform = partial(spec_augment, freq_masks=sa.freq_masks, freq_width=sa.freq_width,
+                            time_masks=sa.time_masks, time_width=sa.time_width)
+    # The trainer is built only for a model that uses one (a torch model).
+    make_trainer = partial(Trainer, recipe.training, workdir=fold_dir, seed=split.seed, batch_transform=transform,
+                           progress=progress)
+    learner = create_learner(recipe.model.name, num_classes=len(labels), input_shape=item_shape(X_tr),
+                             options=recipe.model.options, trainer=make_trainer, seed=split.seed, progress=progress)
     if init_path is not None:  # pre-trained initialisation (ha2024): the whole model or some streams
-        init_info = init_from_checkpoint(model, init_path, prefixes=recipe.model.init_prefixes)
+        init_info = init_from_checkpoint(learner.model, init_path, prefixes=recipe.model.init_prefixes)
         log.info("model.init_from: %d tensors from %s", len(init_info["loaded"]), recipe.model.init_from)
-    t0 = time.perf_counter()
     info: dict = {"n_augmented": n_aug}
     if recipe.augment.rebalance is not None:  # training items after resampling, before augmented copies
         info["n_rebalanced"] = len(train_rows)
     if init_path is not None:  # in the fold's result, so a table shows that the start was pre-trained
         info["init_tensors"] = len(init_info["loaded"])
-    if spec.kind == "torch":
-        transform = None
-        if recipe.augment.specaugment is not None:
-            sa = recipe.augment.specaugment
-            transform = partial(spec_augment, freq_masks=sa.freq_masks, freq_width=sa.freq_width,
-                                time_masks=sa.time_masks, time_width=sa.time_width)
-        trainer = Trainer(recipe.training, workdir=fold_dir, seed=split.seed, batch_transform=transform,
-                          progress=progress)
-        if hasattr(model, "pretrain"):  # unsupervised pre-training (the DBN's RBMs) on this fold's training data only
-            info.update(model.pretrain(X_tr, seed=split.seed, progress=progress) or {})
-        fit = trainer.fit(model, X_tr, y_tr, X_va, y_va, resume=resume)
-        proba = trainer.predict_proba(model, X_te)
-        pred = proba.argmax(1)
-        info.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val=fit.best_score)
-        if len(fit.history) and dist.is_main_process():
-            plot_training_curves(fit.history, fold_dir / "curves.png")
-        train_seconds = fit.train_seconds
-    else:
-        model.fit(X_tr, y_tr, X_va, y_va)
-        proba = model.predict_proba(X_te)
-        pred = model.predict(X_te)
-        info.update(model.fit_info() if hasattr(model, "fit_info") else {})
-        train_seconds = time.perf_counter() - t0
+    fit = learner.fit(X_tr, y_tr, X_va, y_va, resume=resume)
+    history, train_seconds = fit.pop("history", None), fit.pop("train_seconds")
+    info.update(fit)
+    if history is not None and len(history) and dist.is_main_process():
+        plot_training_curves(history, fold_dir / "curves.png")
+    proba = learner.predict_proba(X_te)
+    pred = proba.argmax(1)
     if owner is not None:  # an utterance's prediction is the mean of its segments' probabilities
         proba = average_segments(proba, np.searchsorted(split.test, owner[te]), len(split.test))
         pred = proba.argmax(1)
@@ -323,7 +313,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     if main:
         plot_confusion(metrics["confusion"], labels, fold_dir / "confusion.png",
                        title=f"{recipe.name} {split.name} ({split.tag})")
-        ModelBundle(recipe.model_dump(mode="json"), labels, item_shape(X_tr), model,
+        ModelBundle(recipe.model_dump(mode="json"), labels, item_shape(X_tr), learner,
                     normalizer.state_dict(), {"split": split.name, "seed": split.seed, "tag": split.tag}
                     ).save(fold_dir / "model.pt")
 

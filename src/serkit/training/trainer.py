@@ -34,6 +34,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from serkit.errors import ConfigError
+from serkit.models.learner import predict_proba
 from serkit.multi_input import map_streams, num_items, take_items, to_tensors, transform_feature_maps
 from serkit.training import distributed as dist
 from serkit.training.metrics import unweighted_average_recall
@@ -87,22 +88,6 @@ def _state_fingerprint(model: nn.Module, cfg: TrainingConfig, n_train: int, seed
     shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     blob = json.dumps([cfg.model_dump(mode="json"), shapes, n_train, seed], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, X: np.ndarray, *, batch_size: int = 256,
-                  device: str | torch.device = "cpu") -> np.ndarray:
-    """Softmax outputs (N, C) of ``model`` in eval mode, computed in batches of ``batch_size`` items."""
-    model.eval()
-    model.to(device)
-    outs = []
-    streams = getattr(model, "input_streams", None)  # a multi-input model's call order (serkit.multi_input)
-    for i in range(0, num_items(X), batch_size):
-        xb = to_tensors(X, slice(i, i + batch_size), streams=streams, device=device)
-        outs.append(torch.softmax(model(*xb), dim=1).cpu())
-    if not outs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return torch.cat(outs).numpy()
 
 
 class Trainer:
