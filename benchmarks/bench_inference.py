@@ -56,7 +56,7 @@ from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import item_shape
 from serkit.recipe import Recipe
-from serkit.training.data import make_feature_extractor
+from serkit.features.extractor import make_feature_extractor
 from serkit.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]

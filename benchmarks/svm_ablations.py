@@ -46,7 +46,7 @@ from serkit.corpora import load_corpus
 from serkit.features import FeatureCache
 from serkit.features.functionals import OpenSmileFunctionals
 from serkit.models import create_model
-from serkit.training.data import default_cache_dir
+from serkit.features.extractor import default_cache_dir
 from serkit.training.metrics import unweighted_average_recall
 from serkit.training.protocols import ProtocolConfig, make_splits
 from serkit.utils import atomic_write_text

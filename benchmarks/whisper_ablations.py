@@ -37,9 +37,9 @@ from serkit.audio import AudioConfig
 from serkit.corpora import load_corpus
 from serkit.features import FeatureCache, WhisperConfig, load_whisper_encoder_weights
 from serkit.models import create_model
-from serkit.training.data import FeatureExtractor, default_cache_dir
+from serkit.features.extractor import FeatureExtractor, default_cache_dir
 from serkit.training.metrics import unweighted_average_recall
-from serkit.training.normalization import FeatureNormalizer
+from serkit.features.normalization import FeatureNormalizer
 from serkit.training.protocols import ProtocolConfig, make_splits
 from serkit.training.trainer import Trainer, TrainingConfig
 from serkit.utils import atomic_write_text, seed_everything

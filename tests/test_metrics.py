@@ -23,7 +23,7 @@ from serkit.training.metrics import (
     summarize,
     write_csv,
 )
-from serkit.training.normalization import FeatureNormalizer
+from serkit.features.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 
 LABELS = ["angry", "happy", "neutral", "sad"]

@@ -21,7 +21,7 @@ from serkit.multi_input import (
     transform_feature_maps,
 )
 from serkit.recipe import Recipe
-from serkit.training.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
+from serkit.features.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
 
 STREAMS = {"raw": {"name": "raw"},
            "mfcc": {"name": "mfcc", "n_mfcc": 32, "n_fft": 256, "hop_length": 128, "n_mels": 40},
@@ -125,7 +125,7 @@ def tiny_corpus(tmp_path_factory):
 
 def test_multi_feature_extractor_caches_each_stream(tiny_corpus, tmp_path):
     from serkit.features import FeatureCache, parse_frontend_config
-    from serkit.training.data import MultiFeatureExtractor
+    from serkit.features.extractor import MultiFeatureExtractor
     recipe = Recipe.from_dict(recipe_dict(tiny_corpus))
     cache = FeatureCache(tmp_path / "cache")
     frontends = {k: parse_frontend_config(v) for k, v in STREAMS.items()}

@@ -17,9 +17,10 @@ from serkit.inference import Predictor
 from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
 from serkit.training import make_splits
-from serkit.training.data import FeatureExtractor, SegmentConfig, average_segments, segment_signal
+from serkit.features.extractor import FeatureExtractor
+from serkit.features.segments import SegmentConfig, average_segments, segment_signal
 from serkit.training.experiment import _segment_items, run_experiment
-from serkit.training.normalization import FeatureNormalizer
+from serkit.features.normalization import FeatureNormalizer
 from serkit.models.learner import predict_proba
 
 SR = 8000

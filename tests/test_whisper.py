@@ -207,7 +207,7 @@ def test_feature_cache_keys_on_the_weights_sha256(tiny_models, tmp_path):
     import soundfile as sf
 
     from serkit.audio import AudioConfig
-    from serkit.training.data import FeatureExtractor
+    from serkit.features.extractor import FeatureExtractor
 
     paths = []
     for i, seconds in enumerate((0.7, 1.3, 2.9)):  # clips of different lengths, no duration set

@@ -17,7 +17,7 @@ from serkit.audio import AudioConfig
 from serkit.augment import AugmentConfig
 from serkit.errors import ConfigError
 from serkit.features import FrontendConfig
-from serkit.training.data import SegmentConfig
+from serkit.features.segments import SegmentConfig
 from serkit.training.protocols import ProtocolConfig
 from serkit.training.trainer import TrainingConfig
 from serkit.utils import atomic_write_text

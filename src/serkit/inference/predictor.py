@@ -15,8 +15,9 @@ from serkit.errors import ConfigError
 from serkit.features import parse_frontend_config
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import num_items
-from serkit.training.data import SegmentConfig, average_segments, make_feature_extractor
-from serkit.training.normalization import normalizer_from_state
+from serkit.features.extractor import make_feature_extractor
+from serkit.features.segments import SegmentConfig, average_segments
+from serkit.features.normalization import normalizer_from_state
 
 
 def find_bundles(model: str | Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Training support: evaluation protocols, metrics, feature normalisation, the trainer and plots.
+"""Training support: evaluation protocols, metrics, the trainer and plots (feature normalisation is in
+:mod:`serkit.features.normalization`).
 
 The experiment runner (recipe -> results) is :func:`serkit.training.experiment.run_experiment`; it is not
 imported here because it pulls in every other part of serkit.
@@ -15,14 +16,12 @@ from serkit.training.metrics import (
     unweighted_average_recall,
     write_csv,
 )
-from serkit.training.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import ProtocolConfig, Split, make_splits, split_summary
 from serkit.training.trainer import FitResult, Trainer, TrainingConfig
 
 __all__ = [
     "SUMMARY_METRICS",
-    "FeatureNormalizer",
     "FitResult",
     "ProtocolConfig",
     "Split",

@@ -41,9 +41,10 @@ from serkit.models.learner import create_learner
 from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
 from serkit.recipe import Recipe, resolve_path
 from serkit.training import distributed as dist
-from serkit.training.data import average_segments, default_cache_dir, make_feature_extractor
+from serkit.features.extractor import default_cache_dir, make_feature_extractor
+from serkit.features.segments import average_segments
 from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
-from serkit.training.normalization import FeatureNormalizer, StreamNormalizer
+from serkit.features.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
 from serkit.training.trainer import Trainer
