@@ -57,7 +57,8 @@ def join_clips(clips: list[tuple[Path, str]], path: Path, silences: list[float],
 
 def example(model_path: Path, speaker: str, vad: str, work: Path, docs: Path) -> dict:
     from serkit.inference import load_model
-    from serkit.inference.analysis import SessionsResult, analyze_recording, timeline_frame, write_analysis
+    from serkit.inference.analysis import SessionsResult, analyze_recording, timeline_frame
+    from serkit.inference.report import write_analysis
     from serkit.inference.stream import AnalysisConfig
 
     model = load_model(model_path)

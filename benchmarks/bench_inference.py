@@ -50,13 +50,13 @@ import soundfile as sf
 import torch
 
 from serkit.audio import AudioConfig, load_clips
+from serkit.features.extractor import make_feature_extractor
 from serkit.inference.export import onnx_classifier_for_bundle, onnx_unsupported_reason
 from serkit.inference.predictor import Predictor
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import item_shape
 from serkit.recipe import Recipe
-from serkit.features.extractor import make_feature_extractor
 from serkit.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]

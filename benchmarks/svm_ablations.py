@@ -44,9 +44,9 @@ from serkit.audio import AudioConfig, load_clip
 from serkit.augment.waveform import change_speed
 from serkit.corpora import load_corpus
 from serkit.features import FeatureCache
+from serkit.features.extractor import default_cache_dir
 from serkit.features.functionals import OpenSmileFunctionals
 from serkit.models import create_model
-from serkit.features.extractor import default_cache_dir
 from serkit.training.metrics import unweighted_average_recall
 from serkit.training.protocols import ProtocolConfig, make_splits
 from serkit.utils import atomic_write_text

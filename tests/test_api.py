@@ -16,12 +16,12 @@ from serkit.audio import AudioConfig
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.features import SpectralFrontendConfig
+from serkit.features.extractor import FeatureExtractor
+from serkit.features.normalization import FeatureNormalizer
 from serkit.inference import load_model
 from serkit.inference.api import default_model_path, to_mono
 from serkit.models import create_model
 from serkit.models.bundle import ModelBundle
-from serkit.features.extractor import FeatureExtractor
-from serkit.features.normalization import FeatureNormalizer
 
 #: The tiny model's classes and the tone (Hz) that stands for each.
 TONE_LABELS = {"neutral": 200.0, "angry": 450.0, "sad": 1000.0, "happy": 2200.0}

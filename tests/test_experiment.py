@@ -184,7 +184,7 @@ def test_shipped_recipes_validate_and_build():
     recipe's members exist and test the same utterances the same way."""
     from serkit.features import create_frontend
     from serkit.models import create_model, model_spec
-    from serkit.multi_input import check_recipe_streams
+    from serkit.recipe import check_recipe_streams
 
     recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
     assert recipes

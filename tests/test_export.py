@@ -15,12 +15,12 @@ from serkit.cli import app
 from serkit.errors import ConfigError
 from serkit.inference.export import (
     ONNX_NOT_EXPRESSIBLE,
-    OnnxClassifier,
     export_module_onnx,
     export_onnx,
     onnx_classifier_for_bundle,
     onnx_support,
 )
+from serkit.inference.onnx_runtime import OnnxClassifier
 from serkit.models import create_model, list_models, model_spec
 from serkit.models.bundle import ModelBundle
 

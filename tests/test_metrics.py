@@ -16,6 +16,7 @@ from sklearn.metrics import (
 )
 
 from serkit.errors import ConfigError
+from serkit.features.normalization import FeatureNormalizer
 from serkit.training.metrics import (
     compute_metrics,
     results_markdown,
@@ -23,7 +24,6 @@ from serkit.training.metrics import (
     summarize,
     write_csv,
 )
-from serkit.features.normalization import FeatureNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 
 LABELS = ["angry", "happy", "neutral", "sad"]

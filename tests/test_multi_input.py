@@ -10,9 +10,9 @@ import torch
 
 from conftest import tone
 from serkit.errors import ConfigError
+from serkit.features.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
 from serkit.models.init import read_state_dict
 from serkit.multi_input import (
-    check_recipe_streams,
     concat_items,
     item_shape,
     num_items,
@@ -20,8 +20,7 @@ from serkit.multi_input import (
     to_tensors,
     transform_feature_maps,
 )
-from serkit.recipe import Recipe
-from serkit.features.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
+from serkit.recipe import Recipe, check_recipe_streams
 
 STREAMS = {"raw": {"name": "raw"},
            "mfcc": {"name": "mfcc", "n_mfcc": 32, "n_fft": 256, "hop_length": 128, "n_mels": 40},

@@ -13,15 +13,15 @@ from serkit.audio import AudioConfig
 from serkit.corpora import load_corpus
 from serkit.errors import ConfigError
 from serkit.features import FeatureCache, SpectralFrontendConfig
+from serkit.features.extractor import FeatureExtractor
+from serkit.features.normalization import FeatureNormalizer
+from serkit.features.segments import SegmentConfig, average_segments, segment_signal
 from serkit.inference import Predictor
 from serkit.models.bundle import ModelBundle
+from serkit.models.learner import predict_proba
 from serkit.recipe import Recipe
 from serkit.training import make_splits
-from serkit.features.extractor import FeatureExtractor
-from serkit.features.segments import SegmentConfig, average_segments, segment_signal
 from serkit.training.experiment import _segment_items, run_experiment
-from serkit.features.normalization import FeatureNormalizer
-from serkit.models.learner import predict_proba
 
 SR = 8000
 

@@ -1,6 +1,6 @@
 """serkit: speech emotion recognition toolkit."""
 
-__version__ = "0.1.0"
+from serkit._version import __version__
 
 
 def load_model(name_or_path=None, *, backend: str = "torch", device: str = "cpu", vad: str = "auto"):

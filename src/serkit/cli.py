@@ -41,7 +41,7 @@ _plain_help()
 
 def _version(value: bool) -> None:
     if value:
-        from serkit import __version__
+        from serkit._version import __version__
 
         console.print(f"serkit {__version__}")
         raise typer.Exit()
@@ -409,8 +409,9 @@ def analyze(
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
 
-    from serkit.inference.analysis import analyze_recordings, write_analysis
+    from serkit.inference.analysis import analyze_recordings
     from serkit.inference.api import load_model
+    from serkit.inference.report import write_analysis
     from serkit.inference.stream import AnalysisConfig
     from serkit.utils import check_output_dir
 

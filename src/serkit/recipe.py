@@ -7,6 +7,7 @@ error that names the file and the field.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from serkit.augment import AugmentConfig
 from serkit.errors import ConfigError
 from serkit.features import FrontendConfig
 from serkit.features.segments import SegmentConfig
+from serkit.models.registry import model_spec
 from serkit.training.protocols import ProtocolConfig
 from serkit.training.trainer import TrainingConfig
 from serkit.utils import atomic_write_text
@@ -260,3 +262,41 @@ def resolve_path(path: str | Path, *, recipe_file: str | Path | None = None) -> 
         return p.resolve()
     alt = Path(recipe_file).resolve().parent.parent / p
     return alt.resolve() if alt.exists() else p.resolve()
+
+
+def model_streams(model_name: str, options: Mapping[str, Any] | None = None) -> tuple[str, ...] | None:
+    """The ordered input streams of a registered model, or None for a single-input model."""
+    spec = model_spec(model_name)
+    streams = {**spec.defaults, **dict(options or {})}.get("streams")
+    return None if streams is None else tuple(str(s) for s in streams)
+
+
+def check_recipe_streams(recipe: Recipe) -> tuple[str, ...] | None:
+    """Check a recipe's ``frontend`` / ``frontends`` against what its model declares.
+
+    Returns the model's stream order (None for a single-input model). Raises a ConfigError naming the field.
+    """
+    spec = model_spec(recipe.model.name)
+    streams = model_streams(recipe.model.name, recipe.model.options)
+    if streams is None:
+        if recipe.frontends is not None:
+            raise ConfigError(f"frontends: model {recipe.model.name!r} takes one input; give 'frontend:' "
+                              f"(one giving {', '.join(spec.inputs)} features) instead")
+        kind = recipe.frontend.output_kind(recipe.pooling)
+        if kind not in spec.inputs:
+            raise ConfigError(f"frontend.name: model {recipe.model.name!r} takes {' or '.join(spec.inputs)} input; "
+                              f"frontend {recipe.frontend.name!r} with pooling {recipe.pooling!r} gives {kind}")
+        return None
+    if recipe.frontends is None:
+        raise ConfigError(f"frontends: model {recipe.model.name!r} takes the streams {', '.join(streams)}; "
+                          "give 'frontends:' as a mapping stream name -> frontend config")
+    given = list(recipe.frontends)
+    if sorted(given) != sorted(streams):
+        raise ConfigError(f"frontends: model {recipe.model.name!r} takes the streams {list(streams)}, "
+                          f"the recipe gives {given}")
+    for name in streams:
+        kind = recipe.frontends[name].output_kind(recipe.pooling)
+        if kind not in spec.inputs:
+            raise ConfigError(f"frontends.{name}.name: model {recipe.model.name!r} takes {' or '.join(spec.inputs)} "
+                              f"streams; frontend {recipe.frontends[name].name!r} gives {kind}")
+    return streams

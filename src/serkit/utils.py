@@ -105,7 +105,7 @@ def replace_output_dir(path: str | Path, *, kind: str, force: bool = False) -> I
     place (an earlier run there is removed whole, so old and new outputs never mix); on failure it is removed
     and ``path`` is left as it was. See :func:`check_output_dir` for which folders may be replaced.
     """
-    from serkit import __version__
+    from serkit._version import __version__
 
     path = Path(path)
     check_output_dir(path, kind=kind, force=force)

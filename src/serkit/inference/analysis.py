@@ -27,7 +27,7 @@ from serkit.audio.io import find_audio_files, header_length_is_exact, open_audio
 from serkit.errors import AudioError
 from serkit.inference.api import EmotionModel, speech_shortfall
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult, window_cells
-from serkit.utils import atomic_write_text, replace_output_dir
+from serkit.utils import atomic_write_text
 
 #: (arousal, valence) of each unified label, in [-1, 1]; see the module docstring for the basis.
 AROUSAL_VALENCE: dict[str, tuple[float, float]] = {
@@ -391,41 +391,3 @@ def sessions_frame(analyses: list[RecordingAnalysis]) -> pd.DataFrame:
         row.update({f"share_{lab}": s["share"][lab] for lab in a.labels})
         rows.append(row)
     return pd.DataFrame(rows).round(4)
-
-
-def write_analysis(result: SessionsResult, out_dir: str | Path, model: EmotionModel, *,
-                   force: bool = False) -> dict[str, Path]:
-    """Write timelines, plots and the HTML report; ``out_dir`` then holds this run only.
-
-    One recording: ``timeline.csv``, ``timeline.json``, ``timeline.png``, ``report.html`` in ``out_dir``. Several:
-    one folder per session (``01_<name>/timeline.*``) plus ``sessions.csv``, ``trend.png`` and ``report.html``.
-    The files are written into a new folder that replaces ``out_dir`` at the end: an earlier analysis there is
-    replaced whole; a non-empty folder that serkit did not write is refused unless ``force``
-    (:func:`serkit.utils.replace_output_dir`).
-    """
-    out_dir = Path(out_dir)
-    with replace_output_dir(out_dir, kind="analyze", force=force) as tmp:
-        written = _write_analysis_files(result, tmp, model)
-    return {key: out_dir / path.relative_to(tmp) for key, path in written.items()}
-
-
-def _write_analysis_files(result: SessionsResult, out_dir: Path, model: EmotionModel) -> dict[str, Path]:
-    from serkit.inference.report import plot_timeline, plot_trend, write_report
-
-    written: dict[str, Path] = {}
-    plots: dict[str, Path] = {}
-    several = len(result.analyses) > 1
-    for k, a in enumerate(result.analyses, 1):
-        folder = out_dir / f"{k:02d}_{Path(a.path).stem}" if several else out_dir
-        for kind, path in write_timeline(a, folder).items():
-            written[f"{a.path}:{kind}" if several else kind] = path
-        plots[a.path] = plot_timeline(a, folder / "timeline.png")
-        if not several:
-            written["png"] = plots[a.path]
-    trend = None
-    if several:
-        written["sessions"] = atomic_write_text(out_dir / "sessions.csv",
-                                                sessions_frame(result.analyses).to_csv(index=False))
-        trend = written["trend"] = plot_trend(result.analyses, out_dir / "trend.png")
-    written["report"] = write_report(result, out_dir / "report.html", model, plots, trend)
-    return written

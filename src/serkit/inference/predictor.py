@@ -13,37 +13,13 @@ import torch
 from serkit.audio import AudioConfig
 from serkit.errors import ConfigError
 from serkit.features import parse_frontend_config
+from serkit.features.extractor import make_feature_extractor
+from serkit.features.normalization import normalizer_from_state
+from serkit.features.segments import SegmentConfig, average_segments
+from serkit.inference.bundles import find_bundles, load_bundle
+from serkit.inference.export import onnx_classifier_for_bundle
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import num_items
-from serkit.features.extractor import make_feature_extractor
-from serkit.features.segments import SegmentConfig, average_segments
-from serkit.features.normalization import normalizer_from_state
-
-
-def find_bundles(model: str | Path) -> list[Path]:
-    """A model file (``.pt``, or ``.onnx`` from ``serkit export``), or every ``folds/*/model.pt`` of a run folder
-    (or the ``*.pt`` / ``*.onnx`` files of a folder, e.g. the ``onnx/`` folder ``serkit export`` writes for a run)."""
-    path = Path(model)
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(path.glob("folds/*/model.pt")) or sorted(path.glob("*.pt")) or sorted(path.glob("*.onnx"))
-        if found:
-            return found
-        raise ConfigError(f"{path}: no model.pt under folds/ and no *.pt or *.onnx file (is this a serkit run "
-                          "folder?)")
-    raise ConfigError(f"{path}: no such model file or run folder")
-
-
-def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
-    """A ``model.pt`` bundle, or an exported ``.onnx`` file as a bundle that runs with onnxruntime."""
-    if Path(path).suffix.lower() == ".onnx":
-        try:
-            from serkit.inference.export import load_onnx_bundle
-        except ImportError as exc:
-            raise ConfigError(f"{path}: an ONNX model needs the onnx and onnxruntime packages ({exc})") from None
-        return load_onnx_bundle(path)
-    return ModelBundle.load(path, device=device)
 
 
 @dataclass
@@ -102,7 +78,13 @@ class Predictor:
         self.normalizers = [normalizer_from_state(b.normalizer) for b in self.bundles]
         self.device = torch.device(device)
         self.backend = backend
-        self._onnx = [_onnx_classifier(b) for b in self.bundles] if backend == "onnx" else None
+        self._onnx = None
+        if backend == "onnx":
+            try:
+                self._onnx = [onnx_classifier_for_bundle(b) for b in self.bundles]
+            except ImportError as exc:
+                raise ConfigError(f"backend 'onnx' is not available: {exc} (it needs the onnx and onnxruntime "
+                                  "packages)") from None
 
     def predict_proba(self, paths: Sequence[str | Path]) -> Predictions:
         feats = self.extractor.from_paths([str(p) for p in paths])
@@ -139,12 +121,3 @@ class Predictor:
         if self._onnx is not None:
             return self._onnx[self.bundles.index(bundle)].predict_proba(X)
         return bundle.learner.predict_proba(X)
-
-
-def _onnx_classifier(bundle: ModelBundle):
-    try:
-        from serkit.inference.export import onnx_classifier_for_bundle
-    except ImportError as exc:
-        raise ConfigError(f"backend 'onnx' is not available: {exc} (ONNX export needs serkit.inference.export "
-                          "and the onnx/onnxruntime packages)") from None
-    return onnx_classifier_for_bundle(bundle)

@@ -1,4 +1,5 @@
-"""Plots and the self-contained HTML report of an analysis (inline CSS, images embedded, no scripts)."""
+"""Plots and the self-contained HTML report of an analysis (inline CSS, images embedded, no scripts), and the
+analysis output folder that holds them with the timelines (:func:`write_analysis`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from serkit import __version__
+from serkit._version import __version__
 from serkit.corpora.labels import UNIFIED_LABELS
 from serkit.inference.analysis import (
     AROUSAL_VALENCE,
@@ -27,8 +28,9 @@ from serkit.inference.analysis import (
     arousal_valence,
     negative_mass,
     sessions_frame,
+    write_timeline,
 )
-from serkit.utils import atomic_write_bytes, atomic_write_text
+from serkit.utils import atomic_write_bytes, atomic_write_text, replace_output_dir
 
 if TYPE_CHECKING:
     from serkit.inference.api import EmotionModel
@@ -339,3 +341,39 @@ def write_report(result: SessionsResult, path: str | Path, model: EmotionModel,
     parts.append(_method_section(result))
     parts.append("</body></html>")
     return atomic_write_text(path, "\n".join(parts))
+
+
+def write_analysis(result: SessionsResult, out_dir: str | Path, model: EmotionModel, *,
+                   force: bool = False) -> dict[str, Path]:
+    """Write timelines, plots and the HTML report; ``out_dir`` then holds this run only.
+
+    One recording: ``timeline.csv``, ``timeline.json``, ``timeline.png``, ``report.html`` in ``out_dir``. Several:
+    one folder per session (``01_<name>/timeline.*``) plus ``sessions.csv``, ``trend.png`` and ``report.html``.
+    The files are written into a new folder that replaces ``out_dir`` at the end: an earlier analysis there is
+    replaced whole; a non-empty folder that serkit did not write is refused unless ``force``
+    (:func:`serkit.utils.replace_output_dir`).
+    """
+    out_dir = Path(out_dir)
+    with replace_output_dir(out_dir, kind="analyze", force=force) as tmp:
+        written = _write_analysis_files(result, tmp, model)
+    return {key: out_dir / path.relative_to(tmp) for key, path in written.items()}
+
+
+def _write_analysis_files(result: SessionsResult, out_dir: Path, model: EmotionModel) -> dict[str, Path]:
+    written: dict[str, Path] = {}
+    plots: dict[str, Path] = {}
+    several = len(result.analyses) > 1
+    for k, a in enumerate(result.analyses, 1):
+        folder = out_dir / f"{k:02d}_{Path(a.path).stem}" if several else out_dir
+        for kind, path in write_timeline(a, folder).items():
+            written[f"{a.path}:{kind}" if several else kind] = path
+        plots[a.path] = plot_timeline(a, folder / "timeline.png")
+        if not several:
+            written["png"] = plots[a.path]
+    trend = None
+    if several:
+        written["sessions"] = atomic_write_text(out_dir / "sessions.csv",
+                                                sessions_frame(result.analyses).to_csv(index=False))
+        trend = written["trend"] = plot_trend(result.analyses, out_dir / "trend.png")
+    written["report"] = write_report(result, out_dir / "report.html", model, plots, trend)
+    return written

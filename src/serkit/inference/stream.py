@@ -18,9 +18,9 @@ been pushed, plus the resampler's delay (a few ms). Memory: the buffered audio i
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import soxr
@@ -29,8 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from serkit.audio.vad import VAD_SAMPLE_RATE, FrameVad, SpeechGate, SpeechRegion, create_vad
 from serkit.errors import AudioError, ConfigError
 
-if TYPE_CHECKING:  # only for annotations: api builds on this module (predict windows long inputs here)
-    from serkit.inference.api import EmotionModel
+
+class WindowModel(Protocol):
+    """What the windowing needs of a model (:class:`serkit.inference.api.EmotionModel` is one); a protocol, since
+    the API builds on this module (it windows long inputs here)."""
+
+    labels: list[str]
+    window_seconds: float
+
+    def proba_of_signals(self, signals: Sequence[np.ndarray], sample_rate: int) -> np.ndarray: ...
 
 
 class AnalysisConfig(BaseModel):
@@ -70,7 +77,7 @@ class AnalysisConfig(BaseModel):
                              f"({self.min_silence} s)")
         return self
 
-    def window_seconds(self, model: EmotionModel) -> float:
+    def window_seconds(self, model: WindowModel) -> float:
         window = self.window if self.window is not None else model.window_seconds
         if self.hop > window:
             raise ConfigError(f"hop ({self.hop} s) must not exceed the window ({window} s, the model's clip length)")
@@ -227,7 +234,7 @@ class StreamAnalyzer:
     >>> stream.finish()
     """
 
-    model: EmotionModel
+    model: WindowModel
     sample_rate: int
     channels: int = 1
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -331,7 +338,7 @@ def window_cells(results: list[WindowResult], regions: list[tuple[float, float]]
     return cells
 
 
-def stream_windows(chunks: Iterable[np.ndarray], model: EmotionModel, sample_rate: int, *, channels: int = 1,
+def stream_windows(chunks: Iterable[np.ndarray], model: WindowModel, sample_rate: int, *, channels: int = 1,
                    config: AnalysisConfig | None = None) -> Iterator[WindowResult]:
     """Generator form of :class:`StreamAnalyzer`: window results as the chunks come in, then the last ones."""
     analyzer = StreamAnalyzer(model, sample_rate, channels, config or AnalysisConfig())

@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
-from serkit import __version__
+from serkit._version import __version__
 from serkit.audio.io import open_audio
 from serkit.errors import AudioError, SerkitError
 from serkit.inference.analysis import analyze_recording, timeline_json

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from serkit.inference.analysis import RecordingAnalysis, SessionsResult, build_analysis, sessions_frame, write_analysis
+from serkit.inference.analysis import RecordingAnalysis, SessionsResult, build_analysis, sessions_frame
 from serkit.inference.api import EmotionModel
+from serkit.inference.report import write_analysis
 from serkit.inference.stream import AnalysisConfig, WindowResult
 
 #: matplotlib's pyplot keeps global state: the job thread and request threads plot one at a time.

@@ -35,16 +35,16 @@ from serkit.augment.spec import spec_augment
 from serkit.corpora import Corpus, combine, load_corpus
 from serkit.errors import ConfigError
 from serkit.features import FeatureCache
+from serkit.features.extractor import default_cache_dir, make_feature_extractor
+from serkit.features.normalization import FeatureNormalizer, StreamNormalizer
+from serkit.features.segments import average_segments
 from serkit.models.bundle import ModelBundle
 from serkit.models.init import init_from_checkpoint
 from serkit.models.learner import create_learner
-from serkit.multi_input import check_recipe_streams, concat_items, is_multi, item_shape, num_items, take_items
-from serkit.recipe import Recipe, resolve_path
+from serkit.multi_input import concat_items, is_multi, item_shape, num_items, take_items
+from serkit.recipe import Recipe, check_recipe_streams, resolve_path
 from serkit.training import distributed as dist
-from serkit.features.extractor import default_cache_dir, make_feature_extractor
-from serkit.features.segments import average_segments
 from serkit.training.metrics import compute_metrics, results_markdown, summarize, write_csv
-from serkit.features.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.training.plots import plot_confusion, plot_training_curves
 from serkit.training.protocols import Split, make_splits, split_summary
 from serkit.training.trainer import Trainer
