@@ -12,7 +12,7 @@ Clips: EmoDB utterances looped to 3 s (as the other benchmarks), 16 kHz. Rows (e
 - ``whisper-base, padded to 30 s``: the same encoder on 3000 mel frames, all layers, as the libraries run it;
 - ``ctranslate2 encode, padded to 30 s``: CTranslate2's own Whisper encoder (float32), the library reference;
 - ``whisper-tiny.en, all 4 layers, unpadded``;
-- ``file -> probabilities``: a trained whisper recipe's model file through the predictor (decode, log-mel, encoder,
+- ``file -> probabilities``: a trained whisper recipe's model file through the pipeline (decode, log-mel, encoder,
   normaliser, logistic regression), and the shipped CNN default model the same way, when given/installed.
 
 RTF = compute seconds / audio seconds; each figure is the best of ``--repeats`` rounds (the machine is shared).
@@ -126,7 +126,7 @@ def main() -> None:
                                                                 args.repeats))
 
     from serkit.inference.api import default_model_path
-    from serkit.inference.predictor import Predictor
+    from serkit.inference.pipeline import EmotionPipeline
 
     bundles = [b.split("=", 1) for b in args.bundle]
     if default_model_path().is_file():
@@ -137,8 +137,8 @@ def main() -> None:
         paths.append(tmpdir / f"clip{i}.wav")
         sf.write(paths[-1], y, SR)
     for name, path in bundles:
-        predictor = Predictor(path)
-        add(f"file -> probabilities: {name}", best_rtf(lambda _y, p=predictor: p.predict_proba(paths[:1]),
+        pipeline = EmotionPipeline.load(path)
+        add(f"file -> probabilities: {name}", best_rtf(lambda _y, p=pipeline: p.predict_files(paths[:1]),
                                                          items, args.repeats), note=str(path))
     shutil.rmtree(tmpdir)
 

@@ -19,8 +19,8 @@ Timed paths, for each backend (``torch``: the bundle's network in PyTorch; ``onn
 run by onnxruntime with all graph optimisations; ``onnx-int8``: the same with dynamic int8 weights):
 
 - ``network``: normalised features -> probabilities (features excluded);
-- ``signal``: prepared waveforms -> frontend -> normaliser -> network (``Predictor.predict_signals``);
-- ``file``: audio files -> decode, resample, pad -> features -> probabilities (``Predictor.predict_proba``),
+- ``signal``: prepared waveforms -> frontend -> normaliser -> network (``EmotionPipeline.predict_prepared``);
+- ``file``: audio files -> decode, resample, pad -> features -> probabilities (``EmotionPipeline.predict_files``),
   i.e. what ``serkit predict`` does after loading the model.
 
 Real-time factor = seconds of compute / seconds of audio (3 s per clip); each figure is the best of
@@ -49,10 +49,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from serkit.audio import AudioConfig, load_clips
+from serkit.audio import load_clips
 from serkit.features.extractor import make_feature_extractor
 from serkit.inference.export import onnx_classifier_for_bundle, onnx_unsupported_reason
-from serkit.inference.predictor import Predictor
+from serkit.inference.pipeline import EmotionPipeline
 from serkit.models import create_model, model_spec
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import item_shape
@@ -128,44 +128,45 @@ def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
 
 
 class _Backend:
-    """Swaps a Predictor's network between torch, onnxruntime and int8 onnxruntime."""
+    """Swaps a pipeline's networks between torch, onnxruntime and int8 onnxruntime."""
 
-    def __init__(self, predictor: Predictor, threads: int):
-        self.predictor, self.threads = predictor, threads
-        bundle = predictor.bundles[0]
+    def __init__(self, pipeline: EmotionPipeline, threads: int):
+        self.pipeline, self.threads = pipeline, threads
+        bundle = pipeline.bundles[0]
         self.native = "torch" if isinstance(bundle.model, torch.nn.Module) else "scikit-learn"
         self.exportable = onnx_unsupported_reason(bundle.model_name) is None
-        self.onnx = {}
+        self.learners = {self.native: [m.learner for m in pipeline.members]}
         if self.exportable:
-            self.onnx = {
-                "onnx": [onnx_classifier_for_bundle(b, num_threads=threads) for b in predictor.bundles],
+            self.learners.update({
+                "onnx": [onnx_classifier_for_bundle(b, num_threads=threads) for b in pipeline.bundles],
                 "onnx-int8": [onnx_classifier_for_bundle(b, num_threads=threads, quantize=True)
-                              for b in predictor.bundles],
-            }
+                              for b in pipeline.bundles],
+            })
 
     def names(self) -> list[str]:
-        return [self.native, *self.onnx]
+        return list(self.learners)
 
     def use(self, name: str) -> None:
-        # Predictor keeps its onnxruntime classifiers (one per bundle) in _onnx; None means torch.
-        self.predictor._onnx = None if name == self.native else self.onnx[name]
+        # each pipeline member runs its network through its learner: swap in this backend's
+        for member, learner in zip(self.pipeline.members, self.learners[name]):
+            member.learner = learner
 
     def network(self, name: str, X: Any) -> np.ndarray:
         self.use(name)
-        return self.predictor._proba(self.predictor.bundles[0], X)
+        return self.pipeline.members[0].learner.predict_proba(X)
 
 
 def bench_model(name: str, path: Path, note: str, clips: list[Path], *, batch: int, threads: int,
                 repeats: int) -> list[dict]:
     torch.set_num_threads(threads)
-    predictor = Predictor(path)
-    audio = AudioConfig.model_validate(predictor.bundles[0].recipe["audio"])
+    pipeline = EmotionPipeline.load(path)
+    audio = pipeline.audio
     loaded = load_clips([str(p) for p in clips], audio)
     signals = list(loaded.signals)
     speakers = np.array(["<predict>"] * len(signals))
-    feats = predictor.normalizers[0].transform(predictor.extractor.pool(predictor.extractor.from_signals(signals)),
-                                              speakers=speakers)
-    backends = _Backend(predictor, threads)
+    feats = pipeline.members[0].normalizer.transform(
+        pipeline.extractor.pool(pipeline.extractor.from_signals(signals)), speakers=speakers)
+    backends = _Backend(pipeline, threads)
     rows = []
     reference = {}
     for backend in backends.names():
@@ -174,8 +175,8 @@ def bench_model(name: str, path: Path, note: str, clips: list[Path], *, batch: i
             sub = {k: v[:n] for k, v in feats.items()} if isinstance(feats, dict) else feats[:n]
             timings = {
                 "network": best_time(lambda b=backend, x=sub: backends.network(b, x), repeats),
-                "signal": best_time(lambda s=signals[:n]: predictor.predict_signals(s), repeats),
-                "file": best_time(lambda c=clips[:n]: predictor.predict_proba(c), repeats),
+                "signal": best_time(lambda s=signals[:n]: pipeline.predict_prepared(s), repeats),
+                "file": best_time(lambda c=clips[:n]: pipeline.predict_files(c), repeats),
             }
             for path_name, (best, median) in timings.items():
                 rows.append({"model": name, "model_note": note, "backend": backend, "threads": threads, "batch": n,

@@ -142,7 +142,7 @@ def test_multi_feature_extractor_caches_each_stream(tiny_corpus, tmp_path):
 
 @pytest.mark.slow
 def test_multi_input_run_with_balancing_then_predictor(tiny_corpus, tmp_path):
-    from serkit.inference import Predictor
+    from serkit.inference import EmotionPipeline
     from serkit.training.experiment import run_experiment
     recipe = Recipe.from_dict(recipe_dict(
         tiny_corpus, augment={"balance": {"target_count": 6, "shift_s": 0.05}, "specaugment": {"freq_width": 2,
@@ -163,6 +163,6 @@ def test_multi_input_run_with_balancing_then_predictor(tiny_corpus, tmp_path):
     n_mfcc_tensors = sum(k.startswith("streams.mfcc.") for k in read_state_dict(first))
     assert (tuned_res.per_fold["init_tensors"] == n_mfcc_tensors).all() and n_mfcc_tensors > 0
 
-    preds = Predictor(tmp_path / "run").predict_proba([tiny_corpus / "s3_sad_2.wav", tiny_corpus / "broken.wav"])
+    preds = EmotionPipeline.load(tmp_path / "run").predict_files([tiny_corpus / "s3_sad_2.wav", tiny_corpus / "broken.wav"])
     assert preds.proba.shape == (1, 2) and np.isclose(preds.proba.sum(), 1.0)
     assert len(preds.failures) == 1

@@ -16,7 +16,7 @@ from serkit.features import FeatureCache, SpectralFrontendConfig
 from serkit.features.extractor import FeatureExtractor
 from serkit.features.normalization import FeatureNormalizer
 from serkit.features.segments import SegmentConfig, average_segments, segment_signal
-from serkit.inference import Predictor
+from serkit.inference import EmotionPipeline
 from serkit.models.bundle import ModelBundle
 from serkit.models.learner import predict_proba
 from serkit.recipe import Recipe
@@ -188,6 +188,6 @@ def test_experiment_trains_on_segments_and_scores_utterances(segment_corpus, tmp
         np.testing.assert_allclose(row[cols].to_numpy(float), seg_proba[feats.segment_owner == i].mean(0),
                                    rtol=1e-5, atol=1e-6)
 
-    # The Predictor averages a long file's segments the same way.
-    predicted = Predictor(fold_dir / "model.pt").predict_proba(fold_preds["path"].tolist())
+    # The pipeline averages a long file's segments the same way.
+    predicted = EmotionPipeline.load(fold_dir / "model.pt").predict_files(fold_preds["path"].tolist())
     np.testing.assert_allclose(predicted.proba, fold_preds[cols].to_numpy(float), rtol=1e-5, atol=1e-6)

@@ -2,6 +2,6 @@
 
 from serkit.inference.api import EmotionModel, load_model
 from serkit.inference.bundles import find_bundles
-from serkit.inference.predictor import Predictions, Predictor
+from serkit.inference.pipeline import EmotionPipeline, Predictions
 
-__all__ = ["EmotionModel", "Predictions", "Predictor", "find_bundles", "load_model"]
+__all__ = ["EmotionModel", "EmotionPipeline", "Predictions", "find_bundles", "load_model"]

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from serkit.audio import SILENCE_PEAK_DBFS, AudioConfig, fix_length, read_audio
+from serkit.audio import SILENCE_PEAK_DBFS, fix_length, read_audio
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
-from serkit.inference.predictor import Predictions, Predictor
+from serkit.inference.pipeline import EmotionPipeline, Predictions
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, window_cells
 
 AudioInput = str | os.PathLike | np.ndarray
@@ -142,14 +142,14 @@ class EmotionModel:
 
     def __init__(self, model: str | os.PathLike, *, backend: str = "torch", device: str = "cpu",
                  source: str | None = None, vad: str = "auto"):
-        self.predictor = Predictor(model, device=device, backend=backend)
-        first = self.predictor.bundles[0]
+        self.pipeline = EmotionPipeline.load(model, device=device, backend=backend)
+        first = self.pipeline.bundles[0]
         self.source = source or str(model)
-        self.labels: list[str] = list(self.predictor.labels)
-        self.audio = AudioConfig.model_validate(first.recipe["audio"])
+        self.labels: list[str] = list(self.pipeline.labels)
+        self.audio = self.pipeline.audio
         self.sample_rate = self.audio.sample_rate
-        segments = first.recipe.get("segments")
-        self.window_seconds = float(segments["length"] if segments else self.audio.duration or FALLBACK_WINDOW_SECONDS)
+        segments = self.pipeline.segments
+        self.window_seconds = float(segments.length if segments else self.audio.duration or FALLBACK_WINDOW_SECONDS)
         card = first.info.get("model_card") if isinstance(first.info, dict) else None
         self.card: dict[str, Any] | None = card if isinstance(card, dict) else None
         self.recipe_name: str = str(first.recipe.get("name", "?"))
@@ -161,7 +161,7 @@ class EmotionModel:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return (f"EmotionModel({self.source!r}, {len(self.predictor.bundles)} model(s), labels={self.labels}, "
+        return (f"EmotionModel({self.source!r}, {len(self.pipeline.members)} model(s), labels={self.labels}, "
                 f"{self.sample_rate} Hz)")
 
     # -- public API ----------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ class EmotionModel:
         if not len(signals):
             return np.zeros((0, len(self.labels)))
         with self._lock:  # torch modules, openSMILE and the normaliser are shared: one batch at a time
-            return self.predictor.predict_signals(list(signals))
+            return self.pipeline.predict_prepared(list(signals))
 
 
 def _is_single(audio: Any) -> bool:

@@ -225,7 +225,7 @@ def _fmt_time(seconds: float) -> str:
 def _model_section(model: EmotionModel) -> str:
     card = model.card or {}
     parts = [(f"<p>Model: <code>{_esc(model.source)}</code> (recipe <code>{_esc(model.recipe_name)}</code>, "
-             f"{len(model.predictor.bundles)} model file(s) averaged), classes: {_esc(', '.join(model.labels))}.</p>")]
+             f"{len(model.pipeline.members)} model file(s) averaged), classes: {_esc(', '.join(model.labels))}.</p>")]
     if card.get("summary"):
         parts.append(f"<p>{_esc(card['summary'])}</p>")
     accuracy = card.get("accuracy") or []
