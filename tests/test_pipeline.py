@@ -10,6 +10,8 @@ from conftest import tone
 from serkit.audio.config import prepare_signal
 from serkit.errors import ConfigError
 from serkit.inference import EmotionPipeline, load_model
+from serkit.inference.export import export_onnx
+from serkit.inference.onnx_runtime import OnnxClassifier
 from serkit.models.bundle import ModelBundle
 from test_api import SR, TONE_LABELS, tiny_model_file
 
@@ -53,12 +55,18 @@ def test_models_that_disagree_on_labels_are_not_ensembled(tmp_path, tiny_model):
         EmotionPipeline.load(tmp_path)
 
 
-def test_the_onnx_backend_swaps_the_learners_only(tiny_model):
+def test_the_onnx_backend_swaps_the_learners_only(tiny_model, tmp_path):
     torch_pipeline = EmotionPipeline.load(tiny_model)
     onnx_pipeline = EmotionPipeline.load(tiny_model, backend="onnx")
     assert onnx_pipeline.members[0].learner.kind == "onnx" and torch_pipeline.members[0].learner.kind == "torch"
     signals = _signals(torch_pipeline)
-    np.testing.assert_allclose(onnx_pipeline.predict_prepared(signals), torch_pipeline.predict_prepared(signals),
-                               atol=1e-5)
+    want = torch_pipeline.predict_prepared(signals)
+    np.testing.assert_allclose(onnx_pipeline.predict_prepared(signals), want, atol=1e-5)
+    # an exported file is an ONNX learner already, on either backend
+    exported = export_onnx(tiny_model, tmp_path / "tiny.onnx")
+    for backend in ("torch", "onnx"):
+        from_file = EmotionPipeline.load(exported, backend=backend)
+        assert isinstance(from_file.members[0].learner, OnnxClassifier)
+        np.testing.assert_allclose(from_file.predict_prepared(signals), want, atol=1e-5)
     with pytest.raises(ConfigError, match="backend: expected 'torch' or 'onnx'"):
         EmotionPipeline.load(tiny_model, backend="tflite")

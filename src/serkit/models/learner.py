@@ -197,14 +197,12 @@ def create_learner(name: str, *, num_classes: int, input_shape: Any, options: Ma
 
 def as_learner(model: Any, *, device: str | torch.device = "cpu") -> Learner:
     """``model`` itself when it is a learner already (e.g. an ONNX classifier), else wrapped in its learner."""
-    if isinstance(model, (TorchLearner, EstimatorLearner)):
+    if isinstance(model, Learner):  # TorchLearner, EstimatorLearner, an ONNX classifier
         return model
     if isinstance(model, nn.Module):
         return TorchLearner(model, device=device)
     if callable(getattr(model, "fit", None)) and callable(getattr(model, "predict_proba", None)):
         return EstimatorLearner(model)
-    if isinstance(model, Learner):
-        return model
     raise TypeError(f"{type(model).__name__}: neither a torch module nor a classifier with fit/predict_proba")
 
 
