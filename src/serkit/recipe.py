@@ -153,6 +153,10 @@ class Recipe(_YamlConfig):
             if fc.pools_itself and self.pooling != "none":
                 raise ValueError(f"pooling: the {fc.name} frontend pools itself (see its own options); leave the "
                                  "recipe's pooling at none")
+            if fc.output_kind(self.pooling) == "frame_sequence" and self.normalization != "none":
+                raise ValueError("normalization: frame sequences carry zero padding and a mask row, which feature "
+                                 "statistics would mix in; set normalization: none (the sequence heads normalise "
+                                 "each frame themselves)")
         return self
 
     @property
