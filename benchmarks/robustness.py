@@ -326,8 +326,7 @@ def read_clips(table: pd.DataFrame, corpus: str, sample_rate: int, offset: float
     task = progress.add_task(f"reading {corpus}", total=len(table))
     channels = table["channel"] if "channel" in table.columns else [None] * len(table)
     for row, channel in zip(table.itertuples(index=False), channels, strict=True):
-        choice = parse_channel(None if channel is None or (isinstance(channel, float) and np.isnan(channel))
-                               else channel)
+        choice = parse_channel(channel)
         try:
             y, _ = read_audio(row.path, sample_rate=sample_rate, mono=True, offset=offset,
                               channel="mean" if choice is None else choice)
@@ -534,12 +533,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         tables[name] = table[table["label"].isin(labels)]
         if tables[name].empty:
             raise SystemExit(f"{name}: no clip has a label the model knows ({', '.join(labels)})")
-    speakers, speakers_source = held_out_speakers(args.speakers, model.card, args.model, tables)
+    speakers, speakers_source = held_out_speakers(args.speakers, getattr(model, "card", None), args.model, tables)
     console.print(f"held-out speakers ({speakers_source}): {', '.join(sorted(speakers))}")
 
     all_conditions = conditions()
     degrader = Degrader(sample_rate, seed=args.seed, babble_talkers=args.babble_talkers,
                         rirs_per_room=args.rirs_per_room)
+    # Rooms and codecs fail here, not after an hour of evaluation (pyroomacoustics missing, a libsndfile
+    # without an encoder).
+    try:
+        for room in ROOMS:
+            degrader.room_rirs(room)
+        probe = np.sin(np.linspace(0, 400, sample_rate)).astype(np.float32) * 0.1
+        for codec, level in CODEC_LEVELS:
+            codec_round_trip(probe, sample_rate, codec, level)
+    except SerkitError as exc:
+        raise SystemExit(str(exc)) from None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     clips: dict[str, list[Clip]] = {}
     corpus_info: dict[str, dict] = {}

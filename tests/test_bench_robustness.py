@@ -71,7 +71,10 @@ def test_babble_comes_from_other_speakers_only():
     noise = degrader.apply(cond, y, "x/1", "a", ["a", "b", "c"])[0] - y
     spectrum = np.abs(np.fft.rfft(noise))
     freqs = np.fft.rfftfreq(noise.size, 1 / SR)
-    band = lambda f: spectrum[(freqs > f - 50) & (freqs < f + 50)].max()  # noqa: E731
+
+    def band(f: float) -> float:
+        return spectrum[(freqs > f - 50) & (freqs < f + 50)].max()
+
     assert band(500.0) > 100 * band(3000.0) and band(800.0) > 100 * band(3000.0)
     with pytest.raises(ValueError, match="babble needs another held-out speaker"):
         degrader.apply(cond, y, "x/1", "a", ["a"])
