@@ -132,6 +132,9 @@ class Recipe(_YamlConfig):
     model: ModelConfig
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     normalization: Literal["global", "per_speaker", "none"] = "global"
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="temperature: scale the model's probabilities by one temperature fitted on the fold's "
+        "validation speakers (NLL); the argmax is unchanged, ECE before and after is reported")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 

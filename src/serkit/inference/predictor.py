@@ -15,6 +15,7 @@ from serkit.errors import ConfigError
 from serkit.features import parse_frontend_config
 from serkit.models.bundle import ModelBundle
 from serkit.multi_input import num_items
+from serkit.training.calibration import apply_temperature
 from serkit.training.data import SegmentConfig, average_segments, make_feature_extractor
 from serkit.training.normalization import normalizer_from_state
 from serkit.training.trainer import predict_proba
@@ -132,6 +133,9 @@ class Predictor:
             proba = self._proba(bundle, norm.transform(X, speakers=speakers))
             if segment_owner is not None:
                 proba = average_segments(proba, segment_owner, n_items)
+            temperature = bundle.info.get("temperature")
+            if temperature is not None:  # fitted on the fold's validation speakers (recipe calibration)
+                proba = apply_temperature(proba, float(temperature), probabilities=True)
             total += proba
         return total / len(self.bundles)
 

@@ -44,16 +44,20 @@ class _GridSelectedClassifier:
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None):
         X = X.reshape(len(X), -1)
         self.selection = []
+        self.validation_proba = None
         if X_val is None or len(self.grid) == 1:
             self.model = self._estimator(self.grid[0]).fit(X, y)
             return self
         X_val = X_val.reshape(len(X_val), -1)
         best = None
         for value in self.grid:
-            ua = unweighted_average_recall(y_val, self._estimator(value).fit(X, y).predict(X_val))
+            candidate = self._estimator(value).fit(X, y)
+            ua = unweighted_average_recall(y_val, candidate.predict(X_val))
             self.selection.append({self.param: value, "val_ua": float(ua)})
             if best is None or ua > best[1]:
                 best = (value, ua)
+                # what the chosen model says of the validation items before it sees them: for calibration
+                self.validation_proba = self._all_columns(candidate, candidate.predict_proba(X_val))
         # Refit on training + validation with the chosen value: the validation speaker is only needed to choose.
         self.model = self._estimator(best[0]).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
         return self
@@ -70,9 +74,11 @@ class _GridSelectedClassifier:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         model = self._fitted()
-        proba = model.predict_proba(X.reshape(len(X), -1))
+        return self._all_columns(model, model.predict_proba(X.reshape(len(X), -1)))
+
+    def _all_columns(self, model, proba: np.ndarray) -> np.ndarray:
         # scikit-learn orders columns by the classes seen in training; map them back to all class indices.
-        out = np.zeros((len(X), self.num_classes), dtype=np.float64)
+        out = np.zeros((len(proba), self.num_classes), dtype=np.float64)
         out[:, model.classes_] = proba
         return out
 
