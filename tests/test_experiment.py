@@ -257,7 +257,7 @@ def test_temperature_calibration_is_fitted_on_validation_and_travels_with_the_mo
         "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
         "model": {"name": "logreg", "C": [0.1, 1.0]}, "protocol": {"name": "loso", "n_val_speakers": 1},
     }
-    plain = run_experiment(Recipe.from_dict(base), tmp_path / "plain", progress=False, cache_dir=tmp_path / "c")
+    run_experiment(Recipe.from_dict(base), tmp_path / "plain", progress=False, cache_dir=tmp_path / "c")
     res = run_experiment(Recipe.from_dict({**base, "calibration": "temperature"}), tmp_path / "cal",
                          progress=False, cache_dir=tmp_path / "c")
     fold = res.per_fold.iloc[0]
