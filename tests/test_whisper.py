@@ -440,3 +440,7 @@ def test_logreg_chooses_c_on_validation_and_refits():
     assert info["chosen_C"] == max(model.selection, key=lambda s: s["val_ua"])["C"]
     proba = model.predict_proba(Xv)
     assert proba.shape == (30, 4) and np.allclose(proba[:, 3], 0) and np.allclose(proba.sum(1), 1)
+    kept = create_model("logreg", num_classes=4, C=[0.001, 1.0], refit=False).fit(X, y, Xv, yv)
+    assert not kept.fit_info()["refit_on_val"]
+    np.testing.assert_allclose(kept.predict_proba(Xv), kept.validation_proba)  # validation never trained on
+    assert not np.allclose(model.predict_proba(Xv), kept.predict_proba(Xv))
