@@ -47,6 +47,10 @@ def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
     return ModelBundle.load(path, device=device)
 
 
+#: The label of an answer whose confidence is below the asked minimum (``--min-confidence``).
+UNCERTAIN = "uncertain"
+
+
 @dataclass
 class Predictions:
     """Per-file probabilities; files that could not be read are listed in ``failures``.
@@ -65,9 +69,14 @@ class Predictions:
     def predicted(self) -> list[str]:
         return [self.labels[i] for i in self.proba.argmax(1)] if len(self.paths) else []
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, min_confidence: float | None = None) -> pd.DataFrame:
+        """One row per file: its label, confidence (the top probability) and every probability. With
+        ``min_confidence``, a file whose confidence is below it is labelled ``uncertain`` (abstention); its
+        probabilities are kept."""
         df = pd.DataFrame({"path": self.paths, "label": self.predicted})
         df["confidence"] = self.proba.max(1) if len(self.paths) else []
+        if min_confidence is not None and len(self.paths):
+            df.loc[df["confidence"] < min_confidence, "label"] = UNCERTAIN
         for j, lab in enumerate(self.labels):
             df[f"p_{lab}"] = self.proba[:, j] if len(self.paths) else []
         return df
