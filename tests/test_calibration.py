@@ -7,7 +7,7 @@ import pytest
 from scipy.special import softmax
 
 from serkit.errors import ConfigError
-from serkit.training.calibration import (
+from serkit.models.calibration import (
     apply_temperature,
     calibrate,
     expected_calibration_error,

@@ -115,6 +115,20 @@ def test_predict_covers_a_long_file_and_lists_its_windows(tmp_path, tiny_model_p
     assert "windows" in r.output and "whole" in r.output
 
 
+def test_min_confidence_answers_uncertain_below_it(tmp_path, tiny_model_path):
+    clip = _tone_file(tmp_path / "a.wav", freq=320.0)  # between two classes' tones: not a sure answer
+    args = ["predict", "--model", str(tiny_model_path), "--json", str(clip)]
+    r = runner.invoke(app, args)
+    (pred,) = json.loads(r.stdout)["predictions"]
+    assert pred["label"] != "uncertain" and pred["confidence"] < 0.999
+    r = runner.invoke(app, [*args, "--min-confidence", str(pred["confidence"] + 1e-6)])
+    assert r.exit_code == 0, r.output
+    (abstained,) = json.loads(r.stdout)["predictions"]
+    assert abstained["label"] == "uncertain" and abstained["confidence"] == pred["confidence"]
+    r = runner.invoke(app, [*args, "--min-confidence", str(pred["confidence"] - 1e-6)])
+    assert json.loads(r.stdout)["predictions"][0]["label"] == pred["label"]
+
+
 def test_folders_of_audio_are_accepted_and_a_folder_for_a_file_is_one_line(tmp_path, tiny_model_path):
     """Issue 15.6: predict takes folders (recursively, audio by content); train on a folder is a one-line error."""
     folder = tmp_path / "clips"

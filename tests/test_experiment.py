@@ -245,3 +245,62 @@ def test_specaugment_and_per_speaker_normalisation_are_reported(tiny_corpus, tmp
     res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
     assert len(res.per_fold) == 3
     assert "own unlabelled audio" in (tmp_path / "run" / "results.md").read_text()
+
+
+def test_temperature_calibration_is_fitted_on_validation_and_travels_with_the_model(tiny_corpus, tmp_path):
+    from serkit.inference.pipeline import EmotionPipeline
+    from serkit.models.bundle import ModelBundle
+    from serkit.models.calibration import apply_temperature, expected_calibration_error, fit_temperature
+
+    base = {
+        "name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
+        "model": {"name": "logreg", "C": [0.1, 1.0]}, "protocol": {"name": "loso", "n_val_speakers": 1},
+    }
+    run_experiment(Recipe.from_dict(base), tmp_path / "plain", progress=False, cache_dir=tmp_path / "c")
+    res = run_experiment(Recipe.from_dict({**base, "calibration": "temperature"}), tmp_path / "cal",
+                         progress=False, cache_dir=tmp_path / "c")
+    fold = res.per_fold.iloc[0]
+    assert fold["temperature"] > 0 and 0 <= fold["ece_after"] <= 1 and 0 <= fold["ece_before"] <= 1
+    # the argmax is unchanged: the same predictions, other probabilities
+    raw = pd.read_csv(tmp_path / "plain" / "predictions.csv")
+    cal = pd.read_csv(tmp_path / "cal" / "predictions.csv")
+    assert (raw["pred"] == cal["pred"]).all()
+    cols = [c for c in raw.columns if c.startswith("p_")]
+    first = raw["fold"] == fold["fold"]
+    np.testing.assert_allclose(cal.loc[first, cols].to_numpy(),
+                               apply_temperature(raw.loc[first, cols].to_numpy(), fold["temperature"],
+                                                 probabilities=True), atol=1e-6)
+    labels = sorted(FREQS)
+    y_te = raw.loc[first, "true"].map(labels.index).to_numpy()
+    assert fold["ece_before"] == pytest.approx(expected_calibration_error(raw.loc[first, cols].to_numpy(), y_te))
+    # the temperature is the one that fits the validation speaker's clips as the chosen C's model saw them
+    model_file = tmp_path / "cal" / "folds" / fold["fold"] / "model.pt"
+    bundle = ModelBundle.load(model_file)
+    assert bundle.info["temperature"] == pytest.approx(fold["temperature"])
+    from serkit.corpora import load_corpus
+
+    val = pd.read_csv(tmp_path / "cal" / "splits.csv").set_index("name").loc[fold["fold"], "val_speakers"]
+    table = load_corpus("csv", tiny_corpus / "manifest.csv").utterances.reset_index(drop=True)
+    y_val = table.loc[table["speaker"] == val, "label"].map(labels.index).to_numpy()
+    assert len(bundle.model.validation_proba) == len(y_val) == 12
+    assert fit_temperature(bundle.model.validation_proba, y_val, probabilities=True) == pytest.approx(
+        fold["temperature"], rel=1e-3)
+    # predictions from the model file are calibrated the same way
+    clips = [str(tiny_corpus / p) for p in ("s1_sad_0.wav", "s1_angry_1.wav")]
+    calibrated = EmotionPipeline.load(model_file).predict_files(clips).proba
+    raw_model = ModelBundle.load(tmp_path / "plain" / "folds" / fold["fold"] / "model.pt")
+    assert "temperature" not in raw_model.info
+    plain_file = tmp_path / "plain" / "folds" / fold["fold"] / "model.pt"
+    uncalibrated = EmotionPipeline.load(plain_file).predict_files(clips).proba
+    np.testing.assert_allclose(calibrated, apply_temperature(uncalibrated, fold["temperature"], probabilities=True),
+                               atol=1e-4)
+
+
+def test_temperature_calibration_needs_validation_speakers(tiny_corpus, tmp_path):
+    recipe = Recipe.from_dict({
+        "name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"}, "model": {"name": "logreg"},
+        "protocol": {"name": "loso", "n_val_speakers": 0}, "calibration": "temperature"})
+    with pytest.raises(ConfigError, match="calibration: temperature needs validation speakers"):
+        run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")

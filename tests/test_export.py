@@ -40,6 +40,7 @@ SMALL_SHAPES: dict[str, tuple[int, ...]] = {
     "an2021_parallel_cnn_transformer": (40, 64),
     "islam_parallel_cnn_transformer": (40, 64),
     "serkit_cnn": (40, 64),
+    "attentive_probe": (33, 20),  # 32 features + the frame-mask row, 20 frames
     "probe": (7, 32),  # (layers, features): the learned layer weights are part of the exported graph
 }
 # Multi-input models (those with a ``streams`` option) get one of these per stream.

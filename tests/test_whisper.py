@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from serkit.errors import ConfigError
-from serkit.features import FeatureCache, WhisperConfig, WhisperFrontend, create_frontend, load_whisper_encoder_weights
+from serkit.features import (
+    FeatureCache,
+    WhisperConfig,
+    WhisperFrontend,
+    create_frontend,
+    load_whisper_encoder_weights,
+    parse_frontend_config,
+)
 from serkit.features.whisper import CHUNK_SAMPLES, WhisperEncoder, whisper_log_mel
 from serkit.features.whisper_weights import KNOWN_WEIGHTS, read_ctranslate2_bin
 
@@ -190,8 +197,6 @@ def test_audio_longer_than_a_chunk_is_encoded_chunk_by_chunk(tiny_models):
 
 
 def test_frontend_config_is_a_recipe_field_and_checks_its_values():
-    from serkit.features import parse_frontend_config
-
     cfg = parse_frontend_config({"name": "whisper", "layers": [4, 2]})
     assert isinstance(cfg, WhisperConfig) and cfg.layers == [2, 4] and cfg.max_layer == 4
     assert cfg.expected_sha256() == KNOWN_WEIGHTS["whisper-base"].sha256
@@ -343,3 +348,99 @@ def test_base_features_of_a_clip_are_deterministic_and_finite():
         a, b = fe(y), fe(y)
     assert a.shape == (1024,) and torch.isfinite(a).all()
     torch.testing.assert_close(a, b)
+
+
+# ---------------------------------------------------------------------------------------- frame sequences, heads
+
+
+def test_frame_sequence_output_pads_after_the_clip_and_marks_its_frames(tiny_models):
+    cfg = WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1, 2], pooling="none", max_seconds=1.0)
+    fe = WhisperFrontend(config=cfg)
+    assert cfg.output_kind() == "frame_sequence" and cfg.max_frames == 50
+    short, long = torch.from_numpy(_speechlike(0.6)), torch.from_numpy(_speechlike(1.8))
+    with torch.no_grad():
+        seq = fe(short)
+        frames = fe.frames(short)
+    assert seq.shape == fe.output_shape() == (129, 50)
+    n = WhisperFrontend.num_frames(len(short))  # 30 frames of the clip, then padding
+    assert seq[-1, :n].eq(1).all() and seq[-1, n:].eq(0).all() and seq[:-1, n:].eq(0).all()
+    np.testing.assert_allclose(seq[:64, :n].T.numpy(), frames[1][0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(seq[64:128, :n].T.numpy(), frames[2][0].numpy(), atol=1e-6)
+    with torch.no_grad():
+        assert fe(long)[-1].eq(1).all()  # a longer clip is cut at max_seconds
+    with pytest.raises(ConfigError, match="combine"):
+        parse_frontend_config({"name": "whisper", "pooling": "none", "combine": "stack"})
+
+
+def test_sequence_recipes_must_not_normalise_padded_frames(tmp_path):
+    from serkit.recipe import Recipe
+
+    base = {"name": "r", "corpus": {"name": "emodb", "root": str(tmp_path)}, "audio": {"sample_rate": 16000},
+            "frontend": {"name": "whisper", "pooling": "none"}, "model": {"name": "attentive_probe"}}
+    with pytest.raises(ConfigError, match="normalization: frame sequences"):
+        Recipe.from_dict(base)
+    Recipe.from_dict({**base, "normalization": "none"})
+    with pytest.raises(ConfigError, match="pools itself"):
+        Recipe.from_dict({**base, "frontend": {"name": "whisper"}, "pooling": "mean"})
+
+
+def test_attentive_probe_ignores_padding_and_fits_a_tiny_batch(one_torch_thread):
+    from conftest import fit_tiny_batch
+    from serkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("attentive_probe", num_classes=3, input_shape=(17, 12), hidden=32, attention=16).eval()
+    x = torch.randn(6, 17, 12)
+    x[:, -1] = 0
+    x[:, -1, :7] = 1  # 7 frames of clip, 5 of padding
+    garbage = x.clone()
+    garbage[:, :-1, 7:] = 100 * torch.randn(6, 16, 5)  # whatever sits in the padding
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(garbage))
+        model(x)
+    assert model.last_weights[:, 7:].eq(0).all()
+    torch.testing.assert_close(model.last_weights.sum(1), torch.ones(6))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    x[:, 0, :7] += 3 * y[:, None]  # a class cue in the clip's frames
+    fit_tiny_batch(model, x, y, steps=150)
+    model.eval()
+    with torch.no_grad():
+        assert model(x).argmax(1).eq(y).all()
+
+
+def test_probe_learns_layer_weights_and_fits_a_tiny_batch(one_torch_thread):
+    from conftest import fit_tiny_batch
+    from serkit.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("probe", num_classes=2, input_shape=(4, 8), hidden=(16,), dropout=0.0)
+    torch.testing.assert_close(model.layer_weights(), torch.full((4,), 0.25))
+    x = torch.randn(8, 4, 8)
+    y = torch.tensor([0, 1] * 4)
+    x[:, 2, 0] += 4 * y  # only layer 2 tells the classes apart
+    fit_tiny_batch(model, x, y, steps=200)
+    model.eval()
+    with torch.no_grad():
+        assert model(x).argmax(1).eq(y).all()
+    assert model.layer_weights().argmax() == 2
+    assert create_model("probe", num_classes=2, input_shape=(8,), hidden=()).layer_weights() is None
+
+
+def test_logreg_chooses_c_on_validation_and_refits():
+    from serkit.models import create_model
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), np.repeat([0, 1, 2], 20)
+    X[:, 0] += 2 * y
+    Xv, yv = rng.standard_normal((30, 5)), np.repeat([0, 1, 2], 10)
+    Xv[:, 0] += 2 * yv
+    model = create_model("logreg", num_classes=4, C=[0.001, 1.0]).fit(X, y, Xv, yv)
+    info = model.fit_info()
+    assert info["refit_on_val"] and [s["C"] for s in model.selection] == [0.001, 1.0]
+    assert info["chosen_C"] == max(model.selection, key=lambda s: s["val_ua"])["C"]
+    proba = model.predict_proba(Xv)
+    assert proba.shape == (30, 4) and np.allclose(proba[:, 3], 0) and np.allclose(proba.sum(1), 1)
+    kept = create_model("logreg", num_classes=4, C=[0.001, 1.0], refit=False).fit(X, y, Xv, yv)
+    assert not kept.fit_info()["refit_on_val"]
+    np.testing.assert_allclose(kept.predict_proba(Xv), kept.validation_proba)  # validation never trained on
+    assert not np.allclose(model.predict_proba(Xv), kept.predict_proba(Xv))

@@ -311,6 +311,9 @@ def predict(
                                                        "windows"),
     vad: str = typer.Option("auto", help="voice activity detection that finds the speech in files longer than "
                                          "the model's clip: auto (silero when installed), silero, energy, none"),
+    min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                help="answer 'uncertain' for a file whose top (calibrated) "
+                                                     "probability is below this, e.g. 0.5"),
 ) -> None:
     """Predict the emotion of audio files, each judged as a whole.
 
@@ -333,9 +336,10 @@ def predict(
         result = emotion_model.predict_batch(paths)
     except SerkitError as exc:
         _fail(exc)
-    frame = result.to_frame()
+    frame = result.to_frame(min_confidence)
     if as_json:
         print(json.dumps({"model": emotion_model.source, "labels": emotion_model.labels,
+                          "min_confidence": min_confidence,
                           "predictions": [{**rec, "windows": result.windows.get(rec["path"])}
                                           for rec in frame.to_dict("records")],
                           "failures": [{"path": p, "reason": r} for p, r in result.failures]}, indent=2))

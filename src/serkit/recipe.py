@@ -134,6 +134,9 @@ class Recipe(_YamlConfig):
     model: ModelConfig
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     normalization: Literal["global", "per_speaker", "none"] = "global"
+    calibration: Literal["none", "temperature"] = Field(
+        "none", description="temperature: scale the model's probabilities by one temperature fitted on the fold's "
+        "validation speakers (NLL); the argmax is unchanged, ECE before and after is reported")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
@@ -155,6 +158,10 @@ class Recipe(_YamlConfig):
             if fc.pools_itself and self.pooling != "none":
                 raise ValueError(f"pooling: the {fc.name} frontend pools itself (see its own options); leave the "
                                  "recipe's pooling at none")
+            if fc.output_kind(self.pooling) == "frame_sequence" and self.normalization != "none":
+                raise ValueError("normalization: frame sequences carry zero padding and a mask row, which feature "
+                                 "statistics would mix in; set normalization: none (the sequence heads normalise "
+                                 "each frame themselves)")
         return self
 
     @property

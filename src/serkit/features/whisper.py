@@ -31,7 +31,7 @@ import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from serkit.errors import AudioError, ConfigError
@@ -71,7 +71,12 @@ class WhisperConfig(BaseModel):
         the deepest.
     combine : ``concat`` joins the layers' pooled vectors into one; ``stack`` keeps them as (layers, features) so a
         head can learn a weighted sum (the ``probe`` model's ``layer_weights``).
-    pooling : ``mean`` or ``mean_std`` over time (one vector per clip).
+    pooling : ``mean`` or ``mean_std`` over time (one vector per clip), or ``none``: the frame sequence itself, for
+        a sequence head (``attentive_probe``), as ``(n_layers * d_model + 1, max_frames)``: the layers' states
+        (concatenated) per 20 ms frame, then one row that is 1 on the clip's frames and 0 on the zero padding after
+        them (the clip's own frames are never padded before encoding; only the output is).
+    max_seconds : with ``pooling: none``, frames beyond this many seconds are dropped (the sequence is a fixed-size
+        array); 8 s keeps most acted utterances whole.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,7 +86,8 @@ class WhisperConfig(BaseModel):
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     layers: list[int] = Field(default_factory=lambda: [4], min_length=1)
     combine: Literal["concat", "stack"] = "concat"
-    pooling: Literal["mean", "mean_std"] = "mean"
+    pooling: Literal["mean", "mean_std", "none"] = "mean"
+    max_seconds: float = Field(8.0, gt=0, le=60)
 
     @field_validator("layers")
     @classmethod
@@ -98,9 +104,21 @@ class WhisperConfig(BaseModel):
     def build(self, sample_rate: int) -> WhisperFrontend:
         return WhisperFrontend(sample_rate, config=self)
 
+    @model_validator(mode="after")
+    def _sequences_concatenate(self) -> WhisperConfig:
+        if self.pooling == "none" and self.combine == "stack":
+            raise ValueError("combine: stack is for pooled vectors; frame sequences concatenate their layers")
+        return self
+
+    @property
+    def max_frames(self) -> int:
+        return math.ceil(round(self.max_seconds * WHISPER_SAMPLE_RATE) // HOP / 2)
+
     def output_kind(self, pooling: str = "none") -> str:
-        """``vector`` (layers concatenated) or ``layer_vectors`` (stacked); ``pooling`` is the recipe's, unused
-        here since the frontend pools itself."""
+        """``vector`` (layers concatenated), ``layer_vectors`` (stacked) or ``frame_sequence`` (``pooling: none``);
+        the argument is the recipe's pooling, unused here since the frontend pools itself."""
+        if self.pooling == "none":
+            return "frame_sequence"
         return "layer_vectors" if self.combine == "stack" else "vector"
 
     @property
@@ -262,6 +280,10 @@ class WhisperFrontend(nn.Module):
     def feature_dim(self) -> int:
         return self.dims.d_model * (2 if self.config.pooling == "mean_std" else 1)
 
+    @property
+    def max_frames(self) -> int:
+        return self.config.max_frames
+
     def cache_identity(self) -> dict:
         """What, beyond the config, determines the features: the weights' bytes."""
         return {"weights_sha256": self.weights_sha256}
@@ -270,6 +292,8 @@ class WhisperFrontend(nn.Module):
         """The shape of one item's features, whatever its length (``num_samples`` is accepted for the frontends'
         common signature)."""
         n = len(self.config.layers)
+        if self.config.pooling == "none":
+            return (n * self.feature_dim + 1, self.max_frames)
         return (n, self.feature_dim) if self.config.combine == "stack" else (n * self.feature_dim,)
 
     def frames(self, waveform: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -289,6 +313,9 @@ class WhisperFrontend(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         single = waveform.dim() == 1
+        if self.config.pooling == "none":
+            out = self._sequence(self.frames(waveform))
+            return out[0] if single else out
         pooled = []
         for h in self.frames(waveform).values():
             vec = h.mean(dim=1)
@@ -298,6 +325,15 @@ class WhisperFrontend(nn.Module):
             pooled.append(vec)
         out = torch.stack(pooled, dim=1) if self.config.combine == "stack" else torch.cat(pooled, dim=-1)
         return out[0] if single else out
+
+    def _sequence(self, frames: dict[int, torch.Tensor]) -> torch.Tensor:
+        """(B, layers * d_model + 1, max_frames): the states, features first, then the validity row."""
+        h = torch.cat(list(frames.values()), dim=-1)[:, : self.max_frames]  # (B, T, F)
+        b, t, f = h.shape
+        out = h.new_zeros(b, f + 1, self.max_frames)
+        out[:, :f, :t] = h.transpose(1, 2)
+        out[:, f, :t] = 1.0
+        return out
 
     @staticmethod
     def num_frames(num_samples: int) -> int:

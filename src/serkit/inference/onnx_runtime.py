@@ -108,6 +108,9 @@ class OnnxClassifier:
     def fit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise ConfigError("an exported ONNX model cannot be trained; train the serkit model and export it again")
 
+    def validation_proba(self, X_val: Any) -> np.ndarray:
+        raise ConfigError("an exported ONNX model cannot be calibrated; calibrate the serkit model and export it again")
+
     def state(self) -> dict[str, Any]:
         raise ConfigError("an exported ONNX model is already a file; it is not saved as a serkit model.pt")
 

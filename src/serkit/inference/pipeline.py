@@ -10,7 +10,8 @@
    that model and the model behind the learner interface (:mod:`serkit.models.learner`; an ONNX graph with the
    ``onnx`` backend);
 4. the labels, and how the members' outputs become one prediction: a segmented item's probabilities are the mean
-   of its segments', and the members' probabilities are averaged.
+   of its segments', scaled by the member's calibration temperature (if the recipe asked for one), and the
+   members' probabilities are averaged.
 
 ``serkit.load_model`` (:class:`serkit.inference.api.EmotionModel`) wraps a pipeline with input checks, windows
 over long inputs and thread safety; ``serkit predict``, ``analyze`` and the service go through that API.
@@ -34,8 +35,12 @@ from serkit.features.segments import SegmentConfig, average_segments
 from serkit.inference.bundles import find_bundles, load_bundle
 from serkit.inference.export import onnx_classifier_for_bundle
 from serkit.models.bundle import ModelBundle
+from serkit.models.calibration import apply_temperature
 from serkit.models.learner import Learner
 from serkit.multi_input import num_items
+
+#: The label of an answer whose confidence is below the asked minimum (``--min-confidence``).
+UNCERTAIN = "uncertain"
 
 
 @dataclass
@@ -56,9 +61,14 @@ class Predictions:
     def predicted(self) -> list[str]:
         return [self.labels[i] for i in self.proba.argmax(1)] if len(self.paths) else []
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, min_confidence: float | None = None) -> pd.DataFrame:
+        """One row per file: its label, confidence (the top probability) and every probability. With
+        ``min_confidence``, a file whose confidence is below it is labelled ``uncertain`` (abstention); its
+        probabilities are kept."""
         df = pd.DataFrame({"path": self.paths, "label": self.predicted})
         df["confidence"] = self.proba.max(1) if len(self.paths) else []
+        if min_confidence is not None and len(self.paths):
+            df.loc[df["confidence"] < min_confidence, "label"] = UNCERTAIN
         for j, lab in enumerate(self.labels):
             df[f"p_{lab}"] = self.proba[:, j] if len(self.paths) else []
         return df
@@ -66,7 +76,8 @@ class Predictions:
 
 @dataclass
 class PipelineMember:
-    """One model file of a pipeline: its bundle, the normaliser fitted with it, and its learner."""
+    """One model file of a pipeline: its bundle, the normaliser fitted with it, and its learner (whose
+    probabilities are scaled by the bundle's calibration temperature, if it has one)."""
 
     bundle: ModelBundle
     normalizer: FeatureNormalizer | StreamNormalizer
@@ -77,7 +88,12 @@ class PipelineMember:
         # A per-speaker model normalises the items given together as one (unseen) speaker.
         speakers = np.array(["<predict>"] * num_items(X))
         proba = self.learner.predict_proba(self.normalizer.transform(X, speakers=speakers))
-        return average_segments(proba, segment_owner, n_items) if segment_owner is not None else proba
+        if segment_owner is not None:
+            proba = average_segments(proba, segment_owner, n_items)
+        temperature = self.bundle.info.get("temperature")
+        if temperature is not None:  # fitted on the fold's validation speakers (recipe calibration)
+            proba = apply_temperature(proba, float(temperature), probabilities=True)
+        return proba
 
 
 class EmotionPipeline:

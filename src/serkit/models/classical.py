@@ -30,10 +30,11 @@ class _GridSelectedClassifier:
     kind = "sklearn"
     param: str  # the grid's name in ``selection`` and ``fit_info``
 
-    def __init__(self, num_classes: int, grid: Sequence[Any]):
+    def __init__(self, num_classes: int, grid: Sequence[Any], refit: bool = True):
         if not grid:
             raise ValueError(f"{self.param}: give at least one value")
         self.grid = list(grid)
+        self.refit = bool(refit)
         self.num_classes = int(num_classes)
         self.model = None
         self.selection: list[dict] = []
@@ -44,18 +45,26 @@ class _GridSelectedClassifier:
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None):
         X = X.reshape(len(X), -1)
         self.selection = []
+        self.validation_proba = None
         if X_val is None or len(self.grid) == 1:
             self.model = self._estimator(self.grid[0]).fit(X, y)
             return self
         X_val = X_val.reshape(len(X_val), -1)
-        best = None
+        best, chosen = None, None
         for value in self.grid:
-            pred = self._estimator(value).fit(X, y).predict(X_val)
+            candidate = self._estimator(value).fit(X, y)
             # UA (serkit.training.metrics.unweighted_average_recall): mean recall over the classes in y_val
-            ua = recall_score(y_val, pred, labels=np.unique(y_val), average="macro", zero_division=0)
+            ua = recall_score(y_val, candidate.predict(X_val), labels=np.unique(y_val), average="macro",
+                              zero_division=0)
             self.selection.append({self.param: value, "val_ua": float(ua)})
             if best is None or ua > best[1]:
                 best = (value, ua)
+                # what the chosen model says of the validation items before it sees them: for calibration
+                self.validation_proba = self._all_columns(candidate, candidate.predict_proba(X_val))
+                chosen = candidate
+        if not self.refit:  # the validation speakers stay unseen (e.g. a shipped model's demo speakers)
+            self.model = chosen
+            return self
         # Refit on training + validation with the chosen value: the validation speaker is only needed to choose.
         self.model = self._estimator(best[0]).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
         return self
@@ -63,7 +72,7 @@ class _GridSelectedClassifier:
     def fit_info(self) -> dict:
         """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
         chosen = max(self.selection, key=lambda s: s["val_ua"])[self.param] if self.selection else self.grid[0]
-        return {f"chosen_{self.param}": chosen, "refit_on_val": bool(self.selection)}
+        return {f"chosen_{self.param}": chosen, "refit_on_val": bool(self.selection) and self.refit}
 
     def _fitted(self):
         if self.model is None:
@@ -72,9 +81,11 @@ class _GridSelectedClassifier:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         model = self._fitted()
-        proba = model.predict_proba(X.reshape(len(X), -1))
+        return self._all_columns(model, model.predict_proba(X.reshape(len(X), -1)))
+
+    def _all_columns(self, model, proba: np.ndarray) -> np.ndarray:
         # scikit-learn orders columns by the classes seen in training; map them back to all class indices.
-        out = np.zeros((len(X), self.num_classes), dtype=np.float64)
+        out = np.zeros((len(proba), self.num_classes), dtype=np.float64)
         out[:, model.classes_] = proba
         return out
 
@@ -151,6 +162,8 @@ class LogisticRegressionClassifier(_GridSelectedClassifier):
 
     ``C`` (inverse L2 strength) may be a list, chosen on the validation split. ``class_weight="balanced"`` weighs
     classes inversely to their frequency, so the fit aims at UA rather than at the majority classes.
+    ``refit: false`` keeps the model fitted on the training split alone (the validation speakers then stay unseen,
+    as a shipped model's held-out speakers must).
     """
 
     param = "C"
@@ -163,8 +176,9 @@ class LogisticRegressionClassifier(_GridSelectedClassifier):
         C: float | Sequence[float] = (0.01, 0.1, 1.0),
         class_weight: Literal["balanced"] | None = "balanced",
         max_iter: int = 2000,
+        refit: bool = True,
     ):
-        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C])
+        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C], refit)
         self.class_weight, self.max_iter = class_weight, int(max_iter)
 
     def _estimator(self, C: float) -> LogisticRegression:

@@ -60,6 +60,9 @@ class Learner(Protocol):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, C)."""
 
+    def validation_proba(self, X_val: Any) -> np.ndarray:
+        """What the fitted model says of the validation items before any refit on them (for calibration)."""
+
     def state(self) -> dict[str, Any]:
         """What the model file stores to rebuild the fitted learner (see :func:`learner_from_state`)."""
 
@@ -132,6 +135,9 @@ class TorchLearner:
             return self.trainer.predict_proba(self._model, X)
         return predict_proba(self._model, X, device=self.device)
 
+    def validation_proba(self, X_val) -> np.ndarray:
+        return self.predict_proba(X_val)  # the validation split only chose the epoch
+
     def state(self) -> dict[str, Any]:
         return {"state_dict": {k: v.detach().cpu() for k, v in self._model.state_dict().items()}}
 
@@ -169,6 +175,11 @@ class EstimatorLearner:
 
     def predict_proba(self, X) -> np.ndarray:
         return self._model.predict_proba(X)
+
+    def validation_proba(self, X_val) -> np.ndarray:
+        # a grid-selected classifier keeps what its chosen candidate said before the refit on validation data
+        kept = getattr(self._model, "validation_proba", None)
+        return kept if kept is not None else self.predict_proba(X_val)
 
     def state(self) -> dict[str, Any]:
         return {"estimator": self._model}

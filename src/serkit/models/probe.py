@@ -1,9 +1,13 @@
-"""Heads on pretrained-encoder features: an MLP on one clip vector, optionally over a learned weighted sum of layers.
+"""Heads on pretrained-encoder features.
 
-Input ``(B, D)`` (pooled states, layers concatenated) or ``(B, L, D)`` (one pooled vector per encoder layer, the
-``whisper`` frontend with ``combine: stack``). For the latter the head learns one weight per layer (softmax-
-normalised, initialised equal: the "weighted sum of hidden states" of SUPERB, Yang et al. 2021), then runs the MLP.
-With ``hidden: []`` it is a linear (softmax regression) head trained by the runner like any torch model.
+``probe``: an MLP on one clip vector ``(B, D)`` (pooled states, layers concatenated) or on ``(B, L, D)`` (one pooled
+vector per encoder layer, the ``whisper`` frontend with ``combine: stack``); for the latter the head learns one
+weight per layer (softmax-normalised, initialised equal: the "weighted sum of hidden states" of SUPERB, Yang et al.
+2021), then runs the MLP. With ``hidden: []`` it is a linear (softmax regression) head.
+
+``attentive_probe``: attentive statistics pooling (Okabe et al. 2018) over a frozen encoder's frame sequence
+``(B, D + 1, T)`` whose last row marks the clip's frames (1) against padding (0), so padded frames get no weight;
+then an MLP. It learns which frames carry the emotion instead of averaging them all.
 """
 
 from __future__ import annotations
@@ -52,5 +56,44 @@ class EncoderProbe(nn.Module):
         return self.net(x)
 
 
+class AttentiveProbe(nn.Module):
+    """Per-frame LayerNorm and projection -> masked attention weights -> weighted mean and std -> MLP.
+
+    Parameters
+    ----------
+    num_classes : output classes.
+    input_shape : (D + 1, T) of one item (the last row is the frame mask).
+    hidden : width of the frame projection and of the MLP's hidden layer.
+    attention : width of the attention scorer.
+    dropout : on the pooled vector and in the MLP.
+    """
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], *, hidden: int = 256, attention: int = 128,
+                 dropout: float = 0.3):
+        super().__init__()
+        shape = tuple(int(n) for n in input_shape)
+        if len(shape) != 2 or shape[0] < 2:
+            raise ValueError(f"input_shape: expected (features + 1 mask row, frames), got {shape}")
+        width = shape[0] - 1
+        self.frame_norm = nn.LayerNorm(width)
+        self.project = nn.Sequential(nn.Linear(width, hidden), nn.GELU())
+        self.score = nn.Sequential(nn.Linear(hidden, attention), nn.Tanh(), nn.Linear(attention, 1))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, num_classes))
+        self.last_weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        valid = x[:, -1] > 0.5  # (B, T)
+        h = self.project(self.frame_norm(x[:, :-1].transpose(1, 2)))  # (B, T, H)
+        scores = self.score(h).squeeze(-1).masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(scores, dim=1).unsqueeze(-1)  # padded frames: exactly 0
+        self.last_weights = weights.squeeze(-1).detach()
+        mean = (weights * h).sum(1)
+        var = (weights * h * h).sum(1) - mean * mean
+        return self.head(torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1))
+
+
+register_model("attentive_probe", inputs=("frame_sequence",),
+               paper="serkit: attentive statistics pooling over a frozen encoder's frames + MLP")(AttentiveProbe)
 register_model("probe", inputs=("vector", "layer_vectors"),
                paper="serkit: MLP / linear head on pretrained-encoder features, learned layer weights")(EncoderProbe)

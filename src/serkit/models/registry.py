@@ -18,9 +18,10 @@ from serkit.errors import ConfigError
 
 ModelKind = Literal["torch", "sklearn"]
 #: waveform (B, T); time_frequency (B, [C,] F, T) feature maps; vector (B, D) one vector per clip;
-#: layer_vectors (B, L, D) one vector per encoder layer (for heads that learn a weighted sum of layers).
-InputKind = Literal["waveform", "time_frequency", "vector", "layer_vectors"]
-INPUT_KINDS: tuple[str, ...] = ("waveform", "time_frequency", "vector", "layer_vectors")
+#: layer_vectors (B, L, D) one vector per encoder layer (for heads that learn a weighted sum of layers);
+#: frame_sequence (B, D + 1, T) encoder states per frame, the last row 1 on the clip's frames and 0 on padding.
+InputKind = Literal["waveform", "time_frequency", "vector", "layer_vectors", "frame_sequence"]
+INPUT_KINDS: tuple[str, ...] = ("waveform", "time_frequency", "vector", "layer_vectors", "frame_sequence")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from serkit.features.extractor import default_cache_dir, make_feature_extractor
 from serkit.features.normalization import FeatureNormalizer, StreamNormalizer
 from serkit.features.segments import average_segments
 from serkit.models.bundle import ModelBundle
+from serkit.models.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from serkit.models.init import init_from_checkpoint
 from serkit.models.learner import create_learner
 from serkit.multi_input import concat_items, is_multi, item_shape, num_items, take_items
@@ -309,13 +310,16 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         info["n_train_segments"] = len(tr)
 
     y_te = y[split.test]
+    if recipe.calibration == "temperature":
+        proba = _calibrate(learner, X_va, split, owner, va, y, y_te, proba, info)
     metrics = compute_metrics([labels[i] for i in y_te], [labels[i] for i in pred], labels)
     main = dist.is_main_process()
     if main:
         plot_confusion(metrics["confusion"], labels, fold_dir / "confusion.png",
                        title=f"{recipe.name} {split.name} ({split.tag})")
         ModelBundle(recipe.model_dump(mode="json"), labels, item_shape(X_tr), learner,
-                    normalizer.state_dict(), {"split": split.name, "seed": split.seed, "tag": split.tag}
+                    normalizer.state_dict(), {"split": split.name, "seed": split.seed, "tag": split.tag,
+                                              **{k: info[k] for k in ("temperature",) if k in info}}
                     ).save(fold_dir / "model.pt")
 
     test_rows = table.iloc[split.test]
@@ -343,6 +347,25 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         atomic_write_text(fold_dir / "metrics.json", json.dumps(details, indent=2, default=_json_default))
         atomic_write_text(result_file, row_json)
     return json.loads(row_json), preds
+
+
+def _calibrate(learner, X_va, split: Split, owner, va, y, y_te, proba, info: dict) -> np.ndarray:
+    """Temperature scaling fitted on the fold's validation speakers (what the model says of them before any refit
+    on them), applied to the test probabilities; ECE of the test predictions before and after goes into ``info``.
+    The temperature travels in the model file, so predictions made from it are calibrated the same way."""
+    if X_va is None:
+        raise ConfigError("calibration: temperature needs validation speakers; set protocol.n_val_speakers (or "
+                          "val_size, val_speakers) so that each fold has some")
+    val_proba = learner.validation_proba(X_va)
+    y_val = y[split.val]
+    if owner is not None:
+        val_proba = average_segments(val_proba, np.searchsorted(split.val, owner[va]), len(split.val))
+    temperature = fit_temperature(np.asarray(val_proba), y_val, probabilities=True)
+    calibrated = apply_temperature(proba, temperature, probabilities=True)
+    info.update(temperature=float(temperature),
+                ece_before=float(expected_calibration_error(proba, y_te)),
+                ece_after=float(expected_calibration_error(calibrated, y_te)))
+    return calibrated
 
 
 def _json_default(obj):

@@ -1,0 +1,257 @@
+"""benchmarks/robustness.py and benchmarks/loco_table.py at tiny size: tone corpora, the tiny tone model, tiny
+leave-one-corpus-out runs trained here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import REPO, tone, write_tone_corpus
+from test_api import TONE_LABELS
+
+SR = 16000
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+robustness = _script("robustness")
+loco_table = _script("loco_table")
+
+
+def _power(y: np.ndarray) -> float:
+    return float(np.mean(np.square(y, dtype=np.float64)))
+
+
+@pytest.fixture(scope="module")
+def tone_manifest(tmp_path_factory) -> Path:
+    """3 speakers (csv-s1..s3) x the tiny model's 4 classes x 2 clips of half-second tones."""
+    return write_tone_corpus(tmp_path_factory.mktemp("tones"), clips_per_label=2, freqs=TONE_LABELS)
+
+
+# -- degradations ----------------------------------------------------------------------------------------------
+def test_noise_rows_mix_at_the_snr_they_name():
+    y = tone(1.0, SR, 450.0, amp=0.3)
+    degrader = robustness.Degrader(SR, seed=3, babble_pool={"b": [tone(0.7, SR, 500.0, seed=1)],
+                                                            "c": [tone(1.3, SR, 800.0, seed=2)]})
+    noise_rows = [c for c in robustness.conditions() if c.group == "noise"]
+    assert {(c.noise, c.snr_db) for c in noise_rows} == {(n, s) for n in ("white", "pink", "babble")
+                                                        for s in (20.0, 10.0, 5.0)}
+    for cond in noise_rows:
+        out, _ = degrader.apply(cond, y, "corpus/clip1", "a", ["a", "b", "c"])
+        assert out.shape == y.shape
+        snr = 10 * np.log10(_power(y) / _power(out.astype(np.float64) - y))
+        assert snr == pytest.approx(cond.snr_db, abs=0.01), cond.key
+        assert f"SNR {cond.snr_db:g} dB" in cond.label
+        # seeded: the same clip gets the same noise, another clip other noise
+        np.testing.assert_array_equal(out, degrader.apply(cond, y, "corpus/clip1", "a", ["a", "b", "c"])[0])
+        assert not np.array_equal(out, degrader.apply(cond, y, "corpus/clip2", "a", ["a", "b", "c"])[0])
+
+
+def test_babble_comes_from_other_speakers_only():
+    y = tone(1.0, SR, 450.0, amp=0.3)
+    own = tone(1.0, SR, 3000.0, seed=5)  # the clip's own speaker, at a pitch no other speaker has
+    degrader = robustness.Degrader(SR, babble_pool={"a": [own], "b": [tone(1.0, SR, 500.0, seed=1)],
+                                                    "c": [tone(1.0, SR, 800.0, seed=2)]})
+    cond = next(c for c in robustness.conditions() if c.key == "babble_snr5")
+    noise = degrader.apply(cond, y, "x/1", "a", ["a", "b", "c"])[0] - y
+    spectrum = np.abs(np.fft.rfft(noise))
+    freqs = np.fft.rfftfreq(noise.size, 1 / SR)
+
+    def band(f: float) -> float:
+        return spectrum[(freqs > f - 50) & (freqs < f + 50)].max()
+
+    assert band(500.0) > 100 * band(3000.0) and band(800.0) > 100 * band(3000.0)
+    with pytest.raises(ValueError, match="babble needs another held-out speaker"):
+        degrader.apply(cond, y, "x/1", "a", ["a"])
+
+
+def test_clip_lengths_crop_the_centre_or_loop():
+    y = np.arange(10, dtype=np.float32)
+    cropped, how = robustness.fit_length(y, 4)
+    assert how == "cropped" and cropped.tolist() == [3, 4, 5, 6]
+    looped, how = robustness.fit_length(y, 25)
+    assert how == "looped" and looped.tolist() == list(range(10)) * 2 + [0, 1, 2, 3, 4]
+    cond = next(c for c in robustness.conditions() if c.key == "length_0.5s")
+    out, how = robustness.Degrader(SR).apply(cond, tone(2.0, SR), "x/1")
+    assert out.size == SR // 2 and how == "cropped"
+
+
+# -- held-out speakers ------------------------------------------------------------------------------------------
+def test_held_out_speakers_from_option_card_or_run_folder(tmp_path):
+    tables = {"emodb": pd.DataFrame({"speaker": ["emodb-03", "emodb-08"]}),
+              "nemo": pd.DataFrame({"speaker": ["nemo-SB0", "nemo-SB1"]})}
+    chosen, source = robustness.held_out_speakers("emodb-03,nemo", None, None, tables)
+    assert chosen == {"emodb-03", "nemo-SB0", "nemo-SB1"} and "--speakers" in source
+    chosen, source = robustness.held_out_speakers(None, {"held_out_speakers": {"emodb": ["emodb-08"]}}, None,
+                                                  tables)
+    assert chosen == {"emodb-08"} and "model card" in source
+    assert robustness.held_out_speakers(None, {"held_out_corpora": ["nemo"]}, None, tables)[0] == {"nemo-SB0",
+                                                                                                   "nemo-SB1"}
+    run = tmp_path / "run"
+    (run / "folds" / "fold02-test=nemo").mkdir(parents=True)
+    pd.DataFrame([{"name": "fold01-test=emodb", "tag": "SI", "test_speakers": "emodb-03,emodb-08"},
+                  {"name": "fold02-test=nemo", "tag": "SI", "test_speakers": "nemo-SB0,nemo-SB1"}]
+                 ).to_csv(run / "splits.csv", index=False)
+    chosen, source = robustness.held_out_speakers(None, None, str(run / "folds" / "fold02-test=nemo" / "model.pt"),
+                                                  tables)
+    assert chosen == {"nemo-SB0", "nemo-SB1"} and "fold02-test=nemo" in source
+    with pytest.raises(SystemExit, match="is neither a speaker"):
+        robustness.held_out_speakers("emodb-99", None, None, tables)
+
+
+def test_refuses_a_model_that_names_no_held_out_speakers(tiny_model_path, tone_manifest, tmp_path):
+    out = tmp_path / "card.md"
+    with pytest.raises(SystemExit, match="not a robustness result. Pass --speakers"):
+        robustness.main(["--model", str(tiny_model_path), "--corpus", f"csv={tone_manifest}", "--out", str(out)])
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+# -- the whole card ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_card_clean_row_is_the_models_ua_and_files_are_written(tiny_model, tiny_model_path, tone_manifest,
+                                                                tmp_path):
+    from sklearn.metrics import balanced_accuracy_score
+
+    out = tmp_path / "bench" / "robustness.md"
+    argv = ["--model", str(tiny_model_path), "--corpus", f"csv={tone_manifest}", "--speakers", "csv-s2,csv-s3",
+            "--vad", "energy", "--batch-size", "5", "--seed", "7", "--out", str(out)]
+    report = robustness.main(argv)
+    manifest = pd.read_csv(tone_manifest)
+    held = manifest[manifest["speaker"].isin(["s2", "s3"])]
+    proba = tiny_model.predict_proba([str(tone_manifest.parent / p) for p in held["path"]])
+    direct = balanced_accuracy_score(held["label"], [tiny_model.labels[i] for i in proba.argmax(1)])
+    rows = {c["key"]: c for c in report["conditions"]}
+    assert rows["clean"]["results"]["csv"]["ua"] == pytest.approx(direct, abs=1e-12)
+    assert rows["clean"]["results"]["csv"]["n"] == len(held) == 16
+    assert set(rows) == {c.key for c in robustness.conditions()}
+    # the drops are against clean, in points
+    white = rows["white_snr10"]["results"]["csv"]
+    assert white["drop"] == pytest.approx(100 * (white["ua"] - rows["clean"]["results"]["csv"]["ua"]))
+    assert report["speakers"] == ["csv-s2", "csv-s3"]
+
+    md = out.read_text()
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved["argv"] == argv and "--speakers csv-s2,csv-s3" in saved["command"]
+    assert saved["seed"] == 7 and saved["corpora"]["csv"]["n_clips"] == 16
+    clean_line = next(line for line in md.splitlines() if line.startswith("| clean |"))
+    assert clean_line.split("|")[2].strip() == f"{direct * 100:.1f}"
+    white_line = next(line for line in md.splitlines() if line.startswith("| white noise, SNR 10 dB |"))
+    assert f"{white['ua'] * 100:.1f} ({white['drop']:+.1f})" in white_line
+    assert "csv-s2, csv-s3" in md and "Seed 7" in md and "RT60" in md and "kbit/s" in md
+    assert len(saved["rooms"]) == 3 and all(r["rt60_measured_s"] for r in saved["rooms"].values())
+
+    # a rerun gives the same numbers
+    again = robustness.main(argv[:-1] + [str(tmp_path / "again.md")])
+    assert [c["results"] for c in again["conditions"]] == [c["results"] for c in report["conditions"]]
+
+
+# -- LOCO table ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def loco_runs(tmp_path_factory) -> dict[str, Path]:
+    """Two finished LOCO runs over three tone corpora: eGeMAPS + SVM with one seed, and with two seeds."""
+    from serkit.cli import app
+
+    base = tmp_path_factory.mktemp("loco")
+    manifests = []
+    for name in ("alpha", "beta", "gamma"):
+        root = base / name
+        root.mkdir()
+        manifests.append(write_tone_corpus(root, clips_per_label=2))
+    runs = {}
+    for label, seeds in (("one_seed", [0]), ("two_seeds", [0, 1])):
+        recipe = {
+            "name": f"tiny_loco_{label}",
+            "corpus": [{"name": "csv", "root": str(m), "options": {"name": m.parent.name}} for m in manifests],
+            "audio": {"sample_rate": 8000},
+            "frontend": {"name": "egemaps"},
+            "model": {"name": "svm", "C": [1.0]},
+            "protocol": {"name": "leave_one_corpus_out", "val_size": 0.34, "seeds": seeds},
+        }
+        path = base / f"{label}.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        result = CliRunner().invoke(app, ["train", str(path), "--out", str(base / label), "--quiet",
+                                          "--cache-dir", str(base / "cache")])
+        assert result.exit_code == 0, result.output
+        runs[label] = base / label
+    return runs
+
+
+def _table_rows(md: str, section: str) -> dict[str, list[str]]:
+    """The first table after ``## section``: first cell -> the other cells."""
+    text = md.split(f"## {section}\n", 1)[1]
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("## "):
+            break
+        if line.startswith("| ") and not line.startswith("| held-out") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0].strip("*")] = [c.strip("*") for c in cells[1:]]
+    return rows
+
+
+@pytest.mark.slow
+def test_loco_table_rows_and_mean(loco_runs, tmp_path):
+    out = tmp_path / "results" / "loco.md"
+    runs = loco_table.main([str(loco_runs["one_seed"]), f"two seeds={loco_runs['two_seeds']}", "--out", str(out)])
+    md = out.read_text()
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert [r["label"] for r in saved["runs"]] == ["tiny_loco_one_seed", "two seeds"]
+
+    results = pd.read_csv(loco_runs["one_seed"] / "results.csv")
+    rows = _table_rows(md, "tiny_loco_one_seed")
+    assert set(rows) == {"alpha", "beta", "gamma", "mean"}
+    for corpus in ("alpha", "beta", "gamma"):
+        fold = results[results["fold"] == next(f for f in results["fold"] if f.endswith(f"test={corpus}"))]
+        assert rows[corpus][0] == f"{fold['ua'].iloc[0] * 100:.1f}"
+        assert rows[corpus][3] == str(fold["n_test"].iloc[0])
+    per_corpus = [r["ua"] for r in runs[0]["rows"]]
+    assert runs[0]["mean"]["ua"] == pytest.approx(np.mean(per_corpus))
+    assert rows["mean"][0] == f"{np.mean(per_corpus) * 100:.1f}"
+    for metric in ("wa", "macro_f1"):
+        assert runs[0]["mean"][metric] == pytest.approx(results[metric].mean())
+
+    # two seeds: each corpus is the mean over its seeds' folds, with their std
+    two = pd.read_csv(loco_runs["two_seeds"] / "results.csv")
+    alpha = two[two["fold"].str.contains("test=alpha")]
+    assert len(alpha) == 2
+    row = next(r for r in runs[1]["rows"] if r["corpus"] == "alpha")
+    assert row["ua"] == pytest.approx(alpha["ua"].mean()) and row["seeds"] == [0, 1]
+    assert row["ua_std"] == pytest.approx(alpha["ua"].std(ddof=1))
+    assert runs[1]["mean"]["ua"] == pytest.approx(np.mean([r["ua"] for r in runs[1]["rows"]]))
+
+    below = [r["corpus"] for r in runs[0]["rows"] if r["ua"] < 0.45]
+    assert f"Below 45 % UA: {', '.join(below) if below else 'none'}." in md
+    assert "leave_one_corpus_out (SI), seeds 0, 1." in md
+    comparison = _table_rows(md, "UA by run")
+    delta = (runs[1]["mean"]["ua"] - runs[0]["mean"]["ua"]) * 100
+    assert comparison["mean"][1].endswith(f"({delta:+.1f})")
+
+
+def test_loco_table_refuses_other_protocols_and_unfinished_runs(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(SystemExit, match="no summary.json"):
+        loco_table.main([str(run), "--out", str(tmp_path / "t.md")])
+    (run / "summary.json").write_text(json.dumps({"protocol": "speaker_folds"}))
+    pd.DataFrame([{"fold": "fold01", "seed": 0, "ua": 0.5, "wa": 0.5, "macro_f1": 0.5}]).to_csv(
+        run / "results.csv", index=False)
+    with pytest.raises(SystemExit, match="protocol is 'speaker_folds', not leave_one_corpus_out"):
+        loco_table.main([str(run), "--out", str(tmp_path / "t.md")])
+    assert not (tmp_path / "t.md").exists()
+    assert re.match(loco_table.FOLD_NAME, "fold03-test=emovo-seed1")["corpus"] == "emovo"
