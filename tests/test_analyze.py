@@ -51,6 +51,25 @@ def test_joined_recording_recovers_segment_times_and_labels(tiny_model, tmp_path
     assert s["confidence"] > 0.8 and a.channels == 2 and a.sample_rate == 48000
 
 
+def test_min_confidence_sets_what_counts_as_uncertain(tiny_model, tmp_path):
+    t = np.arange(4 * 16000) / 16000
+    # a clear tone of a class (450 Hz), then one between two classes' tones (300 Hz): sure, then unsure windows
+    y = 0.3 * np.concatenate([np.sin(2 * np.pi * 450.0 * t), np.sin(2 * np.pi * 300.0 * t)])
+    path = tmp_path / "sure_then_unsure.wav"
+    sf.write(path, y.astype(np.float32), 16000)
+    a = analyze_recording(path, tiny_model, CONFIG)
+    confidence = np.array([w.proba.max() for w in a.windows])
+    weight = a.cells[:, 1] - a.cells[:, 0]
+    assert confidence.min() < confidence.max()  # windows at the tones' edges are less sure
+    threshold = float(confidence.min() + confidence.max()) / 2
+    strict = analyze_recording(path, tiny_model, CONFIG.model_copy(update={"min_confidence": threshold}))
+    assert strict.summary()["min_confidence"] == threshold
+    assert strict.summary()["uncertain_share"] == pytest.approx(weight[confidence < threshold].sum() / weight.sum())
+    assert 0 < strict.summary()["uncertain_share"] < 1
+    lenient = analyze_recording(path, tiny_model, CONFIG.model_copy(update={"min_confidence": 0.0}))
+    assert lenient.summary()["uncertain_share"] == 0.0
+
+
 def test_smoothing_merging_and_cells(tiny_model):
     y, _ = joined_tones([("sad", 4.0), ("happy", 3.0)], gap=0.4)
     a_merged = analyze_recording_from(y, tiny_model, AnalysisConfig(vad="energy", hop=0.5, merge_gap=1.0))

@@ -409,6 +409,8 @@ def analyze(
     smoothing: int = typer.Option(3, help="windows averaged when smoothing (1 = none)"),
     min_silence: float = typer.Option(0.3, help="a pause this long (s) separates speech regions"),
     merge_gap: float = typer.Option(0.5, help="merge same-label segments across pauses shorter than this (s)"),
+    min_confidence: float = typer.Option(0.5, "--min-confidence", help="windows whose top (calibrated) probability "
+                                                                       "is below this count as uncertain"),
 ) -> None:
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
@@ -421,7 +423,7 @@ def analyze(
 
     try:
         config = AnalysisConfig(vad=vad, window=window, hop=hop, smoothing=smoothing, min_silence=min_silence,
-                                merge_gap=merge_gap)
+                                merge_gap=merge_gap, min_confidence=min_confidence)
     except ValidationError as exc:
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-') or 'options'}: {e['msg']}"
                                     for e in exc.errors())))

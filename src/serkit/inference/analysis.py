@@ -48,7 +48,7 @@ NEGATIVE_LABELS: tuple[str, ...] = ("sad", "angry", "fearful", "disgust")
 #: Seconds of audio read per block.
 BLOCK_SECONDS = 10.0
 
-#: A window whose top probability is below this is counted as uncertain.
+#: A window whose top probability is below this is counted as uncertain (AnalysisConfig.min_confidence's default).
 LOW_CONFIDENCE = 0.5
 
 _DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_.]?(\d{2})[-_.]?(\d{2})(?:[T_ -](\d{2})[-:h.]?(\d{2}))?(?!\d)")
@@ -278,7 +278,8 @@ def summarize(a: RecordingAnalysis) -> dict[str, Any]:
     out["arousal"], out["valence"] = (float(np.average(av[:, k], weights=weight)) for k in range(2))
     confidence = raw.max(1)
     out["confidence"] = float(np.average(confidence, weights=weight))
-    out["uncertain_share"] = float(weight[confidence < LOW_CONFIDENCE].sum() / total)
+    out["uncertain_share"] = float(weight[confidence < a.config.min_confidence].sum() / total)
+    out["min_confidence"] = a.config.min_confidence
     out["chance"] = 1.0 / len(labels)
     width = time_bins(a.duration)
     mass = negative_mass(labels, a.smoothed)

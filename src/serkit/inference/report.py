@@ -269,7 +269,7 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
     out.append(f"<p>Model confidence: the top class has on average probability <b>{s['confidence']:.2f}</b> "
                f"(chance level with {len(a.labels)} classes: {s['chance']:.2f}); "
                f"{_pct(s['uncertain_share'])} of speech time is uncertain (top probability below "
-               f"{LOW_CONFIDENCE:g}).</p>")
+               f"{s.get('min_confidence', LOW_CONFIDENCE):g}).</p>")
     out.append(_img(plot, f"timeline of {a.name}"))
     if len(s["over_time"]) > 1:
         rows = [[f"{_fmt_time(r['start_s'])} - {_fmt_time(r['end_s'])}", f"{r['speech_s']:.0f} s",

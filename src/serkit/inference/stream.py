@@ -54,6 +54,8 @@ class AnalysisConfig(BaseModel):
     speech_pad : seconds added before and after each region (at most half of ``min_silence``).
     smoothing : windows in the centred moving average applied within a region (1 = none); offline only.
     merge_gap : neighbouring segments with the same label are merged across a silence shorter than this.
+    min_confidence : a window whose top (calibrated) probability is below this counts as uncertain in summaries and
+        reports (its label is still drawn, hatched as uncertain in the service's timeline).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,6 +69,7 @@ class AnalysisConfig(BaseModel):
     speech_pad: float = Field(0.05, ge=0.0, allow_inf_nan=False)
     smoothing: int = Field(3, ge=1, le=101)
     merge_gap: float = Field(0.5, ge=0.0, allow_inf_nan=False)
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> AnalysisConfig:
