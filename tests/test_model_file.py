@@ -15,7 +15,7 @@ from serkit.errors import ConfigError
 from serkit.features import parse_frontend_config
 from serkit.features.extractor import make_feature_extractor
 from serkit.features.normalization import normalizer_from_state
-from serkit.inference.api import default_model_path
+from serkit.inference.api import shipped_model_path
 from serkit.models import create_model
 from serkit.models.bundle import FORMAT, ModelBundle
 from serkit.models.learner import EstimatorLearner, TorchLearner
@@ -33,8 +33,8 @@ def _old_reader_proba(payload: dict, X: np.ndarray) -> np.ndarray:
         return torch.softmax(model(torch.as_tensor(X, dtype=torch.float32)), dim=1).numpy()
 
 
-def test_the_shipped_default_model_loads_and_predicts_as_before():
-    path = default_model_path()
+def test_the_shipped_cnn_model_loads_and_predicts_as_before():
+    path = shipped_model_path("cnn")  # the default model before the Whisper one, a serkit-model/1 torch payload
     payload = torch.load(path, map_location="cpu", weights_only=False)
     assert payload["format"] == FORMAT == "serkit-model/1"
     bundle = ModelBundle.load(path)
@@ -50,8 +50,8 @@ def test_the_shipped_default_model_loads_and_predicts_as_before():
         extractor.pool(extractor.from_signals(prepared)), speakers=np.array(["<predict>"] * len(clips)))
     want = _old_reader_proba(payload, X)
     np.testing.assert_allclose(bundle.learner.predict_proba(X), want, rtol=1e-5, atol=1e-6)
-    # the whole API on top of it: load_model(), features, normaliser, model
-    model = serkit.load_model()
+    # the whole API on top of it: load_model("cnn"), features, normaliser, model
+    model = serkit.load_model("cnn")
     np.testing.assert_allclose(model.predict_proba(clips, sample_rate=16000), want, rtol=1e-4, atol=1e-5)
 
 

@@ -33,8 +33,11 @@ from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, window_cells
 
 AudioInput = str | os.PathLike | np.ndarray
 
-#: Where the default model ships inside the package.
-DEFAULT_MODEL_RESOURCE = "pretrained/default.pt"
+#: The models shipped inside the package, by name: ``default`` (the Whisper encoder + calibrated head, see
+#: docs/model_card.md) and ``cnn`` (the previous default, a compact CNN on log-mel: about 10x faster, less accurate
+#: on unheard speech; docs/model_card_cnn.md).
+SHIPPED_MODELS: dict[str, str] = {"default": "pretrained/default.pt", "cnn": "pretrained/cnn.pt"}
+DEFAULT_MODEL_RESOURCE = SHIPPED_MODELS["default"]
 
 #: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
 FALLBACK_WINDOW_SECONDS = 3.0
@@ -61,7 +64,12 @@ def speech_shortfall(duration: float, speech: float | None = None) -> str | None
 
 def default_model_path() -> Path:
     """Path of the default model shipped with serkit (it may not exist in a development checkout)."""
-    return Path(str(resources.files("serkit").joinpath(DEFAULT_MODEL_RESOURCE)))
+    return shipped_model_path("default")
+
+
+def shipped_model_path(name: str) -> Path:
+    """Path of a model shipped with serkit by name (:data:`SHIPPED_MODELS`)."""
+    return Path(str(resources.files("serkit").joinpath(SHIPPED_MODELS[name])))
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "torch",
@@ -70,8 +78,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
 
     Parameters
     ----------
-    name_or_path : None or ``"default"`` for serkit's default model; otherwise a ``model.pt`` bundle or a run
-        folder (its fold models are averaged).
+    name_or_path : None or ``"default"`` for serkit's default model, ``"cnn"`` for the fast CNN shipped beside it;
+        otherwise a ``model.pt`` bundle, an exported ``.onnx`` or a run folder (its fold models are averaged).
     backend : ``"torch"`` or ``"onnx"`` (the torch models exported to ONNX and run with onnxruntime).
     device : torch device for the torch backend.
     vad : voice activity detection that finds the speech in inputs longer than the model's clip: "auto"
@@ -82,12 +90,13 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
     ConfigError
         when the model cannot be found or read, or the default model is not installed.
     """
-    if name_or_path is None or str(name_or_path) == "default":
-        path = default_model_path()
+    name = "default" if name_or_path is None else str(name_or_path)
+    if name in SHIPPED_MODELS and not Path(name).exists():
+        path = default_model_path() if name == "default" else shipped_model_path(name)
         if not path.is_file():
-            raise ConfigError(f"serkit's default model is not installed (expected at {path}); pass a model file "
+            raise ConfigError(f"serkit's {name} model is not installed (expected at {path}); pass a model file "
                               "or a run folder written by `serkit train` instead")
-        return EmotionModel(path, backend=backend, device=device, source="default", vad=vad)
+        return EmotionModel(path, backend=backend, device=device, source=name, vad=vad)
     return EmotionModel(name_or_path, backend=backend, device=device, vad=vad)
 
 
