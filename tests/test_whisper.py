@@ -444,3 +444,36 @@ def test_logreg_chooses_c_on_validation_and_refits():
     assert not kept.fit_info()["refit_on_val"]
     np.testing.assert_allclose(kept.predict_proba(Xv), kept.validation_proba)  # validation never trained on
     assert not np.allclose(model.predict_proba(Xv), kept.predict_proba(Xv))
+
+
+def test_extraction_is_cached_chunk_by_chunk_so_an_interrupted_run_resumes(tiny_models, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import serkit.features.extractor as extractor_module
+    from serkit.audio import AudioConfig
+    from serkit.features.extractor import FeatureExtractor
+
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"c{i}.wav")
+        sf.write(paths[-1], _speechlike(0.5 + 0.1 * i, seed=i), SR)
+    monkeypatch.setattr(extractor_module, "EXTRACT_CHUNK_FILES", 2)
+    cache = FeatureCache(tmp_path / "cache")
+    ex = FeatureExtractor(AudioConfig(sample_rate=SR), WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1]),
+                          cache=cache)
+    calls = []
+    real = ex.features_per_signal
+
+    def interrupted(signals):
+        calls.append(len(signals))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the third chunk never finishes
+        return real(signals)
+
+    monkeypatch.setattr(ex, "features_per_signal", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ex.from_paths(paths)
+    assert calls == [2, 2, 1] and len(cache) == 4  # the first two chunks were kept
+    calls.clear()
+    again = ex.from_paths(paths, progress=True)
+    assert calls == [1] and again.X.shape == (5, 64)  # only the missing file is encoded

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from serkit.audio import AudioConfig, check_channels, load_clips
 from serkit.errors import ConfigError
@@ -22,6 +23,9 @@ from serkit.features.cache import FeatureCache
 from serkit.features.config import FrontendConfig, create_frontend
 from serkit.features.functionals import FUNCTIONAL_SETS, OpenSmileFunctionals
 from serkit.features.segments import SegmentConfig, segment_signal
+
+#: Files read, featurised and cached together by ``FeatureExtractor.from_paths``.
+EXTRACT_CHUNK_FILES = 128
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +158,25 @@ class FeatureExtractor:
                 if hit is not None:
                     results[i] = hit
         todo = [i for i in range(len(paths)) if i not in results and i not in failures]
-        if todo:
-            batch = load_clips([paths[i] for i in todo], self.audio, progress=progress,
-                               channels=[choices[i] for i in todo])
-            loaded = set(int(j) for j in batch.index)
-            failed = [j for j in range(len(todo)) if j not in loaded]  # failures come in input order
-            for j, (_, reason) in zip(failed, batch.failures):
-                failures[todo[j]] = reason
-            feats = self.features_per_signal(batch.signals)
-            for j, pos in enumerate(batch.index):
-                i = todo[int(pos)]
-                results[i] = feats[j]
-                if self.cache is not None and i in keys:
-                    self.cache.put(keys[i], feats[j])
+        # In chunks, each cached as soon as it is computed: an interrupted extraction (a pretrained encoder over a
+        # large pool takes many minutes) resumes from the cache, and only a chunk of waveforms is held at once.
+        with Progress(TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      disable=not progress or not todo, transient=True) as bar:
+            task = bar.add_task("features", total=len(todo))
+            for start in range(0, len(todo), EXTRACT_CHUNK_FILES):
+                chunk = todo[start:start + EXTRACT_CHUNK_FILES]
+                batch = load_clips([paths[i] for i in chunk], self.audio, channels=[choices[i] for i in chunk])
+                loaded = set(int(j) for j in batch.index)
+                failed = [j for j in range(len(chunk)) if j not in loaded]  # failures come in input order
+                for j, (_, reason) in zip(failed, batch.failures):
+                    failures[chunk[j]] = reason
+                feats = self.features_per_signal(batch.signals)
+                for j, pos in enumerate(batch.index):
+                    i = chunk[int(pos)]
+                    results[i] = feats[j]
+                    if self.cache is not None and i in keys:
+                        self.cache.put(keys[i], feats[j])
+                bar.advance(task, len(chunk))
         ok = np.array(sorted(results), dtype=np.int64)
         fails = [(paths[i], failures[i]) for i in sorted(failures)]
         if not len(ok):
