@@ -123,6 +123,18 @@ def test_cli_writes_timeline_plot_and_self_contained_report(tiny_model_path, tmp
     assert "Russell" in html and "arousal" in html
 
 
+def test_cli_adapt_says_what_it_adapted_to_and_warns(tiny_model_path, tmp_path):
+    y, _ = joined_tones(PLAN)
+    rec = tmp_path / "rec.flac"
+    sf.write(rec, y, SR)
+    result = _cli(str(rec), "--model", str(tiny_model_path), "--vad", "energy", "--adapt", "--out",
+                  str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "adapted to 1 recording(s)" in flat and "warning: adaptation too small to trust" in flat
+    assert "(adapted to 1 recording(s))" in (tmp_path / "out" / "report.html").read_text()
+
+
 def test_report_quotes_model_card(tmp_path):
     card = {"summary": "A test model.", "accuracy": [{"corpus": "emodb", "protocol": "loso (SI)", "metric": "UA",
                                                       "value": 0.6213}], "limits": ["Only tones."]}

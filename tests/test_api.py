@@ -217,3 +217,38 @@ def test_too_short_is_a_failure_not_a_label(tiny_model, tmp_path):
         tiny_model.predict(blip, sample_rate=SR)
     assert MIN_SPEECH_SECONDS == 0.5 and speech_shortfall(0.49) == "too short: 0.49 s, needs 0.5 s"
     assert speech_shortfall(0.5, 0.5) is None
+
+
+def test_adapt_standardises_with_the_enrolment_statistics_and_warns_when_it_should(tiny_model_path):
+    model = load_model(tiny_model_path, vad="energy")
+    strict = load_model(tiny_model_path, vad="energy")
+    rng = np.random.default_rng(0)
+    # a "person" whose voice is shifted: every tone 8 % higher, all four emotions, 4 recordings of 24 s
+    recordings = [np.concatenate([tone(3.0, SR, TONE_LABELS[lab] * 1.08, amp=0.3, seed=int(rng.integers(1e6)))
+                                  for lab in TONE_LABELS for _ in range(2)]) for _ in range(4)]
+    assert model.adapt(recordings, sample_rate=SR) is model
+    a = model.adaptation
+    assert a.inputs == 4 and a.pieces == 32 and a.seconds == pytest.approx(96.0) and a.warnings == []
+    assert "adapted to 4 recording(s)" in model.source
+    # the adapted normaliser's statistics are those of the enrolment pieces' features
+    member = model.pipeline.members[0]
+    pieces = [p for r in recordings for p in np.split(r, 8)]
+    feats = member_features = strict.pipeline.extractor.pool(strict.pipeline.extractor.from_signals(
+        [prepare_signal(p, SR, strict.audio) for p in pieces]))
+    np.testing.assert_allclose(member.normalizer.mean.reshape(-1), feats.mean(0), rtol=1e-4, atol=1e-4)
+    assert member_features.shape[0] == 32
+    # the strict model is untouched, and predictions differ only through the statistics
+    assert strict.adaptation is None and strict.pipeline.members[0].normalizer is not member.normalizer
+    clip = recordings[0][: 3 * SR]
+    adapted_p, strict_p = model.predict_proba(clip, sample_rate=SR), strict.predict_proba(clip, sample_rate=SR)
+    assert np.abs(np.log(adapted_p) - np.log(strict_p)).max() > 1.0  # compared as log-probabilities
+
+
+def test_adapt_warns_on_a_small_or_uniform_set(tiny_model_path):
+    model = load_model(tiny_model_path, vad="energy")
+    sad_only = [tone(6.0, SR, TONE_LABELS["sad"], amp=0.3, seed=i) for i in range(2)]  # 4 pieces, 12 s, all sad
+    warnings = model.adapt(sad_only, sample_rate=SR).adaptation.warnings
+    assert any(w.startswith("too small to trust: 4 pieces, 12 s") for w in warnings)
+    assert any("too uniform to trust: 100% of it sounds sad" in w for w in warnings)
+    with pytest.raises(AudioError, match="no usable audio"):
+        load_model(tiny_model_path).adapt([np.zeros(100, np.float32)], sample_rate=SR)

@@ -411,6 +411,9 @@ def analyze(
     merge_gap: float = typer.Option(0.5, help="merge same-label segments across pauses shorter than this (s)"),
     min_confidence: float = typer.Option(0.5, "--min-confidence", help="windows whose top (calibrated) probability "
                                                                        "is below this count as uncertain"),
+    adapt: bool = typer.Option(False, "--adapt", help="adapt to this person or setting first: standardise features "
+                                                      "with the statistics of these recordings (unlabelled) instead "
+                                                      "of the training data's; an adapted, not a strict, result"),
 ) -> None:
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
@@ -431,6 +434,14 @@ def analyze(
         _check_not_models(recordings)
         check_output_dir(out, kind="analyze", force=force)  # before the work, not after
         emotion_model = load_model(model, vad=vad)
+        if adapt:
+            from serkit.audio import find_audio_files
+
+            adaptation = emotion_model.adapt(find_audio_files(recordings)).adaptation
+            err_console.print(f"adapted to {adaptation.inputs} recording(s): {adaptation.pieces} pieces, "
+                              f"{adaptation.seconds:.0f} s of audio", soft_wrap=True)
+            for warning in adaptation.warnings:
+                err_console.print(f"[yellow]warning:[/] adaptation {escape(warning)}", soft_wrap=True)
         result = analyze_recordings(recordings, emotion_model, config,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
         for path, reason in result.failures:

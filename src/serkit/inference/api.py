@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,31 @@ FALLBACK_WINDOW_SECONDS = 3.0
 #: Less audio, or less detected speech, than this (seconds) gets no label from predict or analyze: too little
 #: to judge an emotion by (the shortest training clips of the shipped corpora are about 1 s).
 MIN_SPEECH_SECONDS = 0.5
+
+
+#: Adaptation (``EmotionModel.adapt``): recordings are cut into pieces of this many seconds; a set of fewer pieces
+#: or less audio than below is too small for its statistics to be trusted, and one where a single emotion takes
+#: more than ADAPT_MAX_SHARE of the pieces is too uniform (normalising by it would pull that emotion toward the
+#: middle: a person who was sad in every recording would come out less sad). Both are warned about.
+ADAPT_PIECE_SECONDS = 3.0
+ADAPT_MIN_PIECES = 20
+ADAPT_MIN_SECONDS = 60.0
+ADAPT_MAX_SHARE = 0.6
+# pieces whose peak is this far below their recording's peak are pauses, not speech
+_ADAPT_QUIET_DB = 30.0
+
+
+@dataclass
+class Adaptation:
+    """What a model was adapted to: inputs, pieces and seconds of audio, the emotions the unadapted model heard in
+    the pieces (their shares), and the warnings (empty when the set looks trustworthy)."""
+
+    inputs: int
+    pieces: int
+    seconds: float
+    label_share: dict[str, float]
+    warnings: list[str]
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _seconds(value: float) -> str:
@@ -168,6 +194,7 @@ class EmotionModel:
         except ValueError as exc:
             raise ConfigError(f"vad: expected 'auto', 'silero', 'energy' or 'none', got {vad!r}") from exc
         self._lock = threading.Lock()
+        self.adaptation: Adaptation | None = None  # set by adapt()
 
     def __repr__(self) -> str:
         return (f"EmotionModel({self.source!r}, {len(self.pipeline.members)} model(s), labels={self.labels}, "
@@ -199,6 +226,63 @@ class EmotionModel:
         if proba.ndim == 1:
             return self.labels[int(proba.argmax())]
         return [self.labels[int(i)] for i in proba.argmax(1)]
+
+    def adapt(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> EmotionModel:
+        """Adapt to one person or setting: standardise features with the statistics of their unlabelled
+        recordings (``items``: paths or arrays) instead of the training data's. Returns ``self``.
+
+        Each input is cut into pieces of ``ADAPT_PIECE_SECONDS`` (its quiet pieces left out). The result is in
+        :attr:`adaptation`, with warnings when the set is too small or too uniform to be trusted (see
+        ``ADAPT_*``). Predictions made after this are adapted results: report them beside strict ones, never as
+        them. Call it on a freshly loaded model (adapting twice measures the second set against the first).
+        """
+        if _is_single(items):
+            items = [items]
+        if self.pipeline.segments is not None:
+            raise ConfigError(f"{self.source}: adaptation is not available for segment models")
+        items = list(items)
+        names = [str(x) if not isinstance(x, np.ndarray) else f"<array {i}>" for i, x in enumerate(items)]
+        rate = _check_rate(sample_rate) if any(isinstance(x, np.ndarray) for x in items) else None
+        piece_len = round(ADAPT_PIECE_SECONDS * self.sample_rate)
+        pieces: list[np.ndarray] = []
+        seconds = 0.0  # of audio in the pieces, before a fixed-clip model pads or crops them
+        failures: list[tuple[str, str]] = []
+        for item, name in zip(items, names):
+            try:
+                y, y_rate = self._read_input(item, rate, name)
+                y = prepare_signal(y, y_rate, self.audio.model_copy(update={"duration": None}))
+            except AudioError as exc:
+                failures.append((name, exc.reason))
+                continue
+            peak = float(np.max(np.abs(y))) or 1.0
+            for start in range(0, len(y), piece_len):
+                piece = y[start:start + piece_len]
+                loud = 20 * np.log10(max(float(np.max(np.abs(piece))), 1e-12) / peak) > -_ADAPT_QUIET_DB
+                if len(piece) >= round(MIN_SPEECH_SECONDS * self.sample_rate) and loud:
+                    seconds += len(piece) / self.sample_rate
+                    pieces.append(piece if self.audio.num_samples is None else fix_length(
+                        piece, self.audio.num_samples, pad_mode=self.audio.pad_mode, crop=self.audio.crop))
+        if not pieces:
+            raise AudioError(None, f"adapt: no usable audio in {len(items)} input(s)"
+                                   + (f" ({failures[0][0]}: {failures[0][1]})" if failures else ""))
+        extractor = self.pipeline.extractor
+        X = extractor.pool(extractor.from_signals(pieces))
+        heard = self.pipeline.proba_of_features(X, None, len(pieces)).argmax(1)
+        share = {lab: float(np.mean(heard == j)) for j, lab in enumerate(self.labels)}
+        warnings = []
+        if len(pieces) < ADAPT_MIN_PIECES or seconds < ADAPT_MIN_SECONDS:
+            warnings.append(f"too small to trust: {len(pieces)} pieces, {seconds:.0f} s of audio (needs at least "
+                            f"{ADAPT_MIN_PIECES} pieces and {ADAPT_MIN_SECONDS:g} s)")
+        top = max(share, key=share.get)
+        if share[top] > ADAPT_MAX_SHARE:
+            warnings.append(f"too uniform to trust: {share[top]:.0%} of it sounds {top}; normalising by it would "
+                            f"pull {top} toward the middle. Add recordings of other moods, or do not adapt")
+        adapted = self.pipeline.adapted(X)
+        with self._lock:
+            self.pipeline = adapted
+            self.adaptation = Adaptation(len(items) - len(failures), len(pieces), seconds, share, warnings, failures)
+            self.source = f"{self.source} (adapted to {len(items) - len(failures)} recording(s))"
+        return self
 
     def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> Predictions:
         """Probabilities of many inputs, going on past the ones that fail (listed in ``failures``).
