@@ -146,6 +146,14 @@ Auth = Annotated[Caller, Depends(caller)]
 Model = Annotated[EmotionModel, Depends(loaded_model)]
 
 
+def _probabilities_note(model: EmotionModel) -> str:
+    temperatures = [b.info.get("temperature") for b in model.pipeline.bundles]
+    if all(t is not None for t in temperatures):
+        return ("calibrated: the model's probabilities scaled by a temperature fitted on held-out speakers "
+                "(averaged over fold models)")
+    return "the model's softmax outputs (averaged over fold models); not recalibrated"
+
+
 def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionModel] = load_service_model):
     """The service's ASGI app. ``load`` turns ``settings.model`` into the model (see :mod:`serkit.serve.model`)."""
     service = Service(settings, load)
@@ -218,7 +226,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         return {"source": m.source, "labels": m.labels, "window_seconds": m.window_seconds,
                 "summary": card.get("summary"), "accuracy": card.get("accuracy") or [],
                 "limits": list(card.get("limits") or []) + GENERAL_LIMITS, "notice": NOT_A_DIAGNOSIS,
-                "probabilities": "the model's softmax outputs (averaged over fold models); not recalibrated"}
+                "probabilities": _probabilities_note(m)}
 
     # -- predict --------------------------------------------------------------------------------------
     @app.post("/api/v1/predict", tags=["predict"])
