@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from serkit.corpora.labels import remap_labels
 from serkit.audio.io import header_length_is_exact
+from serkit.corpora.labels import remap_labels
 from serkit.errors import AudioError, CorpusError
 
 CORE_COLUMNS: tuple[str, ...] = ("utterance_id", "path", "label", "raw_label", "speaker", "gender", "corpus")
