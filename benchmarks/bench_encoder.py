@@ -107,7 +107,10 @@ def main() -> None:
                 for part in _package_parts(KNOWN_WEIGHTS["whisper-base"]):
                     with open(part, "rb") as fh:
                         shutil.copyfileobj(fh, out)
-            shutil.copy(_package_parts(KNOWN_WEIGHTS["whisper-base"])[-1].parent / "config.json", tmp)
+            for extra in ("config.json", "vocabulary.json", "vocabulary.txt", "tokenizer.json"):  # ctranslate2 needs
+                src = _package_parts(KNOWN_WEIGHTS["whisper-base"])[-1].parent / extra  # them to load the model
+                if src.exists():
+                    shutil.copy(src, tmp)
             ct2 = ctranslate2.models.Whisper(str(tmp), device="cpu", compute_type="float32",
                                              intra_threads=args.threads)
 
