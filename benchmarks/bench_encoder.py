@@ -13,7 +13,7 @@ Clips: EmoDB utterances looped to 3 s (as the other benchmarks), 16 kHz. Rows (e
 - ``ctranslate2 encode, padded to 30 s``: CTranslate2's own Whisper encoder (float32), the library reference;
 - ``whisper-tiny.en, all 4 layers, unpadded``;
 - ``file -> probabilities``: a trained whisper recipe's model file through the pipeline (decode, log-mel, encoder,
-  normaliser, logistic regression), and the shipped CNN default model the same way, when given/installed.
+  normaliser, logistic regression), and the shipped default and cnn models the same way.
 
 RTF = compute seconds / audio seconds; each figure is the best of ``--repeats`` rounds (the machine is shared).
 """
@@ -128,12 +128,15 @@ def main() -> None:
         add("whisper-tiny.en, all 4 layers, unpadded", best_rtf(lambda y: tiny(torch.from_numpy(y)), items,
                                                                 args.repeats))
 
-    from serkit.inference.api import default_model_path
+    from serkit.inference.api import default_model_path, shipped_model_path
     from serkit.inference.pipeline import EmotionPipeline
 
     bundles = [b.split("=", 1) for b in args.bundle]
     if default_model_path().is_file():
-        bundles.append(["shipped default model (CNN on log-mel)", str(default_model_path())])
+        bundles.append(["shipped default model (whisper-base layers 3+4 + calibrated logreg)",
+                        str(default_model_path())])
+    if shipped_model_path("cnn").is_file():
+        bundles.append(["shipped cnn model (CNN on log-mel)", str(shipped_model_path("cnn"))])
     tmpdir = Path(tempfile.mkdtemp())
     paths = []
     for i, y in enumerate(items):

@@ -35,7 +35,7 @@ from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, window_cells
 AudioInput = str | os.PathLike | np.ndarray
 
 #: The models shipped inside the package, by name: ``default`` (the Whisper encoder + calibrated head, see
-#: docs/model_card.md) and ``cnn`` (the previous default, a compact CNN on log-mel: about 10x faster, less accurate
+#: docs/model_card.md) and ``cnn`` (the previous default, a compact CNN on log-mel: about 17x faster, less accurate
 #: on unheard speech; docs/model_card_cnn.md).
 SHIPPED_MODELS: dict[str, str] = {"default": "pretrained/default.pt", "cnn": "pretrained/cnn.pt"}
 DEFAULT_MODEL_RESOURCE = SHIPPED_MODELS["default"]
