@@ -26,6 +26,7 @@ from serkit.augment.config import (
     TimeShiftConfig,
 )
 from serkit.augment.robustness import (
+    _signal,
     apply_gain,
     babble_noise,
     codec_round_trip,
@@ -35,7 +36,7 @@ from serkit.augment.robustness import (
     room_impulse_response,
     telephone_band,
 )
-from serkit.errors import AudioError, ConfigError
+from serkit.errors import ConfigError
 
 __all__ = [
     "AugmentedSet",
@@ -45,15 +46,6 @@ __all__ = [
     "time_shift",
     "time_stretch",
 ]
-
-
-def _as_signal(y: np.ndarray, what: str = "signal") -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise AudioError(None, f"{what} must be a 1-D waveform, got shape {y.shape}")
-    if y.size == 0:
-        raise AudioError(None, f"{what} is empty")
-    return y.astype(np.float32, copy=False)
 
 
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -72,7 +64,7 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
     -------
     float32 array of the same length.
     """
-    y = _as_signal(y)
+    y = _signal(y)
     return mix_at_snr(y, rng.standard_normal(y.size), snr_db)
 
 
@@ -84,7 +76,7 @@ def time_shift(y: np.ndarray, shift_samples: int, mode: Literal["roll", "zero"] 
     the other end (a roll by a multiple of the length gives the clip back); ``mode="zero"``
     fills the gap with zeros.
     """
-    y = _as_signal(y)
+    y = _signal(y)
     shift = int(shift_samples)
     if mode == "roll":
         return np.roll(y, shift)
@@ -109,7 +101,7 @@ def change_speed(y: np.ndarray, rate: float, sr: int) -> np.ndarray:
     """
     import soxr
 
-    y = _as_signal(y)
+    y = _signal(y)
     if rate <= 0:
         raise ConfigError(f"speed rate must be > 0, got {rate}")
     if sr <= 0:
@@ -123,7 +115,7 @@ def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
     """Play a waveform ``rate`` times faster keeping its pitch (``librosa.effects.time_stretch``)."""
     import librosa
 
-    y = _as_signal(y)
+    y = _signal(y)
     if rate <= 0:
         raise ConfigError(f"stretch rate must be > 0, got {rate}")
     return np.asarray(librosa.effects.time_stretch(y, rate=rate), dtype=np.float32)
@@ -318,7 +310,7 @@ def augment_training_set(
         raise ConfigError(f"labels: expected one label per signal ({len(signals)}), got shape {labels.shape}")
     if sample_rate <= 0:
         raise ConfigError(f"sample_rate must be > 0, got {sample_rate}")
-    originals = [_as_signal(signal, f"training signal {i}") for i, signal in enumerate(signals)]
+    originals = [_signal(signal, f"training signal {i}") for i, signal in enumerate(signals)]
 
     n = len(originals)
     base = list(originals)
