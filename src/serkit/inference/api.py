@@ -284,15 +284,22 @@ class EmotionModel:
             self.source = f"{self.source} (adapted to {len(items) - len(failures)} recording(s))"
         return self
 
-    def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> Predictions:
+    def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None, *,
+                      vad: str | None = None) -> Predictions:
         """Probabilities of many inputs, going on past the ones that fail (listed in ``failures``).
 
         Each input is judged as a whole (see the module docstring); the windows of inputs longer than the
         model's clip are in the result's ``windows``. Arrays are named ``<array i>`` (i their position) in the
-        result's ``paths`` and ``failures``.
+        result's ``paths`` and ``failures``. ``vad`` overrides, for this call, the voice activity detection the
+        model was loaded with (it finds the speech of inputs longer than the model's clip).
         """
         if _is_single(items):
             raise ConfigError("predict_batch: expected a list of inputs, got a single one")
+        try:
+            window_config = self.window_config if vad is None else self.window_config.model_copy(
+                update={"vad": AnalysisConfig(vad=vad).vad})
+        except ValueError as exc:
+            raise ConfigError(f"vad: expected 'auto', 'silero', 'energy' or 'none', got {vad!r}") from exc
         items = list(items)
         names = [str(x) if not isinstance(x, np.ndarray) else f"<array {i}>" for i, x in enumerate(items)]
         rate = _check_rate(sample_rate) if any(isinstance(x, np.ndarray) for x in items) else None
@@ -308,7 +315,7 @@ class EmotionModel:
                 if clip is not None:
                     clips[i] = clip
                 else:
-                    proba[i], windows[names[i]] = self._windowed_proba(y, y_rate, names[i])
+                    proba[i], windows[names[i]] = self._windowed_proba(y, y_rate, names[i], window_config)
             except AudioError as exc:
                 failures[i] = exc.reason
 
@@ -357,9 +364,10 @@ class EmotionModel:
             raise AudioError(name, reason)
         return fix_length(kept, self.audio.num_samples, pad_mode=self.audio.pad_mode, crop=self.audio.crop)
 
-    def _windowed_proba(self, y: np.ndarray, rate: int, name: str) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    def _windowed_proba(self, y: np.ndarray, rate: int, name: str,
+                        window_config: AnalysisConfig) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """A long input: windows over its speech, probabilities averaged weighted by the speech each stands for."""
-        stream = StreamAnalyzer(self, rate, 1, self.window_config)
+        stream = StreamAnalyzer(self, rate, 1, window_config)
         try:
             results = stream.push(y) + stream.finish()
         except AudioError as exc:

@@ -259,7 +259,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
                     kinds.append(413)
                     continue
                 saved.append((name, path))
-            result = m.predict_batch([p for _, p in saved]) if saved else None
+            result = m.predict_batch([p for _, p in saved], vad=vad) if saved else None
             by_path = {str(p): n for n, p in saved}
             predictions = []
             if result is not None:
