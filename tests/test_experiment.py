@@ -298,9 +298,10 @@ def test_temperature_calibration_is_fitted_on_validation_and_travels_with_the_mo
 
 
 def test_temperature_calibration_needs_validation_speakers(tiny_corpus, tmp_path):
-    recipe = Recipe.from_dict({
-        "name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
-        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"}, "model": {"name": "logreg"},
-        "protocol": {"name": "loso", "n_val_speakers": 0}, "calibration": "temperature"})
-    with pytest.raises(ConfigError, match="calibration: temperature needs validation speakers"):
-        run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
+    base = {"name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+            "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"}, "model": {"name": "logreg"},
+            "calibration": "temperature"}
+    for protocol in ({"name": "loso", "n_val_speakers": 0}, {"name": "kfold"}, {"name": "final"}):
+        with pytest.raises(ConfigError, match="calibration: temperature is fitted on validation speakers"):
+            Recipe.from_dict({**base, "protocol": protocol})  # refused before any training
+    Recipe.from_dict({**base, "protocol": {"name": "kfold", "val_size": 0.2}})

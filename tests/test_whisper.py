@@ -464,16 +464,31 @@ def test_extraction_is_cached_chunk_by_chunk_so_an_interrupted_run_resumes(tiny_
     calls = []
     real = ex.features_per_signal
 
-    def interrupted(signals):
+    def interrupted(signals):  # an encoder takes one clip at a time
         calls.append(len(signals))
-        if len(calls) == 3:
+        if len(calls) == 5:
             raise KeyboardInterrupt  # the third chunk never finishes
         return real(signals)
 
     monkeypatch.setattr(ex, "features_per_signal", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ex.from_paths(paths)
-    assert calls == [2, 2, 1] and len(cache) == 4  # the first two chunks were kept
+    assert calls == [1] * 5 and len(cache) == 4  # the first two chunks were kept
     calls.clear()
     again = ex.from_paths(paths, progress=True)
     assert calls == [1] and again.X.shape == (5, 64)  # only the missing file is encoded
+
+
+def test_a_clip_the_encoder_refuses_fails_alone_and_is_named(tiny_models, tmp_path):
+    import soundfile as sf
+
+    from serkit.audio import AudioConfig
+    from serkit.features.extractor import FeatureExtractor
+
+    good, tiny = tmp_path / "good.wav", tmp_path / "tiny.wav"
+    sf.write(good, _speechlike(0.8), SR)
+    sf.write(tiny, _speechlike(0.008), SR)  # 128 samples: too short for one log-mel frame
+    ex = FeatureExtractor(AudioConfig(sample_rate=SR), WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1]))
+    feats = ex.from_paths([good, tiny])
+    assert feats.rows.tolist() == [0] and feats.X.shape == (1, 64)
+    assert feats.failures == [(str(tiny), "too short for Whisper's log-mel: 128 samples, needs at least 201")]

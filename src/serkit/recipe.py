@@ -87,6 +87,15 @@ class _YamlConfig(BaseModel):
         return self.to_yaml()
 
 
+def _has_validation(protocol: ProtocolConfig) -> bool:
+    """Whether the protocol's folds have validation items (what calibration and early stopping need)."""
+    if protocol.name in ("loso", "speaker_folds", "cross_corpus"):
+        return protocol.n_val_speakers > 0
+    if protocol.name == "final":
+        return bool(protocol.val_speakers)
+    return protocol.val_size > 0  # holdout, kfold, leave_one_corpus_out
+
+
 def _data_path(data: Any, loc: tuple) -> list:
     """An error location as the path in the data: a discriminated union (the frontend configs) adds its tag
     (e.g. ``frontend.mfcc.n_bands``), which is not a key the user wrote, so it is left out."""
@@ -158,6 +167,10 @@ class Recipe(_YamlConfig):
             if fc.pools_itself and self.pooling != "none":
                 raise ValueError(f"pooling: the {fc.name} frontend pools itself (see its own options); leave the "
                                  "recipe's pooling at none")
+            if self.calibration == "temperature" and not _has_validation(self.protocol):
+                raise ValueError(f"calibration: temperature is fitted on validation speakers, and protocol "
+                                 f"{self.protocol.name!r} as set has none (set n_val_speakers, val_size or "
+                                 "val_speakers)")
             if fc.output_kind(self.pooling) == "frame_sequence" and self.normalization != "none":
                 raise ValueError("normalization: frame sequences carry zero padding and a mask row, which feature "
                                  "statistics would mix in; set normalization: none (the sequence heads normalise "

@@ -151,12 +151,11 @@ FRONTEND_CONFIGS: tuple[type[BaseModel], ...] = (SpectralFrontendConfig, Whisper
 #: A frontend's config: one class per kind of frontend, chosen by ``name`` (a pydantic discriminated union).
 FrontendConfig = Annotated[Union[FRONTEND_CONFIGS], Field(discriminator="name")]  # noqa: UP007
 _FRONTEND_ADAPTER: TypeAdapter = TypeAdapter(FrontendConfig)
-_CONFIG_CLASSES = FRONTEND_CONFIGS
 
 
 def parse_frontend_config(data: Any) -> SpectralFrontendConfig | WhisperConfig:
     """A frontend config from its dict form (or a name, or a config already built); errors name the field."""
-    if isinstance(data, _CONFIG_CLASSES):
+    if isinstance(data, FRONTEND_CONFIGS):
         return data
     if isinstance(data, str):
         data = {"name": data}
@@ -187,6 +186,6 @@ def create_frontend(cfg: FrontendConfig | dict[str, Any] | str, sample_rate: int
         Invalid config (names the field), or an openSMILE set (``egemaps``, ``compare``), which is not a torch
         module.
     """
-    if not isinstance(cfg, (str, dict, *_CONFIG_CLASSES)):
+    if not isinstance(cfg, (str, dict, *FRONTEND_CONFIGS)):
         raise ConfigError(f"frontend config: expected a frontend config, dict or name, got {type(cfg).__name__}")
     return parse_frontend_config(cfg).build(sample_rate)

@@ -18,7 +18,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from serkit.audio import AudioConfig, check_channels, load_clips
-from serkit.errors import ConfigError
+from serkit.errors import AudioError, ConfigError
 from serkit.features.cache import FeatureCache
 from serkit.features.config import FrontendConfig, create_frontend
 from serkit.features.functionals import FUNCTIONAL_SETS, OpenSmileFunctionals
@@ -170,9 +170,20 @@ class FeatureExtractor:
                 failed = [j for j in range(len(chunk)) if j not in loaded]  # failures come in input order
                 for j, (_, reason) in zip(failed, batch.failures):
                     failures[chunk[j]] = reason
-                feats = self.features_per_signal(batch.signals)
+                if self.variable_length:  # one clip at a time anyway: a clip the encoder refuses fails alone
+                    feats = []
+                    for j, pos in enumerate(batch.index):
+                        try:
+                            feats.append(self.features_per_signal([batch.signals[j]])[0])
+                        except AudioError as exc:
+                            failures[chunk[int(pos)]] = exc.reason
+                            feats.append(None)
+                else:
+                    feats = self.features_per_signal(batch.signals)
                 for j, pos in enumerate(batch.index):
                     i = chunk[int(pos)]
+                    if feats[j] is None:
+                        continue
                     results[i] = feats[j]
                     if self.cache is not None and i in keys:
                         self.cache.put(keys[i], feats[j])

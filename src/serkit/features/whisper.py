@@ -18,7 +18,8 @@ Conventions:
   on its own, and their frames concatenated before pooling.
 * **Unpadded against padded**: on the same audio, frames away from the clip's end agree with the 30 s padded
   encoder to float32 rounding at the input, but self-attention lets every frame see the padding, so hidden states
-  differ by more than rounding (measured in ``tests/test_whisper.py``, see :data:`PADDED_DIFFERENCE_NOTE`).
+  differ by more than rounding. The log-mel of unpadded audio equals the padded one except in the last frame,
+  whose window reaches past the clip (reflect against zero padding; ``tests/test_whisper.py``).
   Emotion heads here are trained and used on unpadded features, so the difference never mixes.
 """
 
@@ -53,10 +54,6 @@ CHUNK_SAMPLES = 30 * WHISPER_SAMPLE_RATE
 #: Fewer samples than this cannot be framed (the centred STFT reflects n_fft / 2 samples at each end).
 MIN_SAMPLES = N_FFT // 2 + 1
 
-PADDED_DIFFERENCE_NOTE = (
-    "The log-mel of unpadded audio equals the padded one except in the last 2 frames (reflect versus zero "
-    "padding at the clip's end); encoder states differ more, since attention spans the padding."
-)
 
 
 class WhisperConfig(BaseModel):
@@ -269,6 +266,7 @@ class WhisperFrontend(nn.Module):
             raise ConfigError(f"frontend whisper: layer {cfg.max_layer} asked, {cfg.weights} has "
                               f"{weights.dims.n_layers} layers")
         self.weights_sha256 = weights.sha256
+        self._config_sha256 = weights.info.get("config_sha256")
         self.dims = weights.dims
         # a chunk is what the positions cover: 1500 encoder frames = 3000 mel frames = 30 s for OpenAI's models
         self.chunk_samples = weights.dims.n_ctx * 2 * HOP
@@ -286,7 +284,10 @@ class WhisperFrontend(nn.Module):
 
     def cache_identity(self) -> dict:
         """What, beyond the config, determines the features: the weights' bytes."""
-        return {"weights_sha256": self.weights_sha256}
+        identity = {"weights_sha256": self.weights_sha256}
+        if self._config_sha256:  # a transformers folder: its config.json shapes the encoder
+            identity["config_sha256"] = self._config_sha256
+        return identity
 
     def output_shape(self, num_samples: int | None = None) -> tuple[int, ...]:
         """The shape of one item's features, whatever its length (``num_samples`` is accepted for the frontends'

@@ -457,7 +457,11 @@ def load_whisper_encoder_weights(source: str | os.PathLike, *, max_layer: int | 
             return _finish(dims, raw, str(path), sha, max_layer, {"format": "openai"})
         return _load_with_layer_count([path], str(path), max_layer, expected_sha256)
     if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
-        return _load_transformers_dir(_hub_snapshot(text), max_layer, expected_sha256)
+        try:
+            return _load_transformers_dir(_hub_snapshot(text), max_layer, expected_sha256)
+        except ConfigError as exc:
+            raise ConfigError(f"whisper weights {text!r}: no such local folder ({path.resolve()}), and as a "
+                              f"Hugging Face hub id: {exc}") from None
     known_names = ", ".join(KNOWN_WEIGHTS)
     raise ConfigError(f"whisper weights {text!r}: no such file or folder, and not a known name ({known_names}) or a "
                       "hub id (owner/name)")
@@ -514,7 +518,9 @@ def _load_transformers_dir(path: Path, max_layer: int | None, expected_sha256: s
         except Exception as exc:  # noqa: BLE001 - any failure to unpickle is reported with its file
             raise ConfigError(f"{weights_file}: not a readable state dict ({exc})") from None
     dims, raw = _from_transformers(tensors, config, str(path), max_layer)
-    return _finish(dims, raw, str(path), sha, max_layer, {"format": "transformers"})
+    # the shape of the encoder (heads, layers, mel bins) comes from config.json: its bytes key the features too
+    config_sha = _sha256_files([path / "config.json"])
+    return _finish(dims, raw, str(path), sha, max_layer, {"format": "transformers", "config_sha256": config_sha})
 
 
 def _hub_snapshot(repo_id: str) -> Path:

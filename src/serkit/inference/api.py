@@ -4,12 +4,14 @@
 of arrays. Inputs are read and prepared outside a lock and classified under it, so one model object can serve
 requests from several threads.
 
-Every input is judged as a whole: one whose audio (after the recipe's silence trimming) is no longer than the
-model's clip is one clip (padded as in training); a longer one is cut into windows of the clip's length over its
-speech (the voice activity detection and windows of ``serkit analyze``), whose probabilities are averaged, each
-weighted by the stretch of speech it stands for.
-An input with less than :data:`MIN_SPEECH_SECONDS` of audio or of speech gets no label: it is a failure
-("too short: 0.2 s, needs 0.5 s").
+Every input is judged as a whole. A model without a fixed clip length (the default model: a pretrained encoder
+that takes any length) classifies all of it at once, silences included, so voice activity detection and windows
+are not used. A model with a fixed clip (``cnn``): an input whose audio (after the recipe's silence trimming) is
+no longer than the clip is one clip (padded as in training); a longer one is cut into windows of the clip's length
+over its speech (the voice activity detection and windows of ``serkit analyze``), whose probabilities are
+averaged, each weighted by the stretch of speech it stands for.
+An input with less than :data:`MIN_SPEECH_SECONDS` of audio (or, for fixed-clip models, of speech) gets no label:
+it is a failure ("too short: 0.2 s, needs 0.5 s").
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ AudioInput = str | os.PathLike | np.ndarray
 #: docs/model_card.md) and ``cnn`` (the previous default, a compact CNN on log-mel: about 17x faster, less accurate
 #: on unheard speech; docs/model_card_cnn.md).
 SHIPPED_MODELS: dict[str, str] = {"default": "pretrained/default.pt", "cnn": "pretrained/cnn.pt"}
-DEFAULT_MODEL_RESOURCE = SHIPPED_MODELS["default"]
 
 #: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
 FALLBACK_WINDOW_SECONDS = 3.0
@@ -118,7 +119,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
     """
     name = "default" if name_or_path is None else str(name_or_path)
     if name in SHIPPED_MODELS and not Path(name).exists():
-        path = default_model_path() if name == "default" else shipped_model_path(name)
+        path = default_model_path() if name == "default" else shipped_model_path(name)  # (tests patch the former)
         if not path.is_file():
             raise ConfigError(f"serkit's {name} model is not installed (expected at {path}); pass a model file "
                               "or a run folder written by `serkit train` instead")
@@ -265,9 +266,10 @@ class EmotionModel:
         if not pieces:
             raise AudioError(None, f"adapt: no usable audio in {len(items)} input(s)"
                                    + (f" ({failures[0][0]}: {failures[0][1]})" if failures else ""))
-        extractor = self.pipeline.extractor
-        X = extractor.pool(extractor.from_signals(pieces))
-        heard = self.pipeline.proba_of_features(X, None, len(pieces)).argmax(1)
+        with self._lock:  # the extractor, model and normaliser are shared with predictions: one batch at a time
+            pipeline = self.pipeline
+            X = pipeline.extractor.pool(pipeline.extractor.from_signals(pieces))
+            heard = pipeline.proba_of_features(X, None, len(pieces)).argmax(1)
         share = {lab: float(np.mean(heard == j)) for j, lab in enumerate(self.labels)}
         warnings = []
         if len(pieces) < ADAPT_MIN_PIECES or seconds < ADAPT_MIN_SECONDS:
@@ -277,8 +279,10 @@ class EmotionModel:
         if share[top] > ADAPT_MAX_SHARE:
             warnings.append(f"too uniform to trust: {share[top]:.0%} of it sounds {top}; normalising by it would "
                             f"pull {top} toward the middle. Add recordings of other moods, or do not adapt")
-        adapted = self.pipeline.adapted(X)
+        adapted = pipeline.adapted(X, source=self.source)
         with self._lock:
+            if self.pipeline is not pipeline:
+                raise ConfigError(f"{self.source}: adapted by another call meanwhile; adapt a freshly loaded model")
             self.pipeline = adapted
             self.adaptation = Adaptation(len(items) - len(failures), len(pieces), seconds, share, warnings, failures)
             self.source = f"{self.source} (adapted to {len(items) - len(failures)} recording(s))"
@@ -355,7 +359,10 @@ class EmotionModel:
             kept = prepare_signal(y, rate, self.audio.model_copy(update={"duration": None}))
         except AudioError as exc:
             raise AudioError(name, exc.reason) from None
-        if self.audio.num_samples is None:  # no fixed clip (eGeMAPS functionals, segment models): any length
+        if self.audio.num_samples is None:  # no fixed clip (encoders, functionals, segment models): any length
+            reason = speech_shortfall(len(y) / rate, len(kept) / self.audio.sample_rate)
+            if reason:
+                raise AudioError(name, reason)
             return kept
         if len(kept) > self.audio.num_samples:
             return None

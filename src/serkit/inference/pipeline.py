@@ -150,7 +150,7 @@ class EmotionPipeline:
     def bundles(self) -> list[ModelBundle]:
         return [m.bundle for m in self.members]
 
-    def adapted(self, X) -> EmotionPipeline:
+    def adapted(self, X, *, source: str = "this model") -> EmotionPipeline:
         """A copy whose members standardise features with the statistics of ``X`` (features of unlabelled
         recordings of one person or setting) instead of those of the training data: test-time adaptation.
         Predictions made with it are adapted results and must be reported as such, never as strict ones.
@@ -159,8 +159,8 @@ class EmotionPipeline:
         for m in self.members:
             norm = m.normalizer
             if not isinstance(norm, FeatureNormalizer) or norm.scope == "none":
-                raise ConfigError(f"{self.extractor.frontend_cfg.name}: this model does not standardise its features "
-                                  "(or has several input streams), so there are no statistics to adapt")
+                raise ConfigError(f"{source}: this model does not standardise its features (or has several input "
+                                  "streams), so there are no statistics to adapt")
             own = FeatureNormalizer("global", axis=norm.axis).fit(X)
             members.append(PipelineMember(m.bundle, own, m.learner))
         copy = object.__new__(EmotionPipeline)

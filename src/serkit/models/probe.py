@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from serkit.models.registry import register_model
+from serkit.models.serkit_cnn import AttentiveStatsPooling
 
 
 class EncoderProbe(nn.Module):
@@ -77,20 +78,19 @@ class AttentiveProbe(nn.Module):
         width = shape[0] - 1
         self.frame_norm = nn.LayerNorm(width)
         self.project = nn.Sequential(nn.Linear(width, hidden), nn.GELU())
-        self.score = nn.Sequential(nn.Linear(hidden, attention), nn.Tanh(), nn.Linear(attention, 1))
+        self.pool = AttentiveStatsPooling(hidden, attention)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(hidden, num_classes))
-        self.last_weights: torch.Tensor | None = None
+
+    @property
+    def last_weights(self) -> torch.Tensor | None:
+        """The attention weights (B, T) of the last batch (zero on padding)."""
+        return self.pool.last_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         valid = x[:, -1] > 0.5  # (B, T)
         h = self.project(self.frame_norm(x[:, :-1].transpose(1, 2)))  # (B, T, H)
-        scores = self.score(h).squeeze(-1).masked_fill(~valid, float("-inf"))
-        weights = torch.softmax(scores, dim=1).unsqueeze(-1)  # padded frames: exactly 0
-        self.last_weights = weights.squeeze(-1).detach()
-        mean = (weights * h).sum(1)
-        var = (weights * h * h).sum(1) - mean * mean
-        return self.head(torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1))
+        return self.head(self.pool(h.transpose(1, 2), mask=valid))
 
 
 register_model("attentive_probe", inputs=("frame_sequence",),

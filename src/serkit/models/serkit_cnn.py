@@ -24,7 +24,8 @@ class AttentiveStatsPooling(nn.Module):
     """Weighted mean and standard deviation over time with learned attention weights.
 
     a_t = softmax_t(v^T tanh(W h_t)); output [sum_t a_t h_t ; sqrt(sum_t a_t h_t^2 - mean^2)] of 2 x ``dim``
-    features. ``last_weights`` keeps the last weights (B, T), which sum to one over time.
+    features. ``last_weights`` keeps the last weights (B, T), which sum to one over time. ``mask`` (B, T), True on
+    real frames, gives padding exactly zero weight.
     """
 
     def __init__(self, dim: int, hidden: int = 64):
@@ -32,8 +33,11 @@ class AttentiveStatsPooling(nn.Module):
         self.score = nn.Sequential(nn.Conv1d(dim, hidden, 1), nn.Tanh(), nn.Conv1d(hidden, 1, 1))
         self.last_weights: torch.Tensor | None = None
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, D, T)
-        weights = torch.softmax(self.score(h), dim=-1)  # (B, 1, T)
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # h: (B, D, T)
+        scores = self.score(h)  # (B, 1, T)
+        if mask is not None:
+            scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
         self.last_weights = weights.squeeze(1).detach()
         mean = (h * weights).sum(-1)
         var = (h * h * weights).sum(-1) - mean * mean

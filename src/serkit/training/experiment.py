@@ -271,7 +271,10 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
     # the results notes say so.
-    normalizer = (StreamNormalizer if is_multi(X) else FeatureNormalizer)(scope=recipe.normalization,
+    # stacked per-layer vectors (N, layers, features): one mean and std per feature, shared by the layers
+    layer_axes = {"axis": (0, 1)} if not is_multi(X) and recipe.frontend.output_kind(recipe.pooling) == \
+        "layer_vectors" else {}
+    normalizer = (StreamNormalizer if is_multi(X) else FeatureNormalizer)(**layer_axes, scope=recipe.normalization,
                                                                           unseen="own_audio")
     normalizer.fit(X_tr, speakers=spk_tr)
     X_tr = normalizer.transform(X_tr, speakers=spk_tr)
