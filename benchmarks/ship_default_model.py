@@ -292,10 +292,10 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
   {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
 - **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, chosen on
   validation speakers, then a temperature fitted on the same speakers (calibration, below).
-- **Input**: any audio libsndfile reads, resampled to 16 kHz. `serkit predict` judges every file whole: the encoder
-  runs over all of it (in 30 s chunks) and the head sees the average of its frames, as in training (whole clips
-  of 1-10 s). `serkit analyze` gives a timeline of 3 s windows over the speech (found by voice activity
-  detection).
+- **Input**: any audio libsndfile reads, resampled to 16 kHz. `serkit predict` judges a file of up to 30 s whole:
+  the encoder runs over all of it and the head sees the average of its frames, as in training (whole clips of
+  1-10 s); a longer recording by 3 s windows over its speech (found by voice activity detection), averaged and
+  listed with `--json`. `serkit analyze` gives a timeline of such windows.
 - **Recipe**: `recipes/serkit_default.yaml`.
 
 ## Training data and licences

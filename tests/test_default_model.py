@@ -44,15 +44,24 @@ def test_default_model_on_the_example_clips():
     assert sum(e == p for e, p in zip(expected, predicted)) >= 6, list(zip(expected, predicted))
 
 
-def test_default_model_judges_a_long_recording_whole():
-    """The encoder takes any length, so predict averages the frames of the whole input (no windows)."""
+def test_default_model_judges_a_clip_whole_and_a_recording_by_windows():
+    """The encoder takes any length: a clip (here 6.6 s) is judged whole; an input over WHOLE_INPUT_SECONDS is a
+    recording, judged by windows over its speech that --json lists (issue 15.1)."""
     import soundfile as sf
 
-    model = serkit.load_model()
+    from serkit.inference.api import WHOLE_INPUT_SECONDS
+
+    model = serkit.load_model(vad="energy")
     y, sr = sf.read(EXAMPLES / "emodb-03a01Wa-angry.wav", dtype="float32")
-    joined = np.concatenate([y, np.zeros(sr, np.float32), y, y])
+    pause = np.zeros(sr, np.float32)
+    joined = np.concatenate([y, pause, y, y])
     result = model.predict_batch([joined], sample_rate=sr)
     assert result.windows == {} and result.predicted == ["angry"]
+    recording = np.concatenate([y, pause] * (int(WHOLE_INPUT_SECONDS / (len(y) / sr + 1)) + 2))
+    long = model.predict_batch([recording], sample_rate=sr)
+    windows = long.windows["<array 0>"]
+    assert len(windows) >= 10 and long.predicted == ["angry"]
+    assert windows[-1]["end"] > WHOLE_INPUT_SECONDS
 
 
 def test_the_cnn_model_ships_beside_it():

@@ -317,10 +317,10 @@ def predict(
 ) -> None:
     """Predict the emotion of audio files, each judged as a whole.
 
-    The default model takes a file of any length whole (its encoder averages the frames of all of it). A model
+    The default model takes a file of up to 30 s whole (its encoder averages the frames of all of it); a model
     with a fixed clip (4 s for `--model cnn`) takes a file whose audio, after its silence trimming, fits in the
-    clip as one clip, as in training; a longer one is cut into windows of that length over its speech (as
-    `serkit analyze` does), and its probabilities are the windows' average, weighted by the speech each window
+    clip as one clip, as in training. A longer file is cut into windows (3 s; the clip for `cnn`) over its speech
+    (as `serkit analyze` does), and its probabilities are the windows' average, weighted by the speech each window
     stands for (the windows are listed with --json). A file with less than 0.5 s of audio or of speech gets no
     label ("too short"). The probabilities are the model's calibrated ones when it was trained with calibration.
     """

@@ -5,11 +5,11 @@ of arrays. Inputs are read and prepared outside a lock and classified under it, 
 requests from several threads.
 
 Every input is judged as a whole. A model without a fixed clip length (the default model: a pretrained encoder
-that takes any length) classifies all of it at once, silences included, so voice activity detection and windows
-are not used. A model with a fixed clip (``cnn``): an input whose audio (after the recipe's silence trimming) is
-no longer than the clip is one clip (padded as in training); a longer one is cut into windows of the clip's length
-over its speech (the voice activity detection and windows of ``serkit analyze``), whose probabilities are
-averaged, each weighted by the stretch of speech it stands for.
+that takes any length) classifies an input of up to :data:`WHOLE_INPUT_SECONDS` at once; a model with a fixed
+clip (``cnn``) an input whose audio (after the recipe's silence trimming) fits in the clip, padded as in training.
+A longer input is cut into windows (the clip's length, or :data:`FALLBACK_WINDOW_SECONDS`) over its speech (the
+voice activity detection and windows of ``serkit analyze``), whose probabilities are averaged, each weighted by
+the stretch of speech it stands for; the windows are listed in the result.
 An input with less than :data:`MIN_SPEECH_SECONDS` of audio (or, for fixed-clip models, of speech) gets no label:
 it is a failure ("too short: 0.2 s, needs 0.5 s").
 """
@@ -43,6 +43,10 @@ SHIPPED_MODELS: dict[str, str] = {"default": "pretrained/default.pt", "cnn": "pr
 
 #: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
 FALLBACK_WINDOW_SECONDS = 3.0
+
+#: A model without a fixed clip judges an input up to this long whole (the acted clips it was trained on are
+#: 1-10 s); a longer one is a recording, judged by windows over its speech like ``serkit analyze``.
+WHOLE_INPUT_SECONDS = 30.0
 
 #: Less audio, or less detected speech, than this (seconds) gets no label from predict or analyze: too little
 #: to judge an emotion by (the shortest training clips of the shipped corpora are about 1 s).
@@ -363,7 +367,8 @@ class EmotionModel:
             reason = speech_shortfall(len(y) / rate, len(kept) / self.audio.sample_rate)
             if reason:
                 raise AudioError(name, reason)
-            return kept
+            # a recording (not a clip): windows over its speech, listed per window, as for fixed-clip models
+            return None if len(kept) > WHOLE_INPUT_SECONDS * self.audio.sample_rate else kept
         if len(kept) > self.audio.num_samples:
             return None
         reason = speech_shortfall(len(y) / rate, len(kept) / self.audio.sample_rate)
