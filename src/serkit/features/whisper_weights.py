@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import util as importlib_util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -232,7 +233,10 @@ def _layer_of(name: str, marker: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _from_ct2(variables: dict[str, np.ndarray], source: str, max_layer: int | None) -> tuple[WhisperDims, dict]:
+def _from_ct2(variables: dict[str, np.ndarray], source: str, n_layers: int,
+              max_layer: int | None) -> tuple[WhisperDims, dict]:
+    """OpenAI-named state and dims from CTranslate2 variables; ``n_layers`` is the model's block count (counted
+    by the reader over every variable name, also of the blocks it skipped)."""
     if any(name.endswith("_scale") for name in variables):
         raise ConfigError(f"{source}: an int8-quantised CTranslate2 model; serkit needs float16 or float32 weights")
 
@@ -242,7 +246,6 @@ def _from_ct2(variables: dict[str, np.ndarray], source: str, max_layer: int | No
             raise ConfigError(f"{source}: tensor {key} missing (not a Whisper CTranslate2 model, or a missing part?)")
         return variables[key]
 
-    n_layers = 1 + max((_layer_of(n, "layer_") for n in variables if _layer_of(n, "layer_") is not None), default=-1)
     if "encoder/num_heads" in variables:
         n_heads = int(np.asarray(variables["encoder/num_heads"]).reshape(-1)[0])
     else:
@@ -449,11 +452,7 @@ def load_whisper_encoder_weights(source: str | os.PathLike, *, max_layer: int | 
         if path.suffix == ".pt":
             sha = _sha256_files([path])
             _check_sha(path, sha, expected_sha256)
-            try:
-                payload = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # noqa: BLE001 - any failure to unpickle is reported with its file
-                raise ConfigError(f"{path}: not a readable OpenAI Whisper checkpoint ({exc})") from None
-            dims, raw = _from_openai(payload, str(path), max_layer)
+            dims, raw = _from_openai(_torch_load(path, "OpenAI Whisper checkpoint"), str(path), max_layer)
             return _finish(dims, raw, str(path), sha, max_layer, {"format": "openai"})
         return _load_with_layer_count([path], str(path), max_layer, expected_sha256)
     if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
@@ -478,20 +477,25 @@ def _load_with_layer_count(paths: list[Path], source: str, max_layer: int | None
         return max_layer is None or layer is None or layer < max_layer
 
     variables, info = read_ctranslate2_bin(paths, keep=keep)
-    if expected_sha256 and info["sha256"] != expected_sha256:
-        raise ConfigError(f"{source}: sha256 {info['sha256']} does not match the expected {expected_sha256} "
-                          "(a damaged, different or incomplete file)")
+    _check_sha(source, info["sha256"], expected_sha256)
     if not info["spec"].startswith("Whisper") and info["spec"]:
         raise ConfigError(f"{source}: a CTranslate2 {info['spec']} model, not Whisper")
-    dims, raw = _from_ct2(variables, source, max_layer)
     total = 1 + max((_layer_of(n, "layer_") for n in names if _layer_of(n, "layer_") is not None), default=-1)
-    dims = WhisperDims(dims.n_mels, dims.n_ctx, dims.d_model, dims.n_heads, total)
+    dims, raw = _from_ct2(variables, source, total, max_layer)
     return _finish(dims, raw, source, info["sha256"], max_layer, {"format": "ctranslate2", "spec": info["spec"]})
 
 
-def _check_sha(path: Path, sha: str, expected: str | None) -> None:
+def _check_sha(source: str | Path, sha: str, expected: str | None) -> None:
     if expected and sha != expected:
-        raise ConfigError(f"{path}: sha256 {sha} does not match the expected {expected}")
+        raise ConfigError(f"{source}: sha256 {sha} does not match the expected {expected} (a damaged, different or "
+                          "incomplete file)")
+
+
+def _torch_load(path: Path, what: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle is reported with its file
+        raise ConfigError(f"{path}: not a readable {what} ({exc})") from None
 
 
 def _load_transformers_dir(path: Path, max_layer: int | None, expected_sha256: str | None) -> WhisperWeights:
@@ -513,10 +517,7 @@ def _load_transformers_dir(path: Path, max_layer: int | None, expected_sha256: s
         weights_file = path / "pytorch_model.bin"
         sha = _sha256_files([weights_file])
         _check_sha(weights_file, sha, expected_sha256)
-        try:
-            tensors = torch.load(weights_file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any failure to unpickle is reported with its file
-            raise ConfigError(f"{weights_file}: not a readable state dict ({exc})") from None
+        tensors = _torch_load(weights_file, "state dict")
     dims, raw = _from_transformers(tensors, config, str(path), max_layer)
     # the shape of the encoder (heads, layers, mel bins) comes from config.json: its bytes key the features too
     config_sha = _sha256_files([path / "config.json"])

@@ -19,6 +19,7 @@ over long inputs and thread safety; ``serkit predict``, ``analyze`` and the serv
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,10 +164,9 @@ class EmotionPipeline:
                                   "streams), so there are no statistics to adapt")
             own = FeatureNormalizer("global", axis=norm.axis).fit(X)
             members.append(PipelineMember(m.bundle, own, m.learner))
-        copy = object.__new__(EmotionPipeline)
-        copy.__dict__.update(self.__dict__)
-        copy.members = members
-        return copy
+        adapted = copy.copy(self)  # the same extractor and labels, other members
+        adapted.members = members
+        return adapted
 
     def predict_files(self, paths: Sequence[str | Path]) -> Predictions:
         """Probabilities of audio files, read and prepared as in training; unreadable files go to ``failures``."""
