@@ -172,6 +172,28 @@ def calibration_rows(eval_run: Path) -> dict | None:
             for k in ("ece_before", "ece_after", "temperature")} | {"folds": len(per_fold)}
 
 
+ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other training speakers",
+                    "reverb": "simulated rooms", "telephone": "telephone band", "codec": "MP3/Opus round trips",
+                    "gain": "gain"}
+
+
+def _augmented(recipe: dict) -> str | None:
+    """The recipe's robustness augmentation in words (None when it trains on clean audio only)."""
+    aug = recipe.get("augment") or {}
+    parts = [f"{ROBUSTNESS_KINDS[k]} ({aug[k].get('fraction', 1.0) * aug[k].get('copies', 1):.0%})"
+             for k in ROBUSTNESS_KINDS if aug.get(k)]
+    return ", ".join(parts) if parts else None
+
+
+def _calibration_source(recipe: dict) -> str:
+    cal = recipe.get("calibration") or {}
+    cal = {"method": cal} if isinstance(cal, str) else cal
+    if cal.get("fit_on") == "cross_fit":
+        return (f"the validation speakers and out-of-fold predictions of every training speaker ({cal.get('folds', 4)} "
+                "speaker groups, each predicted by a copy of the head trained on the others)")
+    return "the validation speakers"
+
+
 def _speakers(eval_run: Path) -> int:
     return int(pd.read_csv(eval_run / "predictions.csv")["speaker"].nunique())
 
@@ -201,7 +223,7 @@ def _speedup() -> str:
             "1 thread)")
 
 
-def _robustness_and_speed() -> str:
+def _robustness_and_speed(recipe: dict) -> str:
     """What docs/benchmarks/ measured for the shipped model (robustness.json, encoder.json), or pointers."""
     lines = []
     rob = ROOT / "docs" / "benchmarks" / "robustness.json"
@@ -216,7 +238,9 @@ def _robustness_and_speed() -> str:
         lines.append(f"- Robustness ([docs/benchmarks/robustness.md](benchmarks/robustness.md), held-out speakers of "
                      f"the four corpora, at most {r['max_clips']} clips each, seed {r['seed']}): clean UA {clean:.1f} "
                      f"(mean over corpora); at 10 dB SNR {', '.join(cells)} UA points; the worst condition is "
-                     f"{worst['label']} ({worst['mean_drop']:+.1f}). It was trained on clean audio only.")
+                     f"{worst['label']} ({worst['mean_drop']:+.1f})."
+                     + (f" Trained with degraded copies: {_augmented(recipe)} of the training clips." if
+                        _augmented(recipe) else " It was trained on clean audio only."))
     enc = ROOT / "docs" / "benchmarks" / "encoder.json"
     if enc.is_file():
         rows = {row["name"]: row["rtf"] for row in json.loads(enc.read_text())["rows"]}
@@ -231,10 +255,34 @@ def _robustness_and_speed() -> str:
                                 "[docs/benchmarks/encoder.md](benchmarks/encoder.md).")
 
 
+def _loco_system(loco_recipe: dict, shipped: dict) -> str:
+    """How the LOCO recipe's system relates to the shipped one's (the parts that change what it measures)."""
+    keys = ("frontend", "model", "augment", "calibration", "normalization")
+    same = all(loco_recipe.get(k) == shipped.get(k) for k in keys)
+    if same:
+        return ("The system is the shipped one's (features, head, rebalancing, degraded copies, calibration) as run by "
+                "its LOCO recipe.")
+    differ = ", ".join(k for k in keys if loco_recipe.get(k) != shipped.get(k))
+    return f"The LOCO recipe's system differs from the shipped one in: {differ}."
+
+
+def loco_calibration(run: Path) -> tuple[float, float] | None:
+    """Mean ECE over the held-out corpora, before and after the temperature, of a LOCO run that calibrates."""
+    per_fold = pd.read_csv(run / "results.csv")
+    if "ece_after" not in per_fold:
+        return None
+    return float(per_fold["ece_before"].mean()), float(per_fold["ece_after"].mean())
+
+
 def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final_info: dict, size_kb: float,
                  eval_run: Path, final_run: Path, loco: tuple | None, baseline: tuple | None,
-                 calibration: dict | None) -> str:
+                 calibration: dict | None, loco_run: Path | None = None) -> str:
     recipe = bundle.recipe
+    loco_recipe = {}
+    if loco_run is not None and (loco_run / "recipe.yaml").is_file():
+        import yaml
+
+        loco_recipe = yaml.safe_load((loco_run / "recipe.yaml").read_text())
     fe = recipe["frontend"]
     name = {"ua": "UA", "wa": "WA", "macro_f1": "macro F1"}
     acc = ["| test corpus | metric | mean ± std over folds | pooled | folds | test clips |", "|---|---|---|---|---|---|"]
@@ -262,20 +310,24 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         loco_md = "\n".join(lines) + (
             f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora, choose C on a "
             "quarter of their speakers, test on every clip of the fourth; nothing of the test corpus is used, not even "
-            f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. The system is the shipped one's (features, "
-            "head, rebalancing) as run by its LOCO recipe, which refits on the validation speakers and is not "
-            f"calibrated (temperature does not change a label). Command: `{cmd}`"
+            f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. {_loco_system(loco_recipe, recipe)} "
+            f"Command: `{cmd}`"
             + (f"; baseline: `serkit train recipes/{baseline[1]['recipe']}.yaml`" if base else "") + ".")
     cal_md = "(not measured)"
     if calibration is not None:
         (b, bs), (a, as_), (t, _) = calibration["ece_before"], calibration["ece_after"], calibration["temperature"]
-        cal_md = (f"Temperature scaling, fitted per fold on that fold's validation speakers, applied to its test "
+        cal_md = (f"Temperature scaling, fitted per fold on {_calibration_source(recipe)}, applied to its test "
                   f"speakers: expected calibration error (15 equal-width bins) **{b:.3f} ± {bs:.3f} before, "
                   f"{a:.3f} ± {as_:.3f} after** (mean temperature {t:.2f}; {calibration['folds']} folds of "
                   f"`{eval_run.as_posix()}`). The shipped model's temperature "
-                  f"({bundle.info.get('temperature', float('nan')):.3f}) was fitted on its validation speakers; "
-                  "the probabilities serkit prints are the calibrated ones. `--min-confidence P` answers "
-                  "'uncertain' below P.")
+                  f"({bundle.info.get('temperature', float('nan')):.3f}) was fitted the same way on its training "
+                  "and validation speakers; the probabilities serkit prints are the calibrated ones. "
+                  "`--min-confidence P` answers 'uncertain' below P.")
+        loco_ece = loco_calibration(loco_run) if loco_run is not None else None
+        if loco_ece is not None:
+            cal_md += (f" On a corpus it has never heard (leave one corpus out, mean over the four held-out corpora) "
+                       f"ECE is {loco_ece[0]:.3f} before and **{loco_ece[1]:.3f} after**: confidence is less honest "
+                       "on a new corpus, language and microphone than on new speakers of known corpora.")
     return f"""# Model card: serkit default model
 
 `serkit predict FILES...`, `serkit analyze RECORDING`, `serkit serve` and `serkit.load_model()` use this model when
@@ -291,7 +343,7 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
   frames (no padding to 30 s) and stopped after layer {max(fe['layers'])} of {_encoder_layers(fe)}; the hidden states of layers
   {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
 - **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, chosen on
-  validation speakers, then a temperature fitted on the same speakers (calibration, below).
+  validation speakers, then a temperature fitted on {_calibration_source(recipe)} (calibration, below).
 - **Input**: any audio libsndfile reads, resampled to 16 kHz. `serkit predict` judges a file of up to 30 s whole:
   the encoder runs over all of it and the head sees the average of its frames, as in training (whole clips of
   1-10 s); a longer recording by 3 s windows over its speech (found by voice activity detection), averaged and
@@ -306,7 +358,8 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 | nEMO (Christop 2024) | 9 actors | Polish | all but disgust | CC BY-NC-SA 4.0 |
 | EMOVO (Costantini et al. 2014) | 6 actors | Italian | all seven (one microphone channel) | free for research use |
 
-The training split is resampled so that every corpus and every class weighs the same. The shipped model was
+The training split is resampled so that every corpus and every class weighs the same{
+(", and gets degraded copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
 trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which only chose C and the
 temperature and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
 or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
@@ -329,7 +382,7 @@ Command: `serkit train recipes/serkit_default.yaml --out {eval_run.as_posix()}`.
 {cal_md}
 
 ## Robustness and speed
-{_robustness_and_speed()}
+{_robustness_and_speed(recipe)}
 
 ## Known limits
 {chr(10).join("- " + line for line in WHISPER_LIMITS)}
@@ -387,7 +440,7 @@ def main() -> None:
     bundle.save(args.out)
     size_kb = args.out.stat().st_size / 1024
     card = (whisper_card(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run, loco,
-                         baseline, calibration) if encoder else
+                         baseline, calibration, args.loco_run) if encoder else
             card_markdown(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run))
     atomic_write_text(args.card, card)
     print(f"wrote {args.out} ({size_kb:.0f} kB) and {args.card}")

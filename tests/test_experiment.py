@@ -297,6 +297,76 @@ def test_temperature_calibration_is_fitted_on_validation_and_travels_with_the_mo
                                atol=1e-4)
 
 
+def test_cross_fitted_temperature_uses_out_of_fold_predictions_of_every_training_speaker(tiny_corpus, tmp_path,
+                                                                                           monkeypatch):
+    from sklearn.model_selection import GroupKFold
+
+    from serkit.training import experiment
+    from serkit.corpora import load_corpus
+    from serkit.features import FeatureCache
+    from serkit.features.extractor import FeatureExtractor
+    from serkit.features.normalization import FeatureNormalizer
+    from serkit.models.classical import LogisticRegressionClassifier
+    from serkit.training.protocols import make_splits
+
+    recipe = Recipe.from_dict({
+        "name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
+        "model": {"name": "logreg", "C": [0.1, 1.0]},
+        "protocol": {"name": "holdout", "test_size": 0.25, "val_size": 0.2},  # all 3 speakers train
+        "calibration": {"method": "temperature", "fit_on": "cross_fit", "folds": 3},
+    })
+    fitted_on = {}
+    real_fit = experiment.fit_temperature
+
+    def spy(proba, y, **kwargs):
+        fitted_on.update(proba=np.asarray(proba), y=np.asarray(y))
+        return real_fit(proba, y, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit_temperature", spy)
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
+    fold = res.per_fold.iloc[0]
+    table = load_corpus("csv", tiny_corpus / "manifest.csv").utterances.reset_index(drop=True)
+    split = make_splits(table, recipe.protocol)[0]
+    # every training utterance once (out of fold), after the validation speakers' clips
+    assert fold["calibration_items"] == len(split.train)
+    assert len(fitted_on["y"]) == len(split.val) + len(split.train)
+    assert fold["temperature"] == pytest.approx(real_fit(fitted_on["proba"], fitted_on["y"], probabilities=True))
+
+    # the same out-of-fold probabilities from scratch: 3 speaker groups, a head with the chosen C trained on the
+    # other groups, features normalised with the training split's statistics
+    labels = sorted(FREQS)
+    y = table["label"].map(labels.index).to_numpy()
+    X = FeatureExtractor(recipe.audio, recipe.frontend, cache=FeatureCache(tmp_path / "c")).from_paths(
+        table["path"].tolist()).X
+    Z = FeatureNormalizer(scope="global").fit(X[split.train]).transform(X)
+    speakers = table["speaker"].astype(str).to_numpy()
+    groups = np.unique(speakers[split.train])
+    expected, order = [], []
+    for _, held in GroupKFold(n_splits=3).split(groups, groups=groups):
+        fit_rows = split.train[~np.isin(speakers[split.train], groups[held])]
+        rows = split.train[np.isin(speakers[split.train], groups[held])]
+        head = LogisticRegressionClassifier(len(labels), C=fold["chosen_C"]).fit(Z[fit_rows], y[fit_rows])
+        expected.append(head.predict_proba(Z[rows]))
+        order.append(rows)
+    np.testing.assert_allclose(fitted_on["proba"][len(split.val):], np.concatenate(expected), atol=1e-6)
+    np.testing.assert_array_equal(fitted_on["y"][len(split.val):], y[np.concatenate(order)])
+    assert not set(np.concatenate(order)) & set(split.test)  # the test clips never calibrate
+
+
+def test_calibration_config_reads_the_short_forms_and_checks_its_fields():
+    from pydantic import ValidationError
+
+    from serkit.models.calibration import CalibrationConfig
+
+    assert CalibrationConfig.model_validate("temperature") == CalibrationConfig(method="temperature")
+    assert not CalibrationConfig.model_validate("none").enabled
+    with pytest.raises(ValidationError):
+        CalibrationConfig.model_validate({"method": "temperature", "fit_on": "test"})
+    with pytest.raises(ValidationError):
+        CalibrationConfig.model_validate({"method": "temperature", "fit_on": "cross_fit", "folds": 1})
+
+
 def test_temperature_calibration_needs_validation_speakers(tiny_corpus, tmp_path):
     base = {"name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
             "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"}, "model": {"name": "logreg"},

@@ -347,3 +347,39 @@ def test_final_protocol_trains_on_all_but_the_validation_speakers():
     assert everything.train.size == len(table) and everything.val.size == 0
     with pytest.raises(ConfigError, match="val_speakers"):
         make_splits(table, ProtocolConfig(name="final", val_speakers=["nobody"]))
+
+
+# ---------------------------------------------------------------------------------------- train_only
+
+
+def test_train_only_corpora_join_every_training_split_and_are_never_tested():
+    emodb, ravdess = emodb_like_table(), ravdess_like_table()
+    table = pd.concat([ravdess, emodb], ignore_index=True)  # the extra corpus first: positions must map back
+    alone = make_splits(emodb, ProtocolConfig(name="loso", n_val_speakers=1))
+    cfg = ProtocolConfig(name="loso", n_val_speakers=1, train_only=["ravdess"])
+    splits = make_splits(table, cfg)
+    extra = np.flatnonzero(table["corpus"] == "ravdess")
+    assert [s.name for s in splits] == [s.name for s in alone]  # the folds of EmoDB alone
+    for split, ref in zip(splits, alone):
+        assert_valid(split, len(table))
+        assert set(extra) <= set(split.train) and not set(extra) & (set(split.val) | set(split.test))
+        # the same EmoDB utterances in each part as EmoDB alone gives
+        ids = table["utterance_id"].to_numpy()
+        assert set(ids[split.test]) == set(emodb["utterance_id"].to_numpy()[ref.test])
+        assert set(ids[split.val]) == set(emodb["utterance_id"].to_numpy()[ref.val])
+        assert split.tag == "SI" and speakers_of(table, split.test) == set(ref.test_speakers)
+
+
+def test_train_only_is_checked():
+    table = pd.concat([emodb_like_table(), ravdess_like_table()], ignore_index=True)
+    with pytest.raises(ConfigError, match="train_only: no corpus 'crema'"):
+        make_splits(table, ProtocolConfig(name="loso", train_only=["crema"]))
+    with pytest.raises(ConfigError, match="every corpus of the table is train-only"):
+        make_splits(table, ProtocolConfig(name="loso", train_only=["emodb", "ravdess"]))
+    with pytest.raises(ValidationError, match="train_only"):
+        ProtocolConfig(name="leave_one_corpus_out", train_only=["emodb"])
+    # an extra corpus that shares a speaker with the test speakers makes that fold SD, as the data say
+    shared = table.copy()
+    shared.loc[shared["corpus"] == "ravdess", "speaker"] = "emodb-03"
+    tags = {s.name: s.tag for s in make_splits(shared, ProtocolConfig(name="loso", train_only=["ravdess"]))}
+    assert tags["fold01-test=emodb-03"] == "SD" and tags["fold02-test=emodb-08"] == "SI"

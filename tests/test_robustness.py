@@ -170,6 +170,35 @@ def test_augment_training_set_robustness_is_seeded_and_per_kind():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_fraction_of_the_items_gets_each_kind_of_copy():
+    signals = [_voice(120.0 + 20 * i, 0.4, seed=i) for i in range(10)]
+    labels = np.arange(10) % 2
+    speakers = np.array(["s1", "s2"] * 5)
+    cfg = AugmentConfig(noise={"fraction": 0.3, "copies": 2}, babble={"fraction": 0.5, "talkers": [1, 1]},
+                        telephone={"fraction": 0.1})
+    aug = augment_training_set(signals, labels, cfg, SR, seed=0, speakers=speakers)
+    kinds = {k: int(n) for k, n in zip(*np.unique(aug.kind, return_counts=True))}
+    assert kinds == {"original": 10, "noise": 6, "babble": 5, "telephone": 1}
+    np.testing.assert_array_equal(aug.labels, labels[aug.source])
+    for kind in ("noise", "babble", "telephone"):  # each copy is of the clip it says, at its length
+        for item in np.flatnonzero(aug.kind == kind):
+            assert aug.signals[item].shape == signals[aug.source[item]].shape
+    noisy = aug.source[aug.kind == "noise"]
+    assert len(set(noisy)) == 3 and (np.diff(noisy) >= 0).all()  # 3 clips, 2 copies each
+    # babble copies of a subset still use other speakers only; the subsets are seeded
+    again = augment_training_set(signals, labels, cfg, SR, seed=0, speakers=speakers)
+    np.testing.assert_array_equal(again.source, aug.source)
+    other = augment_training_set(signals, labels, cfg, SR, seed=1, speakers=speakers)
+    assert set(other.source[other.kind == "babble"]) != set(aug.source[aug.kind == "babble"])
+    # fraction 1 (the default) copies every item, as before fractions existed
+    full = augment_training_set(signals, labels, AugmentConfig(noise={}), SR, seed=0)
+    assert list(full.kind).count("noise") == 10
+    with pytest.raises(ValidationError):
+        AugmentConfig(noise={"fraction": 0})
+    with pytest.raises(ValidationError):
+        AugmentConfig(reverb={"fraction": 1.5})
+
+
 def test_robustness_config_is_checked():
     with pytest.raises(ValidationError):
         AugmentConfig(noise={"snr_db": [20, 5]})

@@ -492,3 +492,26 @@ def test_a_clip_the_encoder_refuses_fails_alone_and_is_named(tiny_models, tmp_pa
     feats = ex.from_paths([good, tiny])
     assert feats.rows.tolist() == [0] and feats.X.shape == (1, 64)
     assert feats.failures == [(str(tiny), "too short for Whisper's log-mel: 128 samples, needs at least 201")]
+
+
+def test_augmented_copies_features_are_cached_by_their_samples(tiny_models, tmp_path, monkeypatch):
+    from serkit.audio import AudioConfig
+    from serkit.features.extractor import FeatureExtractor
+
+    cache = FeatureCache(tmp_path / "cache")
+    ex = FeatureExtractor(AudioConfig(sample_rate=SR), WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1]),
+                          cache=cache)
+    copies = [_speechlike(0.6 + 0.2 * i, seed=i) for i in range(3)]
+    first = ex.from_signals_cached(copies)
+    np.testing.assert_allclose(first, ex.from_signals(copies), atol=1e-6)  # the same features, stacked
+    assert len(cache) == 3
+
+    def no_encoding(signals):
+        raise AssertionError(f"encoded {len(signals)} signal(s) again")
+
+    monkeypatch.setattr(ex, "from_signals", no_encoding)
+    np.testing.assert_array_equal(ex.from_signals_cached(copies), first)  # every copy read back
+    changed = [copies[0], copies[1] * 0.5, copies[2]]  # another copy (other samples) is another entry
+    monkeypatch.undo()
+    ex.from_signals_cached(changed)
+    assert len(cache) == 4

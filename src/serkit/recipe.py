@@ -19,6 +19,7 @@ from serkit.augment import AugmentConfig
 from serkit.errors import ConfigError
 from serkit.features import FrontendConfig
 from serkit.features.segments import SegmentConfig
+from serkit.models.calibration import CalibrationConfig
 from serkit.models.registry import model_spec
 from serkit.training.protocols import ProtocolConfig
 from serkit.training.trainer import TrainingConfig
@@ -143,9 +144,11 @@ class Recipe(_YamlConfig):
     model: ModelConfig
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     normalization: Literal["global", "per_speaker", "none"] = "global"
-    calibration: Literal["none", "temperature"] = Field(
-        "none", description="temperature: scale the model's probabilities by one temperature fitted on the fold's "
-        "validation speakers (NLL); the argmax is unchanged, ECE before and after is reported")
+    calibration: CalibrationConfig = Field(
+        default_factory=CalibrationConfig,
+        description="temperature: scale the model's probabilities by one temperature fitted (NLL) on the fold's "
+        "validation speakers, or with fit_on: cross_fit on them and out-of-fold predictions of the training "
+        "speakers; the argmax is unchanged, ECE before and after is reported")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
@@ -167,7 +170,7 @@ class Recipe(_YamlConfig):
             if fc.pools_itself and self.pooling != "none":
                 raise ValueError(f"pooling: the {fc.name} frontend pools itself (see its own options); leave the "
                                  "recipe's pooling at none")
-            if self.calibration == "temperature" and not _has_validation(self.protocol):
+            if self.calibration.enabled and not _has_validation(self.protocol):
                 raise ValueError(f"calibration: temperature is fitted on validation speakers, and protocol "
                                  f"{self.protocol.name!r} as set has none (set n_val_speakers, val_size or "
                                  "val_speakers)")

@@ -81,17 +81,25 @@ class BalanceConfig(_Strict):
     mode: Literal["roll", "zero"] = "roll"
 
 
+class _RobustnessCopies(_Strict):
+    """What every robustness augmentation shares: ``copies`` per chosen item, and which share of the items get
+    them (``fraction``: a seeded random subset of that size; 1 = every item). Fractions let a recipe mix several
+    kinds at about one copy per clip, which keeps a pretrained encoder's extraction affordable."""
+
+    copies: int = Field(1, ge=1)
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+
+
 def _check_range(value: tuple[float, float], name: str) -> tuple[float, float]:
     if value[0] > value[1]:
         raise ValueError(f"{name} must be (low, high) with low <= high, got {value}")
     return value
 
 
-class NoiseConfig(_Strict):
+class NoiseConfig(_RobustnessCopies):
     """Coloured-noise copies: each at a colour drawn from ``colours`` and an SNR drawn uniformly from
     ``snr_db`` (exact SNR against the clip's mean power, see ``serkit.augment.robustness``)."""
 
-    copies: int = Field(1, ge=1)
     colours: list[Literal["white", "pink", "brown"]] = Field(
         default_factory=lambda: ["white", "pink", "brown"], min_length=1)
     snr_db: tuple[float, float] = (5.0, 20.0)
@@ -102,11 +110,10 @@ class NoiseConfig(_Strict):
         return _check_range(value, "snr_db")
 
 
-class BabbleConfig(_Strict):
+class BabbleConfig(_RobustnessCopies):
     """Babble copies: ``talkers`` (drawn from the range) stretches of training clips of other speakers, summed,
     added at an SNR drawn from ``snr_db``. Needs the speakers of the training items."""
 
-    copies: int = Field(1, ge=1)
     talkers: tuple[int, int] = (3, 6)
     snr_db: tuple[float, float] = (5.0, 20.0)
 
@@ -118,7 +125,7 @@ class BabbleConfig(_Strict):
         return _check_range(value, info.field_name)
 
 
-class ReverbConfig(_Strict):
+class ReverbConfig(_RobustnessCopies):
     """Reverberant copies through simulated shoebox rooms (pyroomacoustics, image sources).
 
     A bank of ``rooms`` impulse responses is simulated per training set (lengths, widths drawn from
@@ -126,7 +133,6 @@ class ReverbConfig(_Strict):
     copy takes one of them at random.
     """
 
-    copies: int = Field(1, ge=1)
     rooms: int = Field(32, ge=1)
     room_size_m: tuple[float, float] = (3.0, 10.0)
     height_m: tuple[float, float] = (2.5, 4.0)
@@ -140,20 +146,18 @@ class ReverbConfig(_Strict):
         return _check_range(value, info.field_name)
 
 
-class TelephoneConfig(_Strict):
+class TelephoneConfig(_RobustnessCopies):
     """Telephone copies: band-pass ``low_hz``-``high_hz`` and a round trip through ``rate`` Hz."""
 
-    copies: int = Field(1, ge=1)
     low_hz: float = Field(300.0, gt=0)
     high_hz: float = Field(3400.0, gt=0)
     rate: int = Field(8000, gt=0)
 
 
-class CodecConfig(_Strict):
+class CodecConfig(_RobustnessCopies):
     """Lossy-codec copies: a round trip through a codec drawn from ``codecs`` (libsndfile's MP3 and Ogg Opus) at
     a compression level drawn from ``compression_level`` (libsndfile's 0-0.99; higher is fewer kbit/s)."""
 
-    copies: int = Field(1, ge=1)
     codecs: list[Literal["mp3", "opus"]] = Field(default_factory=lambda: ["mp3", "opus"], min_length=1)
     compression_level: tuple[float, float] = (0.75, 0.99)
 
@@ -165,10 +169,9 @@ class CodecConfig(_Strict):
         return value
 
 
-class GainConfig(_Strict):
+class GainConfig(_RobustnessCopies):
     """Copies at a level changed by a gain drawn uniformly from ``gain_db``."""
 
-    copies: int = Field(1, ge=1)
     gain_db: tuple[float, float] = (-12.0, 6.0)
 
     @field_validator("gain_db")

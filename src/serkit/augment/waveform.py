@@ -210,6 +210,13 @@ def _speed_copies(
     return out
 
 
+def _pick_fraction(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of a seeded random ``fraction`` of ``n`` items (all of them when ``fraction`` is 1)."""
+    if fraction >= 1.0:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=int(round(fraction * n)), replace=False))
+
+
 def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rng: np.random.Generator) -> list[np.ndarray]:
     out = []
     for signal in base:
@@ -338,20 +345,26 @@ def augment_training_set(
         speakers = np.asarray(["<unknown>" if pd.isna(s) else str(s) for s in speakers], dtype=object)
         if speakers.shape != (n,):
             raise ConfigError(f"speakers: expected one speaker per signal ({n}), got shape {speakers.shape}")
+    # (kind, copies, made, sources of the items they were made from)
+    copies_per_item = [(kind, copies, made, base_sources) for kind, copies, made in copies_per_item]
     robustness = [
-        ("noise", cfg.noise, lambda c, r: _noise_copies(base, c, r)),
-        ("babble", cfg.babble, lambda c, r: _babble_copies(base, base_sources, originals, speakers, c, r)),
-        ("reverb", cfg.reverb, lambda c, r: _reverb_copies(base, c, sample_rate, r)),
-        ("telephone", cfg.telephone, lambda c, r: _telephone_copies(base, c, sample_rate)),
-        ("codec", cfg.codec, lambda c, r: _codec_copies(base, c, sample_rate, r)),
-        ("gain", cfg.gain, lambda c, r: _gain_copies(base, c, r)),
+        ("noise", cfg.noise, lambda items, srcs, c, r: _noise_copies(items, c, r)),
+        ("babble", cfg.babble, lambda items, srcs, c, r: _babble_copies(items, srcs, originals, speakers, c, r)),
+        ("reverb", cfg.reverb, lambda items, srcs, c, r: _reverb_copies(items, c, sample_rate, r)),
+        ("telephone", cfg.telephone, lambda items, srcs, c, r: _telephone_copies(items, c, sample_rate)),
+        ("codec", cfg.codec, lambda items, srcs, c, r: _codec_copies(items, c, sample_rate, r)),
+        ("gain", cfg.gain, lambda items, srcs, c, r: _gain_copies(items, c, r)),
     ]
     for kind, kind_cfg, make in robustness:
         if kind_cfg is not None:
-            copies_per_item.append((kind, kind_cfg.copies, make(kind_cfg, _stream(seed, kind))))
-    for kind, copies, made in copies_per_item:
+            rng = _stream(seed, kind)
+            picked = _pick_fraction(len(base), kind_cfg.fraction, rng)
+            srcs = [base_sources[i] for i in picked]
+            made = make([base[i] for i in picked], srcs, kind_cfg, rng)
+            copies_per_item.append((kind, kind_cfg.copies, made, srcs))
+    for kind, copies, made, srcs in copies_per_item:
         out_signals += made
-        out_sources += list(np.repeat(base_sources, copies))
+        out_sources += list(np.repeat(srcs, copies))
         kinds += [kind] * len(made)
 
     source = np.asarray(out_sources, dtype=np.int64)

@@ -109,6 +109,32 @@ class FeatureExtractor:
             outs.append(self.module(batch.to(self.device)).cpu().numpy())
         return np.concatenate(outs).astype(np.float32, copy=False)
 
+    def from_signals_cached(self, signals: Sequence[np.ndarray], *, progress: bool = False) -> np.ndarray:
+        """:meth:`from_signals`, each waveform's features cached under the sha256 of its float32 samples.
+
+        For in-memory waveforms that come back: a recipe's augmented copies are seeded, so a rerun, a resumed
+        run or the same copies in another fold find their encoder features here instead of recomputing them.
+        Only a pretrained encoder's features are worth it (a spectral frontend recomputes faster than it reads
+        an entry back); otherwise, or without a cache, this is :meth:`from_signals`.
+        """
+        if self.cache is None or not self.variable_length or len(signals) == 0:
+            return self.from_signals(signals)
+        config = {**self.cache_config, "input": "float32 samples"}  # never the key of a file's bytes
+        samples = [np.ascontiguousarray(y, dtype=np.float32) for y in signals]
+        keys = [self.cache.key(y.tobytes(), config) for y in samples]
+        results: list[np.ndarray | None] = [self.cache.get(k) for k in keys]
+        todo = [i for i, hit in enumerate(results) if hit is None]
+        with Progress(TextColumn("features of augmented copies"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), disable=not progress or not todo, transient=True) as bar:
+            task = bar.add_task("copies", total=len(todo))
+            for start in range(0, len(todo), EXTRACT_CHUNK_FILES):  # cached as it goes: an interruption resumes
+                chunk = todo[start:start + EXTRACT_CHUNK_FILES]
+                for i, feats in zip(chunk, self.from_signals([samples[i] for i in chunk])):
+                    results[i] = feats
+                    self.cache.put(keys[i], feats)
+                bar.advance(task, len(chunk))
+        return np.stack(results).astype(np.float32, copy=False)
+
     def features_per_signal(self, signals: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Unpooled features of each waveform: one array per signal, (n_segments, ...) with segments."""
         if self.segments is None:
@@ -224,6 +250,11 @@ class MultiFeatureExtractor:
     def from_signals(self, signals: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Unpooled features of every stream."""
         return {name: ex.from_signals(signals) for name, ex in self.streams.items()}
+
+    def from_signals_cached(self, signals: Sequence[np.ndarray], *, progress: bool = False
+                            ) -> dict[str, np.ndarray]:
+        """:meth:`FeatureExtractor.from_signals_cached` of every stream."""
+        return {name: ex.from_signals_cached(signals, progress=progress) for name, ex in self.streams.items()}
 
     def pool(self, X: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: self.streams[name].pool(a) for name, a in X.items()}

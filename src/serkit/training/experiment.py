@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from sklearn.model_selection import GroupKFold
 
 from serkit.audio import fix_length, load_clips
 from serkit.augment import augment_training_set, rebalance_rows
@@ -261,7 +262,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
                       for c in copies]
         if copies:
             if owner is None:
-                X_copies, copy_of = extractor.pool(extractor.from_signals(copies)), np.arange(len(copies))
+                X_copies = extractor.pool(extractor.from_signals_cached(copies, progress=progress))
+                copy_of = np.arange(len(copies))
             else:
                 X_copies, copy_of = extractor.segment_features(copies)
             X_tr = concat_items([X_tr, X_copies])
@@ -313,8 +315,17 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         info["n_train_segments"] = len(tr)
 
     y_te = y[split.test]
-    if recipe.calibration == "temperature":
-        proba = _calibrate(learner, X_va, split, owner, va, y, y_te, proba, info)
+    if recipe.calibration.enabled:
+        held_out = _validation_proba(learner, X_va, split, owner, va, y)
+        if recipe.calibration.fit_on == "cross_fit":
+            held_out = _concat_held_out(held_out, _cross_fit_proba(
+                recipe, split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va, info,
+                lambda group: create_learner(  # a torch head checkpoints in its own folder, apart from the fold's
+                    recipe.model.name, num_classes=len(labels), input_shape=item_shape(X_tr),
+                    options=_chosen_options(recipe, info), seed=split.seed,
+                    trainer=partial(make_trainer, workdir=fold_dir / "calibration" / f"group{group}",
+                                    progress=False))))
+        proba = _calibrate(*held_out, y_te, proba, info)
     metrics = compute_metrics([labels[i] for i in y_te], [labels[i] for i in pred], labels)
     main = dist.is_main_process()
     if main:
@@ -352,18 +363,70 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     return json.loads(row_json), preds
 
 
-def _calibrate(learner, X_va, split: Split, owner, va, y, y_te, proba, info: dict) -> np.ndarray:
-    """Temperature scaling fitted on the fold's validation speakers (what the model says of them before any refit
-    on them), applied to the test probabilities; ECE of the test predictions before and after goes into ``info``.
-    The temperature travels in the model file, so predictions made from it are calibrated the same way."""
+def _validation_proba(learner, X_va, split: Split, owner, va, y) -> tuple[np.ndarray, np.ndarray]:
+    """What the fold's model says of its validation utterances before any refit on them, and their labels."""
     if X_va is None:
         raise ConfigError("calibration: temperature needs validation speakers; set protocol.n_val_speakers (or "
                           "val_size, val_speakers) so that each fold has some")
-    val_proba = learner.validation_proba(X_va)
-    y_val = y[split.val]
+    val_proba = np.asarray(learner.validation_proba(X_va))
     if owner is not None:
         val_proba = average_segments(val_proba, np.searchsorted(split.val, owner[va]), len(split.val))
-    temperature = fit_temperature(np.asarray(val_proba), y_val, probabilities=True)
+    return val_proba, y[split.val]
+
+
+def _concat_held_out(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
+
+
+def _chosen_options(recipe, info: dict) -> dict:
+    """The model's options with a validation-chosen hyperparameter (``chosen_<name>`` in the fit info) fixed, so
+    that the cross-fitted copies are the fold's model trained on less data, not a new selection."""
+    options = dict(recipe.model.options)
+    for key, value in info.items():
+        if key.startswith("chosen_") and key[len("chosen_"):] in options:
+            options[key[len("chosen_"):]] = value
+    return options
+
+
+def _cross_fit_proba(recipe, split: Split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va,
+                     info: dict, new_learner) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of the training speakers' original utterances (calibration ``cross_fit``).
+
+    The training speakers are cut into ``calibration.folds`` groups (scikit-learn's GroupKFold: sizes balanced,
+    deterministic); for each group a new learner trained on the other groups' training items (their rebalanced
+    repeats and augmented copies included, normalised as the fold's model saw them) predicts the group's
+    original utterances, once each. The test speakers are never touched.
+    """
+    speakers = table["speaker"].to_numpy()
+    groups = np.unique(spk_tr.astype(str))
+    k = recipe.calibration.folds
+    if groups.size < k:
+        raise ConfigError(f"calibration.folds: {k} speaker groups wanted, but fold {split.name} has only "
+                          f"{groups.size} training speaker(s)")
+    probas, truths = [], []
+    for g, (_, held) in enumerate(GroupKFold(n_splits=k).split(groups, groups=groups)):
+        held_speakers = groups[held]
+        keep = ~np.isin(spk_tr.astype(str), held_speakers)
+        learner = new_learner(g)
+        learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, resume=False)
+        rows = split.train[np.isin(speakers[split.train].astype(str), held_speakers)]
+        items = _segment_items(rows, owner)
+        spk_items = speakers if owner is None else speakers[owner]
+        proba = learner.predict_proba(normalizer.transform(take_items(X, items), speakers=spk_items[items]))
+        if owner is not None:
+            proba = average_segments(proba, np.searchsorted(rows, owner[items]), len(rows))
+        probas.append(np.asarray(proba))
+        truths.append(y[rows])
+    info["calibration_items"] = int(sum(len(t) for t in truths))
+    return np.concatenate(probas), np.concatenate(truths)
+
+
+def _calibrate(held_proba: np.ndarray, held_y: np.ndarray, y_te, proba, info: dict) -> np.ndarray:
+    """Temperature scaling fitted on held-out speakers' predictions (validation speakers, and with ``cross_fit``
+    out-of-fold training speakers), applied to the test probabilities; ECE of the test predictions before and
+    after goes into ``info``. The temperature travels in the model file, so predictions made from it are
+    calibrated the same way."""
+    temperature = fit_temperature(held_proba, held_y, probabilities=True)
     calibrated = apply_temperature(proba, temperature, probabilities=True)
     info.update(temperature=float(temperature),
                 ece_before=float(expected_calibration_error(proba, y_te)),

@@ -120,6 +120,11 @@ class ProtocolConfig(BaseModel):
     train_corpus, test_corpus : cross_corpus: values of the ``corpus`` column.
     val_speakers : final: the speakers held out of training to choose the epoch (none: train on
         everything for ``training.max_epochs`` epochs).
+    train_only : values of the ``corpus`` column whose utterances join the training split of every fold
+        and are never validated or tested on: extra training data for an evaluation on the other corpora
+        (e.g. EmoDB leave-one-speaker-out with RAVDESS, nEMO and EMOVO added). The protocol splits the
+        rest of the table as it would alone; the folds stay SI when the extra corpora share no speaker
+        with the test speakers (checked from the data, as always).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -138,9 +143,13 @@ class ProtocolConfig(BaseModel):
     train_corpus: str | None = None
     test_corpus: str | None = None
     val_speakers: list[str] = Field(default_factory=list)
+    train_only: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> ProtocolConfig:
+        if self.train_only and self.name in ("cross_corpus", "leave_one_corpus_out"):
+            raise ValueError(f"train_only: {self.name} chooses its training corpora itself; give train_only only "
+                             "with holdout, kfold, loso, speaker_folds or final")
         if self.name == "holdout" and self.test_size + self.val_size >= 1:
             raise ValueError(f"test_size + val_size must be < 1, got {self.test_size} + {self.val_size}")
         if self.name == "cross_corpus":
@@ -423,7 +432,23 @@ def make_splits(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
             f"name={cfg.name}: the utterance table has rows without a speaker (column 'speaker'); speaker-based "
             "protocols need one (e.g. the folder corpus's speaker_pattern), or use holdout/kfold (reported SD)"
         )
-    return _PROTOCOLS[cfg.name](table.reset_index(drop=True), cfg)
+    table = table.reset_index(drop=True)
+    if not cfg.train_only:
+        return _PROTOCOLS[cfg.name](table, cfg)
+    _check_table(table, ["corpus"], "train_only")
+    corpus = table["corpus"].astype(str).to_numpy()
+    unknown = sorted(set(cfg.train_only) - set(corpus))
+    if unknown:
+        raise ConfigError(f"train_only: no corpus {', '.join(map(repr, unknown))} in the table (corpora: "
+                          f"{', '.join(sorted(set(corpus)))})")
+    extra = np.flatnonzero(np.isin(corpus, cfg.train_only))
+    evaluated = np.flatnonzero(~np.isin(corpus, cfg.train_only))
+    if not evaluated.size:
+        raise ConfigError("train_only: every corpus of the table is train-only; leave at least one to evaluate on")
+    # the protocol splits the evaluated corpora alone; positions are mapped back and the extra rows join training
+    return [Split.from_table(s.name, np.concatenate([evaluated[s.train], extra]), evaluated[s.val],
+                             evaluated[s.test], s.seed, table)
+            for s in _PROTOCOLS[cfg.name](table.iloc[evaluated].reset_index(drop=True), cfg)]
 
 
 def split_summary(splits: list[Split], table: pd.DataFrame) -> pd.DataFrame:
