@@ -43,6 +43,7 @@ and beside it a ``.json`` with every number and the command line and a ``.png`` 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -503,6 +504,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _model_sha256(model_arg: str | None) -> str | None:
+    """sha256 of the model file measured: a shipped model by name (None: the default) or a model file path."""
+    from serkit.inference.api import SHIPPED_MODELS, shipped_model_path
+
+    path = shipped_model_path(model_arg or "default") if (model_arg or "default") in SHIPPED_MODELS else Path(model_arg)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     command = shlex.join(["python", "benchmarks/robustness.py", *(sys.argv[1:] if argv is None else argv)])
@@ -662,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "model": {"source": str(model.source if hasattr(model, "source") else args.model or "default"),
                   "recipe": str(getattr(model, "recipe_name", "?")), "labels": labels, "sample_rate": sample_rate},
+        # which model file was measured, so that the model card quotes these figures only for that file
+        "model_sha256": _model_sha256(args.model),
         "speakers_source": speakers_source, "speakers": sorted({c.speaker for v in clips.values() for c in v}),
         "seed": args.seed, "max_clips": args.max_clips, "babble_talkers": args.babble_talkers,
         "rirs_per_room": args.rirs_per_room, "rooms": rooms, "codecs": codecs, "lengths": length_notes,

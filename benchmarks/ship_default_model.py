@@ -19,6 +19,7 @@ robustness benchmark evaluates on.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from datetime import datetime, timezone
@@ -223,12 +224,19 @@ def _speedup() -> str:
             "1 thread)")
 
 
-def _robustness_and_speed(recipe: dict) -> str:
-    """What docs/benchmarks/ measured for the shipped model (robustness.json, encoder.json), or pointers."""
+def _robustness_and_speed(recipe: dict, model_sha256: str) -> str:
+    """What docs/benchmarks/ measured for the shipped model (robustness.json, encoder.json), or pointers.
+
+    The robustness figures are quoted only when robustness.json was measured on this very model file (its
+    ``model_sha256``): after retraining, rerun ``benchmarks/robustness.py`` and then this script."""
     lines = []
     rob = ROOT / "docs" / "benchmarks" / "robustness.json"
-    if rob.is_file():
-        r = json.loads(rob.read_text())
+    measured = json.loads(rob.read_text()) if rob.is_file() else {}
+    if measured and measured.get("model_sha256") != model_sha256:
+        lines.append("- Robustness: not yet measured on this model file; run `python benchmarks/robustness.py ...` "
+                     "(the command in docs/benchmarks/robustness.md), then this script again.")
+    elif measured:
+        r = measured
         by_key = {c["key"]: c for c in r["conditions"]}
         clean = by_key["clean"]["mean_ua"] * 100
         cells = [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
@@ -258,6 +266,8 @@ def _robustness_and_speed(recipe: dict) -> str:
 def _loco_system(loco_recipe: dict, shipped: dict) -> str:
     """How the LOCO recipe's system relates to the shipped one's (the parts that change what it measures)."""
     keys = ("frontend", "model", "augment", "calibration", "normalization")
+    if not loco_recipe:
+        return "The LOCO run's recipe.yaml is missing, so its system cannot be compared with the shipped one."
     same = all(loco_recipe.get(k) == shipped.get(k) for k in keys)
     if same:
         return ("The system is the shipped one's (features, head, rebalancing, degraded copies, calibration) as run by "
@@ -276,7 +286,7 @@ def loco_calibration(run: Path) -> tuple[float, float] | None:
 
 def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final_info: dict, size_kb: float,
                  eval_run: Path, final_run: Path, loco: tuple | None, baseline: tuple | None,
-                 calibration: dict | None, loco_run: Path | None = None) -> str:
+                 calibration: dict | None, loco_run: Path | None = None, model_sha256: str = "") -> str:
     recipe = bundle.recipe
     loco_recipe = {}
     if loco_run is not None and (loco_run / "recipe.yaml").is_file():
@@ -325,9 +335,11 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
                   "`--min-confidence P` answers 'uncertain' below P.")
         loco_ece = loco_calibration(loco_run) if loco_run is not None else None
         if loco_ece is not None:
+            worse = loco_ece[1] > a
             cal_md += (f" On a corpus it has never heard (leave one corpus out, mean over the four held-out corpora) "
-                       f"ECE is {loco_ece[0]:.3f} before and **{loco_ece[1]:.3f} after**: confidence is less honest "
-                       "on a new corpus, language and microphone than on new speakers of known corpora.")
+                       f"ECE is {loco_ece[0]:.3f} before and **{loco_ece[1]:.3f} after**"
+                       + (": confidence is less honest on a new corpus, language and microphone than on new speakers "
+                          "of known corpora." if worse else ", no worse than on new speakers of known corpora."))
     return f"""# Model card: serkit default model
 
 `serkit predict FILES...`, `serkit analyze RECORDING`, `serkit serve` and `serkit.load_model()` use this model when
@@ -382,7 +394,7 @@ Command: `serkit train recipes/serkit_default.yaml --out {eval_run.as_posix()}`.
 {cal_md}
 
 ## Robustness and speed
-{_robustness_and_speed(recipe)}
+{_robustness_and_speed(recipe, model_sha256)}
 
 ## Known limits
 {chr(10).join("- " + line for line in WHISPER_LIMITS)}
@@ -439,8 +451,9 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     bundle.save(args.out)
     size_kb = args.out.stat().st_size / 1024
+    model_sha256 = hashlib.sha256(args.out.read_bytes()).hexdigest()
     card = (whisper_card(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run, loco,
-                         baseline, calibration, args.loco_run) if encoder else
+                         baseline, calibration, args.loco_run, model_sha256) if encoder else
             card_markdown(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run))
     atomic_write_text(args.card, card)
     print(f"wrote {args.out} ({size_kb:.0f} kB) and {args.card}")

@@ -354,6 +354,38 @@ def test_cross_fitted_temperature_uses_out_of_fold_predictions_of_every_training
     assert not set(np.concatenate(order)) & set(split.test)  # the test clips never calibrate
 
 
+def test_cross_fit_covers_rebalanced_augmented_training_and_a_default_grid(tiny_corpus, tmp_path, monkeypatch):
+    from serkit.models.classical import LogisticRegressionClassifier
+    from serkit.training import experiment
+
+    fits = []
+    real_fit = LogisticRegressionClassifier.fit
+
+    def spy(self, X, y, X_val=None, y_val=None):
+        fits.append((list(self.grid), len(X)))
+        return real_fit(self, X, y, X_val, y_val)
+
+    monkeypatch.setattr(LogisticRegressionClassifier, "fit", spy)
+    recipe = Recipe.from_dict({
+        "name": "tiny_logreg", "corpus": {"name": "csv", "root": str(tiny_corpus / "manifest.csv")},
+        "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"},
+        "model": {"name": "logreg"},  # the default C grid
+        "protocol": {"name": "holdout", "test_size": 0.25, "val_size": 0.2},
+        "calibration": {"method": "temperature", "fit_on": "cross_fit", "folds": 3},
+        "augment": {"rebalance": {"by": ["label"]}, "gain": {"fraction": 0.5}},
+    })
+    res = experiment.run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "c")
+    fold = res.per_fold.iloc[0]
+    assert fold["calibration_items"] == fold["n_train"]  # each original training clip once, not its repeats/copies
+    assert fold["n_augmented"] == round(0.5 * fold["n_train"])
+    (main_grid, n_main), *copies = fits
+    assert len(main_grid) > 1 and len(copies) == 3
+    # the copies keep the C the fold's model chose, and each trains on the other speakers' items only
+    assert all(grid == [fold["chosen_C"]] for grid, _ in copies)
+    assert sum(n for _, n in copies) == 2 * n_main  # every item left out by exactly one of the three groups
+    assert np.isfinite(fold["temperature"]) and 0 <= fold["ece_after"] <= 1
+
+
 def test_calibration_config_reads_the_short_forms_and_checks_its_fields():
     from pydantic import ValidationError
 

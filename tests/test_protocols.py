@@ -378,6 +378,10 @@ def test_train_only_is_checked():
         make_splits(table, ProtocolConfig(name="loso", train_only=["emodb", "ravdess"]))
     with pytest.raises(ValidationError, match="train_only"):
         ProtocolConfig(name="leave_one_corpus_out", train_only=["emodb"])
+    with pytest.raises(ConfigError, match="belong to a train_only corpus"):
+        make_splits(table, ProtocolConfig(name="final", val_speakers=["ravdess-01"], train_only=["ravdess"]))
+    final = make_splits(table, ProtocolConfig(name="final", val_speakers=["emodb-03"], train_only=["ravdess"]))[0]
+    assert set(np.flatnonzero(table["corpus"] == "ravdess")) <= set(final.train)
     # an extra corpus that shares a speaker with the test speakers makes that fold SD, as the data say
     shared = table.copy()
     shared.loc[shared["corpus"] == "ravdess", "speaker"] = "emodb-03"

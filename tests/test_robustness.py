@@ -193,6 +193,9 @@ def test_a_fraction_of_the_items_gets_each_kind_of_copy():
     # fraction 1 (the default) copies every item, as before fractions existed
     full = augment_training_set(signals, labels, AugmentConfig(noise={}), SR, seed=0)
     assert list(full.kind).count("noise") == 10
+    # rounding never drops a kind: a small set still gets one copy
+    small = augment_training_set(signals[:3], labels[:3], AugmentConfig(telephone={"fraction": 0.1}), SR, seed=0)
+    assert list(small.kind).count("telephone") == 1
     with pytest.raises(ValidationError):
         AugmentConfig(noise={"fraction": 0})
     with pytest.raises(ValidationError):

@@ -214,7 +214,8 @@ def _pick_fraction(n: int, fraction: float, rng: np.random.Generator) -> np.ndar
     """Sorted positions of a seeded random ``fraction`` of ``n`` items (all of them when ``fraction`` is 1)."""
     if fraction >= 1.0:
         return np.arange(n)
-    return np.sort(rng.choice(n, size=int(round(fraction * n)), replace=False))
+    # at least one item: a small training set must not lose a kind of copy to rounding
+    return np.sort(rng.choice(n, size=min(n, max(1, int(round(fraction * n)))), replace=False))
 
 
 def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rng: np.random.Generator) -> list[np.ndarray]:

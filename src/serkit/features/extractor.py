@@ -1,8 +1,9 @@
 """From an utterance table to feature arrays: audio loading, frontends in batches, the on-disk cache.
 
 Audio -> features happens once per (file content, audio config, frontend config): later runs, folds and
-seeds read the cache. Augmented training copies are made from waveforms per fold and never cached, since they
-depend on the fold's seed.
+seeds read the cache. Augmented training copies are made from waveforms per fold; a pretrained encoder's features
+of them are cached by the sha256 of their samples (:meth:`FeatureExtractor.from_signals_cached`), so a rerun with
+the same seed reads them back.
 """
 
 from __future__ import annotations

@@ -320,11 +320,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         if recipe.calibration.fit_on == "cross_fit":
             held_out = _concat_held_out(held_out, _cross_fit_proba(
                 recipe, split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va, info,
-                lambda group: create_learner(  # a torch head checkpoints in its own folder, apart from the fold's
-                    recipe.model.name, num_classes=len(labels), input_shape=item_shape(X_tr),
-                    options=_chosen_options(recipe, info), seed=split.seed,
-                    trainer=partial(make_trainer, workdir=fold_dir / "calibration" / f"group{group}",
-                                    progress=False))))
+                partial(_cross_fit_learner, recipe, labels, item_shape(X_tr), _chosen_options(recipe, info),
+                        split.seed, partial(make_trainer, progress=False), fold_dir, init_path), resume=resume))
         proba = _calibrate(*held_out, y_te, proba, info)
     metrics = compute_metrics([labels[i] for i in y_te], [labels[i] for i in pred], labels)
     main = dist.is_main_process()
@@ -379,23 +376,40 @@ def _concat_held_out(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray,
 
 
 def _chosen_options(recipe, info: dict) -> dict:
-    """The model's options with a validation-chosen hyperparameter (``chosen_<name>`` in the fit info) fixed, so
-    that the cross-fitted copies are the fold's model trained on less data, not a new selection."""
+    """The model's options with a validation-chosen hyperparameter (``chosen_<name>`` in the fit info, named as the
+    model's option) fixed, also when the recipe left the grid at its default, so that the cross-fitted copies are
+    the fold's model trained on less data, not a new selection. (A copy is not refitted on the validation
+    speakers, as a ``refit: true`` fold model is: it predicts other speakers than those, and fewer of them.)"""
     options = dict(recipe.model.options)
     for key, value in info.items():
-        if key.startswith("chosen_") and key[len("chosen_"):] in options:
-            options[key[len("chosen_"):]] = value
+        if key.startswith("chosen_"):
+            options[key.removeprefix("chosen_")] = value
     return options
 
 
+def _cross_fit_learner(recipe, labels, input_shape, options, seed: int, make_trainer, fold_dir: Path,
+                       init_path: Path | None, group: int):
+    """A new head like the fold's for cross-fitted calibration group ``group``: seeded per group (a resumed run
+    gives the same temperature), started as the fold's model was (``init_from``), a torch head checkpointing in
+    its own folder apart from the fold's."""
+    seed_everything(seed + 1000 * (group + 1))
+    learner = create_learner(recipe.model.name, num_classes=len(labels), input_shape=input_shape, options=options,
+                             seed=seed, trainer=partial(make_trainer, workdir=fold_dir / "calibration" / f"group{group}"))
+    if init_path is not None:
+        init_from_checkpoint(learner.model, init_path, prefixes=recipe.model.init_prefixes)
+    return learner
+
+
 def _cross_fit_proba(recipe, split: Split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va,
-                     info: dict, new_learner) -> tuple[np.ndarray, np.ndarray]:
+                     info: dict, new_learner, *, resume: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities of the training speakers' original utterances (calibration ``cross_fit``).
 
     The training speakers are cut into ``calibration.folds`` groups (scikit-learn's GroupKFold: sizes balanced,
     deterministic); for each group a new learner trained on the other groups' training items (their rebalanced
     repeats and augmented copies included, normalised as the fold's model saw them) predicts the group's
-    original utterances, once each. The test speakers are never touched.
+    original utterances, once each. The test speakers are never touched. (Babble copies of a kept speaker's clip
+    may carry a held-out group's voices in the background, and the normaliser's statistics include the held-out
+    groups: both make the out-of-fold predictions a little easier than a new speaker's, never the test's.)
     """
     speakers = table["speaker"].to_numpy()
     groups = np.unique(spk_tr.astype(str))
@@ -408,7 +422,7 @@ def _cross_fit_proba(recipe, split: Split, X, y, table, owner, normalizer, X_tr,
         held_speakers = groups[held]
         keep = ~np.isin(spk_tr.astype(str), held_speakers)
         learner = new_learner(g)
-        learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, resume=False)
+        learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, resume=resume)
         rows = split.train[np.isin(speakers[split.train].astype(str), held_speakers)]
         items = _segment_items(rows, owner)
         spk_items = speakers if owner is None else speakers[owner]

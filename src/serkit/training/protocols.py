@@ -442,6 +442,9 @@ def make_splits(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
         raise ConfigError(f"train_only: no corpus {', '.join(map(repr, unknown))} in the table (corpora: "
                           f"{', '.join(sorted(set(corpus)))})")
     extra = np.flatnonzero(np.isin(corpus, cfg.train_only))
+    in_extra = sorted(set(cfg.val_speakers) & set(table["speaker"].astype(str).to_numpy()[extra]))
+    if in_extra:
+        raise ConfigError(f"val_speakers: {in_extra} belong to a train_only corpus, which never validates")
     evaluated = np.flatnonzero(~np.isin(corpus, cfg.train_only))
     if not evaluated.size:
         raise ConfigError("train_only: every corpus of the table is train-only; leave at least one to evaluate on")
