@@ -169,8 +169,15 @@ def calibration_rows(eval_run: Path) -> dict | None:
     per_fold = pd.read_csv(eval_run / "results.csv")
     if "ece_after" not in per_fold:
         return None
+    from serkit.models.calibration import expected_calibration_error
+
+    preds = pd.read_csv(eval_run / "predictions.csv")
+    labels = json.loads((eval_run / "summary.json").read_text())["labels"]
+    proba = preds[[f"p_{lab}" for lab in labels]].to_numpy()
+    pooled = expected_calibration_error(proba, preds["true"].map(labels.index).to_numpy())
     return {k: (float(per_fold[k].mean()), float(per_fold[k].std(ddof=1)) if len(per_fold) > 1 else None)
-            for k in ("ece_before", "ece_after", "temperature")} | {"folds": len(per_fold)}
+            for k in ("ece_before", "ece_after", "temperature")} | {"folds": len(per_fold), "pooled_ece_after": pooled,
+                                                                     "n_clips": len(preds)}
 
 
 ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other training speakers",
@@ -328,8 +335,11 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         (b, bs), (a, as_), (t, _) = calibration["ece_before"], calibration["ece_after"], calibration["temperature"]
         cal_md = (f"Temperature scaling, fitted per fold on {_calibration_source(recipe)}, applied to its test "
                   f"speakers: expected calibration error (15 equal-width bins) **{b:.3f} ± {bs:.3f} before, "
-                  f"{a:.3f} ± {as_:.3f} after** (mean temperature {t:.2f}; {calibration['folds']} folds of "
-                  f"`{eval_run.as_posix()}`). The shipped model's temperature "
+                  f"{a:.3f} ± {as_:.3f} after** (mean over folds; temperature {t:.2f} on average; "
+                  f"{calibration['folds']} folds of `{eval_run.as_posix()}`); over all {calibration['n_clips']} "
+                  f"test clips of the folds together, each predicted by a model that never heard its speaker, "
+                  f"**{calibration['pooled_ece_after']:.3f}** after (fewer clips per bin make a fold's ECE larger). "
+                  "The shipped model's temperature "
                   f"({bundle.info.get('temperature', float('nan')):.3f}) was fitted the same way on its training "
                   "and validation speakers; the probabilities serkit prints are the calibrated ones. "
                   "`--min-confidence P` answers 'uncertain' below P.")

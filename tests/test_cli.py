@@ -50,6 +50,10 @@ def test_errors_name_what_is_wrong(tmp_path):
     bad.write_text("name: [unclosed")
     r = runner.invoke(app, ["train", str(bad)])
     assert r.exit_code == 2 and "not valid YAML" in r.output
+    twice = tmp_path / "twice.yaml"  # a key given twice is refused, not silently overwritten by the last one
+    twice.write_text("name: baseline\ndescription: x\nname: other\nmodel: {name: logreg}\n")
+    r = runner.invoke(app, ["train", str(twice)])
+    assert r.exit_code == 2 and "'name' given twice (first on line 1)" in " ".join(r.output.split())
     r = runner.invoke(app, ["corpus", "info", str(tmp_path / "nowhere"), "--corpus", "emodb"])
     assert r.exit_code == 2 and "nowhere" in r.output
     r = runner.invoke(app, ["corpus", "info", str(tmp_path), "--corpus", "no-such-corpus"])
