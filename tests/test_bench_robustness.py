@@ -149,6 +149,10 @@ def test_card_clean_row_is_the_models_ua_and_files_are_written(tiny_model, tiny_
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["argv"] == argv and "--speakers csv-s2,csv-s3" in saved["command"]
     assert saved["seed"] == 7 and saved["corpora"]["csv"]["n_clips"] == 16
+    # the model file measured is named by its sha256, so that a model card quotes these figures for it only
+    import hashlib
+
+    assert saved["model_sha256"] == hashlib.sha256(tiny_model_path.read_bytes()).hexdigest()
     clean_line = next(line for line in md.splitlines() if line.startswith("| clean |"))
     assert clean_line.split("|")[2].strip() == f"{direct * 100:.1f}"
     white_line = next(line for line in md.splitlines() if line.startswith("| white noise, SNR 10 dB |"))
