@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -297,8 +298,6 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
     recipe = bundle.recipe
     loco_recipe = {}
     if loco_run is not None and (loco_run / "recipe.yaml").is_file():
-        import yaml
-
         loco_recipe = yaml.safe_load((loco_run / "recipe.yaml").read_text())
     fe = recipe["frontend"]
     name = {"ua": "UA", "wa": "WA", "macro_f1": "macro F1"}

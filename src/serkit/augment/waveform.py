@@ -332,22 +332,22 @@ def augment_training_set(
 
     out_signals = list(base)
     out_sources = list(base_sources)
+    # (kind, copies per item, the copies, the sources of the items they were made from)
     copies_per_item = []
     if cfg.awgn is not None:
-        copies_per_item.append(("awgn", cfg.awgn.copies, _awgn_copies(base, cfg.awgn, _stream(seed, "awgn"))))
+        made = _awgn_copies(base, cfg.awgn, _stream(seed, "awgn"))
+        copies_per_item.append(("awgn", cfg.awgn.copies, made, base_sources))
     if cfg.time_shift is not None:
         made = _shift_copies(base, cfg.time_shift, sample_rate, _stream(seed, "time_shift"))
-        copies_per_item.append(("time_shift", cfg.time_shift.copies, made))
+        copies_per_item.append(("time_shift", cfg.time_shift.copies, made, base_sources))
     if cfg.speed is not None:
         made = _speed_copies(base, cfg.speed, sample_rate, _stream(seed, "speed"))
-        copies_per_item.append(("speed", cfg.speed.copies, made))
+        copies_per_item.append(("speed", cfg.speed.copies, made, base_sources))
     if speakers is not None:
         # unknown speakers (None/NaN) count as one and the same speaker: babble never risks the clip's own voice
         speakers = np.asarray(["<unknown>" if pd.isna(s) else str(s) for s in speakers], dtype=object)
         if speakers.shape != (n,):
             raise ConfigError(f"speakers: expected one speaker per signal ({n}), got shape {speakers.shape}")
-    # (kind, copies, made, sources of the items they were made from)
-    copies_per_item = [(kind, copies, made, base_sources) for kind, copies, made in copies_per_item]
     robustness = [
         ("noise", cfg.noise, lambda items, srcs, c, r: _noise_copies(items, c, r)),
         ("babble", cfg.babble, lambda items, srcs, c, r: _babble_copies(items, srcs, originals, speakers, c, r)),

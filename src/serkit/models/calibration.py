@@ -35,6 +35,7 @@ __all__ = [
     "reliability_table",
 ]
 
+
 class CalibrationConfig(BaseModel):
     """How a recipe calibrates its model's probabilities (a recipe's ``calibration`` field).
 

@@ -316,13 +316,15 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
 
     y_te = y[split.test]
     if recipe.calibration.enabled:
-        held_out = _validation_proba(learner, X_va, split, owner, va, y)
+        held_proba, held_y = _validation_proba(learner, X_va, split, owner, va, y)
         if recipe.calibration.fit_on == "cross_fit":
-            held_out = _concat_held_out(held_out, _cross_fit_proba(
-                recipe, split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va, info,
-                partial(_cross_fit_learner, recipe, labels, item_shape(X_tr), _chosen_options(recipe, info),
-                        split.seed, partial(make_trainer, progress=False), fold_dir, init_path), resume=resume))
-        proba = _calibrate(*held_out, y_te, proba, info)
+            new_learner = partial(_cross_fit_learner, recipe, labels, item_shape(X_tr), _chosen_options(recipe, info),
+                                  split.seed, partial(make_trainer, progress=False), fold_dir, init_path)
+            oof_proba, oof_y = _cross_fit_proba(split, recipe.calibration.folds, X, y, speakers, owner, normalizer,
+                                                X_tr, y_tr, spk_tr, X_va, y_va, new_learner, resume=resume)
+            held_proba, held_y = np.concatenate([held_proba, oof_proba]), np.concatenate([held_y, oof_y])
+            info["calibration_items"] = len(oof_y)
+        proba = _calibrate(held_proba, held_y, y_te, proba, info)
     metrics = compute_metrics([labels[i] for i in y_te], [labels[i] for i in pred], labels)
     main = dist.is_main_process()
     if main:
@@ -371,10 +373,6 @@ def _validation_proba(learner, X_va, split: Split, owner, va, y) -> tuple[np.nda
     return val_proba, y[split.val]
 
 
-def _concat_held_out(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([p for p, _ in parts]), np.concatenate([t for _, t in parts])
-
-
 def _chosen_options(recipe, info: dict) -> dict:
     """The model's options with a validation-chosen hyperparameter (``chosen_<name>`` in the fit info, named as the
     model's option) fixed, also when the recipe left the grid at its default, so that the cross-fitted copies are
@@ -400,38 +398,38 @@ def _cross_fit_learner(recipe, labels, input_shape, options, seed: int, make_tra
     return learner
 
 
-def _cross_fit_proba(recipe, split: Split, X, y, table, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va,
-                     info: dict, new_learner, *, resume: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _cross_fit_proba(split: Split, folds: int, X, y, speakers, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va,
+                     new_learner, *, resume: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities of the training speakers' original utterances (calibration ``cross_fit``).
 
-    The training speakers are cut into ``calibration.folds`` groups (scikit-learn's GroupKFold: sizes balanced,
-    deterministic); for each group a new learner trained on the other groups' training items (their rebalanced
-    repeats and augmented copies included, normalised as the fold's model saw them) predicts the group's
-    original utterances, once each. The test speakers are never touched. (Babble copies of a kept speaker's clip
-    may carry a held-out group's voices in the background, and the normaliser's statistics include the held-out
-    groups: both make the out-of-fold predictions a little easier than a new speaker's, never the test's.)
+    The training speakers are cut into ``folds`` groups (scikit-learn's GroupKFold: sizes balanced,
+    deterministic); for each group a new learner (``new_learner(group)``) trained on the other groups' training
+    items (their rebalanced repeats and augmented copies included, normalised as the fold's model saw them)
+    predicts the group's original utterances, once each. The test speakers are never touched. (Babble copies of a
+    kept speaker's clip may carry a held-out group's voices in the background, and the normaliser's statistics
+    include the held-out groups: both make the out-of-fold predictions a little easier than a new speaker's,
+    never the test's.) ``speakers``: the speaker of every row of the utterance table.
     """
-    speakers = table["speaker"].to_numpy()
-    groups = np.unique(spk_tr.astype(str))
-    k = recipe.calibration.folds
-    if groups.size < k:
-        raise ConfigError(f"calibration.folds: {k} speaker groups wanted, but fold {split.name} has only "
+    item_speakers = spk_tr.astype(str)
+    train_row_speakers = speakers[split.train].astype(str)
+    spk_items = speakers if owner is None else speakers[owner]  # the speaker of every item (segment) of X
+    groups = np.unique(item_speakers)
+    if groups.size < folds:
+        raise ConfigError(f"calibration.folds: {folds} speaker groups wanted, but fold {split.name} has only "
                           f"{groups.size} training speaker(s)")
     probas, truths = [], []
-    for g, (_, held) in enumerate(GroupKFold(n_splits=k).split(groups, groups=groups)):
+    for g, (_, held) in enumerate(GroupKFold(n_splits=folds).split(groups, groups=groups)):
         held_speakers = groups[held]
-        keep = ~np.isin(spk_tr.astype(str), held_speakers)
+        keep = ~np.isin(item_speakers, held_speakers)
         learner = new_learner(g)
         learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, resume=resume)
-        rows = split.train[np.isin(speakers[split.train].astype(str), held_speakers)]
+        rows = split.train[np.isin(train_row_speakers, held_speakers)]
         items = _segment_items(rows, owner)
-        spk_items = speakers if owner is None else speakers[owner]
         proba = learner.predict_proba(normalizer.transform(take_items(X, items), speakers=spk_items[items]))
         if owner is not None:
             proba = average_segments(proba, np.searchsorted(rows, owner[items]), len(rows))
         probas.append(np.asarray(proba))
         truths.append(y[rows])
-    info["calibration_items"] = int(sum(len(t) for t in truths))
     return np.concatenate(probas), np.concatenate(truths)
 
 

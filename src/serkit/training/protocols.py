@@ -441,11 +441,12 @@ def make_splits(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
     if unknown:
         raise ConfigError(f"train_only: no corpus {', '.join(map(repr, unknown))} in the table (corpora: "
                           f"{', '.join(sorted(set(corpus)))})")
-    extra = np.flatnonzero(np.isin(corpus, cfg.train_only))
+    is_extra = np.isin(corpus, cfg.train_only)
+    extra = np.flatnonzero(is_extra)
     in_extra = sorted(set(cfg.val_speakers) & set(table["speaker"].astype(str).to_numpy()[extra]))
     if in_extra:
         raise ConfigError(f"val_speakers: {in_extra} belong to a train_only corpus, which never validates")
-    evaluated = np.flatnonzero(~np.isin(corpus, cfg.train_only))
+    evaluated = np.flatnonzero(~is_extra)
     if not evaluated.size:
         raise ConfigError("train_only: every corpus of the table is train-only; leave at least one to evaluate on")
     # the protocol splits the evaluated corpora alone; positions are mapped back and the extra rows join training
