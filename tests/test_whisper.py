@@ -155,6 +155,28 @@ def test_truncated_encoder_holds_and_runs_only_the_blocks_used(tiny_models):
         encoder(mel, [2])
 
 
+
+def test_padded_batch_through_blocks_gives_each_clip_its_own_states(tiny_models):
+    # Fine-tuning runs the top blocks on padded batches of clips of unequal length: with the valid-frame mask the
+    # audio frames must get exactly the states the clip gets alone; without it the padding leaks into them.
+    encoder = WhisperEncoder.from_weights(load_whisper_encoder_weights(tiny_models["ct2"]))
+    clips = [encoder(whisper_log_mel(_speechlike(s, seed))[None], [0])[0][0] for seed, s in enumerate((0.6, 1.3))]
+    x = torch.nn.utils.rnn.pad_sequence(clips, batch_first=True)
+    valid = torch.arange(x.shape[1])[None, :] < torch.tensor([len(c) for c in clips])[:, None]
+    with torch.no_grad():
+        alone = []
+        for c in clips:
+            y = c[None]
+            for block in encoder.blocks:
+                y = block(y)
+            alone.append(y[0])
+        batched, unmasked = x, x
+        for block in encoder.blocks:
+            batched, unmasked = block(batched, valid), block(unmasked)
+    for i, a in enumerate(alone):
+        np.testing.assert_allclose(batched[i, : len(a)].numpy(), a.numpy(), atol=1e-5)
+    assert not np.allclose(unmasked[0, : len(alone[0])].numpy(), alone[0].numpy(), atol=1e-3)
+
 def test_hub_id_is_read_through_huggingface_hub(tiny_models, monkeypatch):
     huggingface_hub = pytest.importorskip("huggingface_hub")
     asked = {}

@@ -168,14 +168,18 @@ class _Attention(nn.Module):
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         b, t, d = x.shape
         h = self.n_heads
 
         def heads(y: torch.Tensor) -> torch.Tensor:
             return y.view(b, t, h, d // h).transpose(1, 2)
 
-        y = F.scaled_dot_product_attention(heads(self.query(x)), heads(self.key(x)), heads(self.value(x)))
+        # valid (B, T) bool: frames that are audio; padded frames are never attended to, so a padded batch gives
+        # each clip the states it gets alone (used when fine-tuning blocks on batches of clips of unequal length).
+        mask = None if valid is None else valid[:, None, None, :]
+        y = F.scaled_dot_product_attention(heads(self.query(x)), heads(self.key(x)), heads(self.value(x)),
+                                           attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -189,8 +193,8 @@ class _Block(nn.Module):
         self.mlp_ln = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_ln(x))
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_ln(x), valid)
         return x + self.mlp(self.mlp_ln(x))
 
 
