@@ -13,9 +13,12 @@ every degradation acts on what the model hears):
 
 - clean: the clip as read;
 - white, pink and babble noise at SNR 20, 10 and 5 dB, the SNR over the whole clip
-  (:func:`serkit.augment.robustness.mix_at_snr`). Babble (``--babble-talkers`` voices,
-  :func:`~serkit.augment.robustness.babble_noise`) is made from clips of OTHER held-out speakers of the clip's
-  corpus (of the other corpora when its corpus has only one held-out speaker), one clip per speaker;
+  (:func:`serkit.augment.robustness.mix_at_snr`). Babble (``--babble-talkers`` voices at once,
+  :func:`~serkit.augment.robustness.babble_noise`) is made from clips of the OTHER held-out speakers of every
+  corpus evaluated, one clip per speaker, so every corpus hears the same number of talkers (a corpus with two
+  held-out speakers would otherwise hear a single voice, which is another condition);
+- one competing talker at SNR 20, 10 and 5 dB: one clip of another held-out speaker (any corpus), the hardest
+  kind of background speech for a model that pools over the whole clip;
 - reverberation in three simulated shoebox rooms (pyroomacoustics' image-source method, nominal RT60 by Sabine's
   formula; the RT60 measured on the simulated impulse responses is written beside it), ``--rirs-per-room``
   source/microphone placements per room, each clip convolved with one of them;
@@ -82,7 +85,9 @@ from serkit.errors import SerkitError
 from serkit.utils import atomic_write_bytes, atomic_write_text
 
 SNRS_DB = (20.0, 10.0, 5.0)
-NOISES = ("white", "pink", "babble")
+NOISES = ("white", "pink", "babble", "talker")
+#: the noises issue 14's 10 dB target names (the competing talker is reported beside them)
+TARGET_NOISES = ("white", "pink", "babble")
 #: name -> (length x width x height in m, nominal RT60 in s)
 ROOMS: dict[str, tuple[tuple[float, float, float], float]] = {
     "small": ((3.0, 4.0, 2.5), 0.3),
@@ -115,7 +120,9 @@ class Condition:
 def conditions() -> list[Condition]:
     """Every condition of the card, in table order."""
     out = [Condition("clean", "clean", "clean")]
-    out += [Condition(f"{noise}_snr{snr:g}", "noise", f"{noise} noise, SNR {snr:g} dB", noise=noise, snr_db=snr)
+    out += [Condition(f"{noise}_snr{snr:g}", "noise",
+                      f"{'one competing talker' if noise == 'talker' else noise + ' noise'}, SNR {snr:g} dB",
+                      noise=noise, snr_db=snr)
             for noise in NOISES for snr in SNRS_DB]
     out += [Condition(f"reverb_{room}", "reverb", f"reverberation, {room} room", room=room) for room in ROOMS]
     out.append(Condition("telephone", "telephone", "telephone band (300-3400 Hz, 8 kHz)"))
@@ -168,17 +175,18 @@ class Degrader:
     def apply(self, condition: Condition, y: np.ndarray, clip_id: str, speaker: str = "",
               babble_speakers: Sequence[str] = ()) -> tuple[np.ndarray, str | None]:
         """``y`` (a clip of ``speaker``) under ``condition``, and a note ("looped" / "cropped" for lengths, the
-        talkers for babble). Babble comes from one clip of each of ``babble_speakers`` other than ``speaker``."""
+        talkers for babble). Babble (and the competing talker) comes from one clip of each of ``babble_speakers``
+        other than ``speaker``."""
         rng = clip_rng(self.seed, condition.key, clip_id)
         if condition.group == "clean":
             return y, None
         if condition.group == "noise":
-            if condition.noise == "babble":
+            if condition.noise in ("babble", "talker"):
                 others = [s for s in babble_speakers if s != speaker]
                 if not others:
                     raise ValueError(f"{clip_id}: babble needs another held-out speaker than {speaker}")
                 voices = [self.babble_pool[s][int(rng.integers(len(self.babble_pool[s])))] for s in others]
-                talkers = min(self.babble_talkers, len(voices))
+                talkers = 1 if condition.noise == "talker" else min(self.babble_talkers, len(voices))
                 noise = babble_noise(voices, y.size, talkers, rng)
                 return mix_at_snr(y, noise, condition.snr_db), f"{talkers} talker(s)"
             return mix_at_snr(y, coloured_noise(y.size, condition.noise, rng), condition.snr_db), None
@@ -402,6 +410,9 @@ def markdown(report: dict) -> str:
     lengths = "; ".join(f"{s} s: {n['cropped']} cropped, {n['looped']} looped" for s, n in report["lengths"].items())
     target = report["target_10db"]
     target_line = ", ".join(f"{k} {_fmt(v, True)}" for k, v in target["drops"].items())
+    if target.get("beside"):
+        target_line += "; beside the target's noises, " + ", ".join(
+            f"{'one competing talker' if k == 'talker' else k} {_fmt(v, True)}" for k, v in target["beside"].items())
     return f"""# Robustness card
 
 UA (unweighted average recall, %) of **{model['source']}** ({model['recipe']}, labels {', '.join(model['labels'])})
@@ -413,7 +424,8 @@ on held-out speakers' clips, clean and degraded; in brackets the change against 
   and clip's names: reruns give the same numbers){f"; at most {report['max_clips']} clips per corpus" if
   report['max_clips'] else ''}.
 - Clips are read at the model's rate ({model['sample_rate']} Hz) and degraded there. SNR is over the whole clip.
-  Babble: {report['babble_talkers']} talkers at most, one clip each of other held-out speakers.
+  Babble: {report['babble_talkers']} talkers at once, one clip each of other held-out speakers of every corpus;
+  the competing talker: one such clip.
 - Rooms (shoebox, image-source method, {report['rirs_per_room']} placements each): {rooms}.
 - Codecs (libsndfile, bitrate measured on these clips): {codecs}.
 - Clip length: a longer clip is cropped to its centre, a shorter one looped from its start ({lengths}).
@@ -584,18 +596,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if not clips:
             raise SystemExit("no held-out speaker's clip in any corpus")
 
-        # Babble of a clip: other held-out speakers of its corpus, or of the other corpora when it has only one.
+        # Babble of a clip: the other held-out speakers of every corpus (the same talker count for every corpus).
         for clip_list in clips.values():
             for clip in clip_list:
                 degrader.babble_pool.setdefault(clip.speaker, []).append(clip.y)
         babble_of: dict[str, list[str]] = {}
-        for name, clip_list in clips.items():
-            own = corpus_info[name]["speakers"]
-            if len(own) > 1:
-                babble_of[name], corpus_info[name]["babble_source"] = own, "other held-out speakers of this corpus"
-            else:
-                babble_of[name] = sorted(degrader.babble_pool)
-                corpus_info[name]["babble_source"] = "held-out speakers of the other corpora (one speaker here)"
+        for name in clips:
+            babble_of[name] = sorted(degrader.babble_pool)
+            corpus_info[name]["babble_source"] = "the other held-out speakers of every corpus"
 
         total = sum(len(v) for v in clips.values()) * len(all_conditions)
         task = progress.add_task("evaluating", total=total)
@@ -611,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     batch = clip_list[start : start + args.batch_size]
                     signals = []
                     for clip in batch:
-                        if cond.noise == "babble" and not set(babble_of[name]) - {clip.speaker}:
+                        if cond.noise in ("babble", "talker") and not set(babble_of[name]) - {clip.speaker}:
                             available = False
                             break
                         y, note = degrader.apply(cond, clip.y, f"{name}/{clip.clip_id}", clip.speaker,
@@ -679,7 +687,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "length_policy": "longer clips cropped to their centre, shorter ones looped from their start",
         "snr_definition": "10 log10 of clip power over noise power, both over the whole clip",
         "corpora": corpus_info, "conditions": cond_rows,
-        "target_10db": {"max_drop_points": TARGET_DROP_10DB, "drops": {n: drop_at_10(n) for n in NOISES}},
+        "target_10db": {"max_drop_points": TARGET_DROP_10DB, "drops": {n: drop_at_10(n) for n in TARGET_NOISES},
+                        "beside": {n: drop_at_10(n) for n in NOISES if n not in TARGET_NOISES}},
         "plot": out_md.with_suffix(".png").name,
     }
     atomic_write_bytes(out_md.with_suffix(".png"), plot(report))

@@ -248,7 +248,8 @@ def _robustness_and_speed(recipe: dict, model_sha256: str) -> str:
         by_key = {c["key"]: c for c in r["conditions"]}
         clean = by_key["clean"]["mean_ua"] * 100
         cells = [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
-                 (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"))
+                 (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"),
+                  ("talker_snr10", "one competing talker"))
                  if key in by_key]
         worst = min((c for c in r["conditions"] if c["key"] != "clean"), key=lambda c: c["mean_drop"])
         lines.append(f"- Robustness ([docs/benchmarks/robustness.md](benchmarks/robustness.md), held-out speakers of "

@@ -49,7 +49,7 @@ def test_noise_rows_mix_at_the_snr_they_name():
     degrader = robustness.Degrader(SR, seed=3, babble_pool={"b": [tone(0.7, SR, 500.0, seed=1)],
                                                             "c": [tone(1.3, SR, 800.0, seed=2)]})
     noise_rows = [c for c in robustness.conditions() if c.group == "noise"]
-    assert {(c.noise, c.snr_db) for c in noise_rows} == {(n, s) for n in ("white", "pink", "babble")
+    assert {(c.noise, c.snr_db) for c in noise_rows} == {(n, s) for n in ("white", "pink", "babble", "talker")
                                                         for s in (20.0, 10.0, 5.0)}
     for cond in noise_rows:
         out, _ = degrader.apply(cond, y, "corpus/clip1", "a", ["a", "b", "c"])
@@ -78,6 +78,14 @@ def test_babble_comes_from_other_speakers_only():
     assert band(500.0) > 100 * band(3000.0) and band(800.0) > 100 * band(3000.0)
     with pytest.raises(ValueError, match="babble needs another held-out speaker"):
         degrader.apply(cond, y, "x/1", "a", ["a"])
+    # one competing talker: a single voice, never the clip's own speaker
+    talker = next(c for c in robustness.conditions() if c.key == "talker_snr5")
+    for clip in ("x/1", "x/2", "x/3", "x/4"):
+        out, note = degrader.apply(talker, y, clip, "a", ["a", "b", "c"])
+        spectrum = np.abs(np.fft.rfft(out - y))
+        heard = {f: spectrum[(freqs > f - 50) & (freqs < f + 50)].max() for f in (500.0, 800.0, 3000.0)}
+        assert note == "1 talker(s)" and heard[3000.0] * 100 < max(heard[500.0], heard[800.0])
+        assert min(heard[500.0], heard[800.0]) * 100 < max(heard[500.0], heard[800.0])  # one voice, not both
 
 
 def test_clip_lengths_crop_the_centre_or_loop():
