@@ -78,14 +78,25 @@ def test_babble_comes_from_other_speakers_only():
     assert band(500.0) > 100 * band(3000.0) and band(800.0) > 100 * band(3000.0)
     with pytest.raises(ValueError, match="babble needs another held-out speaker"):
         degrader.apply(cond, y, "x/1", "a", ["a"])
-    # one competing talker: a single voice, never the clip's own speaker
+    # one competing talker: a single voice, never the clip's own speaker (with "a" and "b" to choose from, every
+    # one of 20 clips must hear b alone), and each of the other speakers in turn when there are several
     talker = next(c for c in robustness.conditions() if c.key == "talker_snr5")
-    for clip in ("x/1", "x/2", "x/3", "x/4"):
-        out, note = degrader.apply(talker, y, clip, "a", ["a", "b", "c"])
+
+    def heard(out: np.ndarray) -> dict[float, float]:
         spectrum = np.abs(np.fft.rfft(out - y))
-        heard = {f: spectrum[(freqs > f - 50) & (freqs < f + 50)].max() for f in (500.0, 800.0, 3000.0)}
-        assert note == "1 talker(s)" and heard[3000.0] * 100 < max(heard[500.0], heard[800.0])
-        assert min(heard[500.0], heard[800.0]) * 100 < max(heard[500.0], heard[800.0])  # one voice, not both
+        return {f: spectrum[(freqs > f - 50) & (freqs < f + 50)].max() for f in (500.0, 800.0, 3000.0)}
+
+    for k in range(20):
+        out, note = degrader.apply(talker, y, f"x/{k}", "a", ["a", "b"])
+        h = heard(out)
+        assert note == "1 talker(s)" and h[500.0] > 100 * h[3000.0] and h[500.0] > 100 * h[800.0]
+    voices = set()
+    for k in range(20):
+        h = heard(degrader.apply(talker, y, f"x/{k}", "a", ["a", "b", "c"])[0])
+        assert h[3000.0] * 100 < max(h[500.0], h[800.0])
+        assert min(h[500.0], h[800.0]) * 100 < max(h[500.0], h[800.0])  # one voice, not both
+        voices.add(500.0 if h[500.0] > h[800.0] else 800.0)
+    assert voices == {500.0, 800.0}
 
 
 def test_clip_lengths_crop_the_centre_or_loop():
