@@ -186,6 +186,17 @@ ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other traini
                     "gain": "gain"}
 
 
+def _level(recipe: dict) -> str:
+    """How the recipe sets each input's level (audio.normalize), as the card's Input line says it."""
+    how = (recipe.get("audio") or {}).get("normalize", "none")
+    if how == "peak":
+        return (" and scaled to a peak of 1 (each file, each analysis window and each degraded training copy: the "
+                "microphone's gain is not a cue)")
+    if how == "z":
+        return " and scaled to zero mean and unit variance (each file, window and training copy)"
+    return ""
+
+
 def _augmented(recipe: dict) -> str | None:
     """The recipe's robustness augmentation in words (None when it trains on clean audio only)."""
     aug = recipe.get("augment") or {}
@@ -366,7 +377,7 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
   {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
 - **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, chosen on
   validation speakers, then a temperature fitted on {_calibration_source(recipe)} (calibration, below).
-- **Input**: any audio libsndfile reads, resampled to 16 kHz. `serkit predict` judges a file of up to 30 s whole:
+- **Input**: any audio libsndfile reads, resampled to 16 kHz{_level(recipe)}. `serkit predict` judges a file of up to 30 s whole:
   the encoder runs over all of it and the head sees the average of its frames, as in training (whole clips of
   1-10 s); a longer recording by 3 s windows over its speech (found by voice activity detection), averaged and
   listed with `--json`. `serkit analyze` gives a timeline of such windows.

@@ -244,3 +244,35 @@ def test_short_clips_and_odd_rates_and_unknown_speakers():
     with pytest.raises(ConfigError, match="other speakers"):  # unknown speakers are not 'other' to each other
         augment_training_set(signals[1:3], np.zeros(2, dtype=int), cfg, SR, seed=0,
                              speakers=np.array([None, None], dtype=object))
+
+
+def test_augmented_copies_are_level_normalised_like_the_clips(tmp_path, monkeypatch):
+    # With audio.normalize, a user's noisy recording is normalised as a whole (noise included): the training copies
+    # must be too, or training sees louder noisy clips than prediction ever does.
+    from serkit.features.extractor import FeatureExtractor
+    from serkit.recipe import Recipe
+    from serkit.training.experiment import run_experiment
+
+    peaks: list[float] = []
+    original = FeatureExtractor.from_signals_cached
+
+    def recording(self, signals, **kwargs):
+        peaks.extend(float(np.max(np.abs(s))) for s in signals)
+        return original(self, signals, **kwargs)
+
+    monkeypatch.setattr(FeatureExtractor, "from_signals_cached", recording)
+    write_tone_corpus(tmp_path, clips_per_label=2)
+    for normalize in ("peak", "none"):
+        peaks.clear()
+        recipe = Recipe.from_dict({
+            "name": f"tiny_level_{normalize}", "corpus": {"name": "csv", "root": str(tmp_path / "manifest.csv")},
+            "audio": {"sample_rate": 8000, "normalize": normalize}, "frontend": {"name": "egemaps"},
+            "model": {"name": "svm", "C": [1.0]}, "protocol": {"name": "loso", "n_val_speakers": 0},
+            "augment": {"noise": {"colours": ["white"], "snr_db": [0, 0]}},
+        })
+        run_experiment(recipe, tmp_path / f"run_{normalize}", progress=False, cache_dir=tmp_path / "cache")
+        assert peaks, "no augmented copy reached the feature extractor"
+        if normalize == "peak":
+            np.testing.assert_allclose(peaks, 1.0, rtol=1e-6)
+        else:  # without normalisation the copies keep the level the noise gave them
+            assert max(abs(p - 1.0) for p in peaks) > 0.05

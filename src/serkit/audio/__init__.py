@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from serkit.audio.config import AudioConfig, ClipBatch, check_channels, load_clip, load_clips, prepare_signal
+from serkit.audio.config import (
+    AudioConfig,
+    ClipBatch,
+    check_channels,
+    load_clip,
+    load_clips,
+    normalize_level,
+    prepare_signal,
+)
 from serkit.audio.io import SILENCE_PEAK_DBFS, audio_suffixes, find_audio_files, open_audio, read_audio
 from serkit.audio.processing import (
     ChannelChoice,
@@ -28,6 +36,7 @@ __all__ = [
     "fix_length",
     "load_clip",
     "load_clips",
+    "normalize_level",
     "open_audio",
     "parse_channel",
     "peak_normalize",

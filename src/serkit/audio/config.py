@@ -80,13 +80,20 @@ def prepare_signal(y: np.ndarray, sample_rate: int, cfg: AudioConfig) -> np.ndar
         y = remove_silence(y, cfg.sample_rate, top_db=top_db)
     elif cfg.trim_silence_db is not None:
         y, _ = trim_silence(y, cfg.sample_rate, top_db=cfg.trim_silence_db)
-    if cfg.normalize == "peak":
-        y = peak_normalize(y)
-    elif cfg.normalize == "z":
-        y = z_normalize(y)
+    y = normalize_level(y, cfg)
     if cfg.num_samples is not None:
         y = fix_length(y, cfg.num_samples, pad_mode=cfg.pad_mode, crop=cfg.crop)
     return y.astype(np.float32, copy=False)
+
+
+def normalize_level(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """The level normalisation of :func:`prepare_signal` alone (``cfg.normalize``). Training applies it again to
+    augmented copies, because a user's noisy or reverberant recording is normalised as a whole, noise included."""
+    if cfg.normalize == "peak":
+        return peak_normalize(y)
+    if cfg.normalize == "z":
+        return z_normalize(y)
+    return y
 
 
 def load_clip(path: str | os.PathLike[str], cfg: AudioConfig, *, channel: ChannelChoice | None = None) -> np.ndarray:

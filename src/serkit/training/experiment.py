@@ -30,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 from sklearn.model_selection import GroupKFold
 
-from serkit.audio import fix_length, load_clips
+from serkit.audio import fix_length, load_clips, normalize_level
 from serkit.augment import augment_training_set, rebalance_rows
 from serkit.augment.spec import spec_augment
 from serkit.corpora import Corpus, combine, load_corpus
@@ -256,6 +256,9 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
                                    recipe.audio.sample_rate, seed=split.seed, speakers=speakers[train_rows])
         copies = aug.signals[len(train_rows):]
+        if recipe.audio.normalize != "none":
+            # a degraded recording reaches the model normalised as a whole (noise, echo and all): so do the copies
+            copies = [normalize_level(c, recipe.audio) for c in copies]
         if copies and recipe.audio.num_samples is not None:
             # Speed copies change length; a fixed-duration recipe pads or crops them the way it did the originals.
             copies = [fix_length(c, recipe.audio.num_samples, pad_mode=recipe.audio.pad_mode, crop=recipe.audio.crop)
