@@ -21,7 +21,7 @@ the folds of the three seeds are identical), and the whisper-base encoder trunca
 The systems compared, per fold (train / validation / test speakers as the protocol gives them):
 
 - ``frozen``: layers 3 and 4 of the frozen encoder, mean-pooled over time, standardised with the training split's
-  statistics, multinomial logistic regression (balanced classes; LOCO: every corpus and class weighs the same), C
+  statistics, multinomial logistic regression (balanced classes; LOCO: every corpus-class cell weighs the same), C
   from {0.01, 0.03, 0.1} chosen on the validation speakers, not refitted. ``frozen_refit`` refits on training +
   validation speakers as the single-corpus recipes do (their published figure).
 - ``ft``: the same network with blocks 3 and 4 trainable (blocks 1-2 and the convolutions frozen; their output is
@@ -143,8 +143,11 @@ class TopBlocks(nn.Module):
             outs.append((x * w).sum(1) / w.sum(1))
         return torch.cat(outs, -1).float()
 
+    def logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.head((pooled - self.mean) / self.scale)
+
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return self.head((self.pooled(x, valid) - self.mean) / self.scale)
+        return self.logits(self.pooled(x, valid))
 
 
 def _pad(frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,10 +178,12 @@ def _ua(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _sample_weights(y: np.ndarray, corpus: np.ndarray | None) -> np.ndarray:
-    groups = y.astype(str) if corpus is None else np.char.add(np.char.add(corpus.astype(str), "|"), y.astype(str))
-    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inv]
-    return w * len(w) / w.sum()
+    """Inverse-frequency weights (mean 1) of the classes, or (LOCO) of the corpus-class cells: every cell weighs
+    the same. (The recipes' ``rebalance: by: [corpus, label]`` rakes the two margins instead.)"""
+    from serkit.augment.rebalance import balance_weights
+
+    cells = y.astype(str) if corpus is None else np.char.add(np.char.add(corpus.astype(str), "|"), y.astype(str))
+    return balance_weights({"cell": cells})
 
 
 def run(packs: list[Path], weights_path: Path, out: Path, experiments: list[str] | None, seeds: list[int],
@@ -300,21 +305,14 @@ def run(packs: list[Path], weights_path: Path, out: Path, experiments: list[str]
 
 
 def _predict(model: TopBlocks, frames, lengths, idx: np.ndarray, device: str) -> np.ndarray:
-    model.eval()
-    preds = []
-    with torch.no_grad():  # float32: only training steps use bf16, so epoch 0 equals the frozen probe
-        for b in _batches(idx, lengths, 64, None):
-            x, valid = _pad([frames[i] for i in b])
-            preds.append((b, model(x, valid).argmax(-1).cpu().numpy()))
-    out = np.empty(len(idx), int)
-    pos = {v: k for k, v in enumerate(idx)}
-    for b, p in preds:
-        out[[pos[i] for i in b]] = p
-    return out
+    """Class indices of the rows ``idx``: the head on their pooled states (float32, as the frozen probe)."""
+    pooled = torch.from_numpy(_pooled(model, frames, lengths, idx, device)).to(device)
+    with torch.no_grad():
+        return model.logits(pooled).argmax(-1).cpu().numpy()
 
 
 def _pooled(model: TopBlocks, frames, lengths, idx: np.ndarray, device: str) -> np.ndarray:
-    """The chosen epoch's pooled block 3 + 4 states of the rows ``idx`` (features for the refitted probe)."""
+    """The pooled block 3 + 4 states of the rows ``idx``, in that order (float32)."""
     model.eval()
     out = np.empty((len(idx), model.mean.shape[0]), np.float32)
     pos = {v: k for k, v in enumerate(idx)}
