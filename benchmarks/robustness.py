@@ -88,6 +88,8 @@ SNRS_DB = (20.0, 10.0, 5.0)
 NOISES = ("white", "pink", "babble", "talker")
 #: the noises issue 14's 10 dB target names (the competing talker is reported beside them)
 TARGET_NOISES = ("white", "pink", "babble")
+#: the noises made of other held-out speakers' clips (they need another speaker than the clip's own)
+SPEECH_NOISES = ("babble", "talker")
 #: name -> (length x width x height in m, nominal RT60 in s)
 ROOMS: dict[str, tuple[tuple[float, float, float], float]] = {
     "small": ((3.0, 4.0, 2.5), 0.3),
@@ -181,7 +183,7 @@ class Degrader:
         if condition.group == "clean":
             return y, None
         if condition.group == "noise":
-            if condition.noise in ("babble", "talker"):
+            if condition.noise in SPEECH_NOISES:
                 others = [s for s in babble_speakers if s != speaker]
                 if not others:
                     raise ValueError(f"{clip_id}: babble needs another held-out speaker than {speaker}")
@@ -619,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     batch = clip_list[start : start + args.batch_size]
                     signals = []
                     for clip in batch:
-                        if cond.noise in ("babble", "talker") and not set(babble_of[name]) - {clip.speaker}:
+                        if cond.noise in SPEECH_NOISES and not set(babble_of[name]) - {clip.speaker}:
                             available = False
                             break
                         y, note = degrader.apply(cond, clip.y, f"{name}/{clip.clip_id}", clip.speaker,
