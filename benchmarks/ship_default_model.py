@@ -224,11 +224,18 @@ def _encoder_layers(frontend: dict) -> int:
     return load_whisper_encoder_weights(frontend["weights"], max_layer=0).dims.n_layers
 
 
+def _selection(model: dict) -> str:
+    """How the head's hyperparameter was chosen, as the card says it."""
+    if model.get("select_on") == "groups":
+        return "chosen by leaving each training corpus out in turn (the best mean UA over the held-out corpora)"
+    return "chosen on validation speakers"
+
+
 def _head(model: dict) -> str:
     if model["name"] == "logreg":
         return (f"multinomial logistic regression, class weights {model.get('class_weight', 'balanced')}, C from "
-                f"{model.get('C')}" + (", not refitted on the validation speakers" if model.get("refit") is False
-                                       else ""))
+                f"{model.get('C')} {_selection(model)}"
+                + (", not refitted on the validation speakers" if model.get("refit") is False else ""))
     return ", ".join(f"{k} {v}" for k, v in model.items() if k != "name") or "defaults"
 
 
@@ -336,8 +343,10 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
                      f"{mean['macro_f1'] * 100:.1f} |{bmean}")
         cmd = f"serkit train recipes/{lsum['recipe']}.yaml"
         loco_md = "\n".join(lines) + (
-            f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora, choose C on a "
-            "quarter of their speakers, test on every clip of the fourth; nothing of the test corpus is used, not even "
+            f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora ("
+            + ("C chosen by leaving each of them out in turn, a quarter of their speakers held out to calibrate"
+               if loco_recipe.get("model", {}).get("select_on") == "groups" else "C chosen on a quarter of their speakers")
+            + "), test on every clip of the fourth; nothing of the test corpus is used, not even "
             f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. {_loco_system(loco_recipe, recipe)} "
             f"Command: `{cmd}`"
             + (f"; baseline: `serkit train recipes/{baseline[1]['recipe']}.yaml`" if base else "") + ".")
@@ -375,8 +384,8 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 - **Encoder**: OpenAI's Whisper {fe['weights'].replace('whisper-', '')} (MIT licence), frozen, run on each clip's own
   frames (no padding to 30 s) and stopped after layer {max(fe['layers'])} of {_encoder_layers(fe)}; the hidden states of layers
   {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
-- **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, chosen on
-  validation speakers, then a temperature fitted on {_calibration_source(recipe)} (calibration, below).
+- **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, then a
+  temperature fitted on {_calibration_source(recipe)} (calibration, below).
 - **Input**: any audio libsndfile reads, resampled to 16 kHz{_level(recipe)}. `serkit predict` judges a file of up to 30 s whole:
   the encoder runs over all of it and the head sees the average of its frames, as in training (whole clips of
   1-10 s); a longer recording by 3 s windows over its speech (found by voice activity detection), averaged and
@@ -393,8 +402,8 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 
 The training split is resampled so that every corpus and every class weighs the same{
 (", and gets degraded copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
-trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which only chose C and the
-temperature and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
+trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which {"only chose C and the temperature" if recipe["model"].get("select_on") != "groups" else "only fitted the temperature"}
+and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
 or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
 non-commercial use**; retrain on data you may use commercially for anything else. The Whisper weights are MIT.
 

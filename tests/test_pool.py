@@ -171,3 +171,20 @@ def test_repeated_rows_repeat_their_segments():
     owner = np.array([0, 0, 1, 2, 2, 2])
     np.testing.assert_array_equal(_segment_items(np.array([0, 2, 2]), owner), [0, 1, 3, 4, 5, 3, 4, 5])
     np.testing.assert_array_equal(_segment_items(np.array([0, 2]), owner), [0, 1, 3, 4, 5])
+
+
+def test_pool_recipe_chooses_C_by_leaving_training_corpora_out(tone_pool, tmp_path):
+    recipe = Recipe.from_dict({
+        "name": "tiny_pool_loco_groups",
+        "corpus": [{"name": "csv", "root": str(m), "labels": SEVEN, "options": {"name": m.parent.name}}
+                   for m in tone_pool],
+        "audio": {"sample_rate": 8000},
+        "frontend": {"name": "egemaps"},
+        "model": {"name": "logreg", "C": [0.001, 0.1], "select_on": "groups", "refit": False},
+        "protocol": {"name": "leave_one_corpus_out", "val_size": 0.5},
+        "augment": {"rebalance": {"by": ["corpus", "label"]}},
+    })
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert (res.per_fold["selected_on"] == "groups").all()  # every fold had its two training corpora as groups
+    assert set(res.per_fold["chosen_C"]) <= {0.001, 0.1}
+    assert not res.per_fold["refit_on_val"].any()

@@ -53,9 +53,10 @@ class Learner(Protocol):
         """The torch module (what ONNX export takes), or None for a model that is not one."""
 
     def fit(self, X: Any, y: np.ndarray, X_val: Any = None, y_val: np.ndarray | None = None, *,
-            resume: bool = True) -> dict[str, Any]:
+            groups: np.ndarray | None = None, resume: bool = True) -> dict[str, Any]:
         """Fit on (X, y), using the validation split to choose (epoch, hyperparameter); returns fit information
-        for the results table (``train_seconds`` always; ``history``, a per-epoch DataFrame, when there is one)."""
+        for the results table (``train_seconds`` always; ``history``, a per-epoch DataFrame, when there is one).
+        ``groups``: the corpus of every training item, for a model that chooses by leaving groups out."""
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, C)."""
@@ -119,7 +120,8 @@ class TorchLearner:
             self._trainer = self._make_trainer()
         return self._trainer
 
-    def fit(self, X, y, X_val=None, y_val=None, *, resume: bool = True) -> dict[str, Any]:
+    def fit(self, X, y, X_val=None, y_val=None, *, groups=None, resume: bool = True) -> dict[str, Any]:
+        # groups: unused, a network chooses its epoch on the validation split
         if self.trainer is None:
             raise RuntimeError("TorchLearner: no trainer given, so it cannot fit")
         info: dict[str, Any] = {}
@@ -166,10 +168,13 @@ class EstimatorLearner:
     def module(self) -> None:
         return None
 
-    def fit(self, X, y, X_val=None, y_val=None, *, resume: bool = True) -> dict[str, Any]:
+    def fit(self, X, y, X_val=None, y_val=None, *, groups=None, resume: bool = True) -> dict[str, Any]:
         # resume: nothing to resume, a classical fit is one call
         t0 = time.perf_counter()
-        self._model.fit(X, y, X_val, y_val)
+        if groups is not None and getattr(self._model, "select_on", "validation") == "groups":
+            self._model.fit(X, y, X_val, y_val, groups=groups)
+        else:
+            self._model.fit(X, y, X_val, y_val)
         info = dict(self._model.fit_info()) if hasattr(self._model, "fit_info") else {}
         return {**info, "train_seconds": time.perf_counter() - t0}
 

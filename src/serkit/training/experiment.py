@@ -251,6 +251,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     y_items = y if owner is None else y[owner]
     spk_items = speakers if owner is None else speakers[owner]
     X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
+    corpus_rows = table["corpus"].to_numpy() if "corpus" in table.columns else np.full(len(table), "")
+    grp_tr = (corpus_rows if owner is None else corpus_rows[owner])[tr]  # for select_on: groups
     n_aug = 0
     if waveforms is not None:
         aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
@@ -272,6 +274,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
             X_tr = concat_items([X_tr, X_copies])
             y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(train_rows):][copy_of]])
             spk_tr = np.concatenate([spk_tr, speakers[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
+            grp_tr = np.concatenate([grp_tr, corpus_rows[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
             n_aug = len(copies)
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
@@ -305,7 +308,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
         info["n_rebalanced"] = len(train_rows)
     if init_path is not None:  # in the fold's result, so a table shows that the start was pre-trained
         info["init_tensors"] = len(init_info["loaded"])
-    fit = learner.fit(X_tr, y_tr, X_va, y_va, resume=resume)
+    fit = learner.fit(X_tr, y_tr, X_va, y_va, groups=grp_tr, resume=resume)
     history, train_seconds = fit.pop("history", None), fit.pop("train_seconds")
     info.update(fit)
     if history is not None and len(history) and dist.is_main_process():
