@@ -11,6 +11,7 @@ import soundfile as sf
 
 from serkit.augment import RebalanceConfig, balance_weights, rebalance_rows, systematic_resample
 from serkit.errors import ConfigError
+from serkit.models.bundle import ModelBundle
 from serkit.recipe import Recipe
 from serkit.training.experiment import load_recipe_corpus, run_experiment
 from serkit.training.protocols import ProtocolConfig, make_splits
@@ -182,9 +183,17 @@ def test_pool_recipe_chooses_C_by_leaving_training_corpora_out(tone_pool, tmp_pa
         "frontend": {"name": "egemaps"},
         "model": {"name": "logreg", "C": [0.001, 0.1], "select_on": "groups", "refit": False},
         "protocol": {"name": "leave_one_corpus_out", "val_size": 0.5},
-        "augment": {"rebalance": {"by": ["corpus", "label"]}},
+        "augment": {"rebalance": {"by": ["corpus", "label"]}, "noise": {"fraction": 1.0}},
+        "calibration": {"method": "temperature", "fit_on": "cross_fit", "folds": 2},
     })
     res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
-    assert (res.per_fold["selected_on"] == "groups").all()  # every fold had its two training corpora as groups
+    assert (res.per_fold["selected_on"] == "groups").all()
     assert set(res.per_fold["chosen_C"]) <= {0.001, 0.1}
     assert not res.per_fold["refit_on_val"].any()
+    assert (res.per_fold["n_augmented"] > 0).all() and (res.per_fold["calibration_items"] > 0).all()
+    for fold in res.per_fold["fold"]:
+        # the groups left out are exactly the fold's training corpora (degraded copies included): never the test one
+        test_corpus = fold.split("=")[1]
+        model = ModelBundle.load(tmp_path / "run" / "folds" / fold / "model.pt").model
+        for entry in model.selection:
+            assert set(entry["per_group"]) == {"alpha", "beta", "gamma"} - {test_corpus}
