@@ -12,7 +12,8 @@ each C of the grid, three figures of a logistic regression on the rebalanced tra
 
 - **validation speakers**: UA on the fold's validation speakers (a quarter of each training corpus's speakers);
 - **held-out training corpora**: mean UA over the training corpora, each predicted by a model fitted on the other
-  two (what ``select_on: groups`` scores);
+  two (the rule of ``select_on: groups``; the runner's version differs in two ways: it standardises with the whole
+  training split's statistics, the held-out corpus's included, and it also scores the degraded copies);
 - **test**: UA on the held-out corpus (read on the test corpora: only to see what each rule would have got).
 
 The summary takes, per fold, the C (or variant and C) that each rule picks and reports its test UA; neither rule
