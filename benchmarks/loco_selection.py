@@ -127,8 +127,8 @@ def render(df: pd.DataFrame, recipe: Recipe, seconds: float) -> str:
         ua = [fixed.loc[f, "test"] * 100 for f in folds]
         lines.append(f"| fixed C {C:g} (read on the test corpora) | " + " | ".join(f"{u:.1f}" for u in ua)
                      + f" | {np.mean(ua):.1f} | |")
-    detail = ["| held-out corpus | variant | C | UA on validation speakers | UA on held-out training corpora | "
-              "UA on the test corpus |", "|---|---|---:|---:|---:|---:|"]
+    detail = [("| held-out corpus | variant | C | UA on validation speakers | UA on held-out training corpora | "
+               "UA on the test corpus |"), "|---|---|---:|---:|---:|---:|"]
     for r in df.itertuples():
         detail.append(f"| {r.fold} | {r.variant} | {r.C:g} | {r.val * 100:.1f} | {r.inner * 100:.1f} | "
                       f"{r.test * 100:.1f} |")
