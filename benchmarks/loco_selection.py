@@ -111,8 +111,8 @@ def _pick(df: pd.DataFrame, by: str) -> pd.DataFrame:
 def render(df: pd.DataFrame, recipe: Recipe, seconds: float) -> str:
     folds = sorted(df["fold"].unique())
     recipe_rows = df[df["variant"].str.contains("recipe")]
-    summary = [("C on validation speakers (the session 8 recipes)", _pick(recipe_rows, "val")),
-               ("C by leaving each training corpus out (`select_on: groups`, the recipes now)",
+    summary = [("C on validation speakers (the rule of the session 8 recipes)", _pick(recipe_rows, "val")),
+               ("C by leaving each training corpus out (the rule of `select_on: groups`, the recipes now)",
                 _pick(recipe_rows, "inner"))]
     summary.append(("variant and C by leaving each training corpus out", _pick(df, "inner")))
     lines = ["| rule | " + " | ".join(folds) + " | mean | C (or variant) chosen |",
@@ -140,7 +140,10 @@ def render(df: pd.DataFrame, recipe: Recipe, seconds: float) -> str:
         "protocol, level normalisation and rebalancing), SI, strict, UA in %, seed 0; clean clips only (no "
         "degraded copies, no calibration: the recipe's full runs are in [loco.md](loco.md)). See the script's "
         "docstring for the three scores.\n\n"
-        "## What each rule picks, and what it gets on the held-out corpus\n\n" + "\n".join(lines) + "\n\n"
+        "## What each rule picks, and what it gets on the held-out corpus\n\n"
+        f"Both rules choose from the same grid, C {min(C_GRID):g}-{max(C_GRID):g} (the recipes' own grids: "
+        "0.01-0.1 in session 8, 0.0001-0.03 now); the other variants from C "
+        f"{', '.join(f'{c:g}' for c in OTHER_C)}.\n\n" + "\n".join(lines) + "\n\n"
         "Validation speakers are new people of the corpora the model trains on; held-out training corpora are new "
         "corpora, as a user's recordings are. The mean C each rule picks, over the folds: validation speakers "
         f"{np.exp(np.log(summary[0][1]['C']).mean()):.2g}, held-out training corpora "

@@ -236,7 +236,8 @@ def _head(model: dict) -> str:
         return (f"multinomial logistic regression, class weights {model.get('class_weight', 'balanced')}, C from "
                 f"{model.get('C')} {_selection(model)}"
                 + (", not refitted on the validation speakers" if model.get("refit") is False else ""))
-    return ", ".join(f"{k} {v}" for k, v in model.items() if k != "name") or "defaults"
+    options = ", ".join(f"{k} {v}" for k, v in model.items() if k not in ("name", "select_on")) or "defaults"
+    return f"{options}, {_selection(model)}"
 
 
 def _speedup() -> str:
