@@ -370,7 +370,11 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
             cal_md += (f" On a corpus it has never heard (leave one corpus out, mean over the four held-out corpora) "
                        f"ECE is {loco_ece[0]:.3f} before and **{loco_ece[1]:.3f} after**"
                        + (": confidence is less honest on a new corpus, language and microphone than on new speakers "
-                          "of known corpora." if worse else ", no worse than on new speakers of known corpora."))
+                          "of known corpora." if worse else ", no worse than on new speakers of known corpora.")
+                       + (" There the temperature makes it worse: it is fitted on new speakers of known corpora, "
+                          f"who are recognised better than a new corpus, and {'sharpens' if t < 1 else 'softens'} the "
+                          "probabilities more than a new corpus warrants. Read a confidence on recordings unlike the "
+                          "training corpora as an upper bound." if loco_ece[1] > loco_ece[0] else ""))
     return f"""# Model card: serkit default model
 
 `serkit predict FILES...`, `serkit analyze RECORDING`, `serkit serve` and `serkit.load_model()` use this model when
