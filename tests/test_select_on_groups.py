@@ -65,7 +65,7 @@ def test_leaving_groups_out_matches_a_hand_loop():
 
 
 def test_groups_are_required_and_must_be_several():
-    X, y, g = _corpora()
+    X, y, _ = _corpora()
     model = create_model("logreg", num_classes=2, C=[0.01, 0.1], select_on="groups")
     with pytest.raises(ConfigError, match="a group for each"):
         model.fit(X, y)
