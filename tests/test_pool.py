@@ -145,17 +145,23 @@ def tone_pool(tmp_path_factory) -> list[Path]:
     return manifests
 
 
-def test_pool_recipe_loco_with_rebalancing_runs(tone_pool, tmp_path):
-    recipe = Recipe.from_dict({
-        "name": "tiny_pool_loco",
+def _tiny_loco_recipe(tone_pool, name: str, model: dict, augment: dict | None = None, **fields) -> Recipe:
+    """Leave one corpus out over the tone pool: eGeMAPS, rebalanced by corpus and label, half the speakers validate."""
+    return Recipe.from_dict({
+        "name": name,
         "corpus": [{"name": "csv", "root": str(m), "labels": SEVEN, "options": {"name": m.parent.name}}
                    for m in tone_pool],
         "audio": {"sample_rate": 8000},
         "frontend": {"name": "egemaps"},
-        "model": {"name": "svm", "C": [1.0]},
+        "model": model,
         "protocol": {"name": "leave_one_corpus_out", "val_size": 0.5},
-        "augment": {"rebalance": {"by": ["corpus", "label"]}},
+        "augment": {"rebalance": {"by": ["corpus", "label"]}, **(augment or {})},
+        **fields,
     })
+
+
+def test_pool_recipe_loco_with_rebalancing_runs(tone_pool, tmp_path):
+    recipe = _tiny_loco_recipe(tone_pool, "tiny_pool_loco", {"name": "svm", "C": [1.0]})
     corpus = load_recipe_corpus(recipe)
     assert corpus.labels == ["angry", "happy", "sad"]  # calm is not one of the seven
     res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
@@ -175,17 +181,11 @@ def test_repeated_rows_repeat_their_segments():
 
 
 def test_pool_recipe_chooses_C_by_leaving_training_corpora_out(tone_pool, tmp_path):
-    recipe = Recipe.from_dict({
-        "name": "tiny_pool_loco_groups",
-        "corpus": [{"name": "csv", "root": str(m), "labels": SEVEN, "options": {"name": m.parent.name}}
-                   for m in tone_pool],
-        "audio": {"sample_rate": 8000},
-        "frontend": {"name": "egemaps"},
-        "model": {"name": "logreg", "C": [0.001, 0.1], "select_on": "groups", "refit": False},
-        "protocol": {"name": "leave_one_corpus_out", "val_size": 0.5},
-        "augment": {"rebalance": {"by": ["corpus", "label"]}, "noise": {"fraction": 1.0}},
-        "calibration": {"method": "temperature", "fit_on": "cross_fit", "folds": 2},
-    })
+    recipe = _tiny_loco_recipe(
+        tone_pool, "tiny_pool_loco_groups",
+        {"name": "logreg", "C": [0.001, 0.1], "select_on": "groups", "refit": False},
+        augment={"noise": {"fraction": 1.0}},
+        calibration={"method": "temperature", "fit_on": "cross_fit", "folds": 2})
     res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
     assert (res.per_fold["selected_on"] == "groups").all()
     assert set(res.per_fold["chosen_C"]) <= {0.001, 0.1}
