@@ -35,6 +35,12 @@ from serkit.errors import ConfigError
 from serkit.models.registry import register_model
 
 
+def _ua(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """UA as serkit.training.metrics.unweighted_average_recall computes it (mean recall over the classes in
+    ``y_true``); models/ may not import training/."""
+    return float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0))
+
+
 class _GridSelectedClassifier:
     """fit / predict / predict_proba around a scikit-learn estimator with one hyperparameter chosen on validation."""
 
@@ -73,9 +79,7 @@ class _GridSelectedClassifier:
         best, chosen = None, None
         for value in self.grid:
             candidate = self._estimator(value).fit(X, y)
-            # UA (serkit.training.metrics.unweighted_average_recall): mean recall over the classes in y_val
-            ua = recall_score(y_val, candidate.predict(X_val), labels=np.unique(y_val), average="macro",
-                              zero_division=0)
+            ua = _ua(y_val, candidate.predict(X_val))
             self.selection.append({self.param: value, "val_ua": float(ua)})
             if best is None or ua > best[1]:
                 best = (value, ua)
@@ -106,9 +110,7 @@ class _GridSelectedClassifier:
             per_group = {}
             for inner, held in splits:
                 candidate = self._estimator(value).fit(X[inner], y[inner])
-                y_held = y[held]
-                per_group[str(groups[held[0]])] = float(recall_score(
-                    y_held, candidate.predict(X[held]), labels=np.unique(y_held), average="macro", zero_division=0))
+                per_group[str(groups[held[0]])] = _ua(y[held], candidate.predict(X[held]))
             self.selection.append({self.param: value, "val_ua": float(np.mean(list(per_group.values()))),
                                    "per_group": per_group})
         best = max(self.selection, key=lambda s: s["val_ua"])[self.param]
@@ -123,9 +125,10 @@ class _GridSelectedClassifier:
     def fit_info(self) -> dict:
         """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
         chosen = max(self.selection, key=lambda s: s["val_ua"])[self.param] if self.selection else self.grid[0]
-        info = {f"chosen_{self.param}": chosen, "refit_on_val": bool(self.selection) and self.refit}
+        # a fit that chose on validation data, or predicted it after choosing on groups, kept what it said of it
+        info = {f"chosen_{self.param}": chosen, "refit_on_val": self.refit and self.validation_proba is not None}
         if self.selection and getattr(self, "select_on", "validation") == "groups":
-            info.update(selected_on="groups", refit_on_val=self.refit and self.validation_proba is not None)
+            info["selected_on"] = "groups"
         return info
 
     def _fitted(self):

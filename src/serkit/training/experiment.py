@@ -251,8 +251,8 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     y_items = y if owner is None else y[owner]
     spk_items = speakers if owner is None else speakers[owner]
     X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
-    corpus_rows = table["corpus"].to_numpy() if "corpus" in table.columns else np.full(len(table), "")
-    grp_tr = (corpus_rows if owner is None else corpus_rows[owner])[tr]  # for select_on: groups
+    corpus_of_row = table["corpus"].to_numpy()
+    grp_tr = (corpus_of_row if owner is None else corpus_of_row[owner])[tr]  # for select_on: groups
     n_aug = 0
     if waveforms is not None:
         aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
@@ -273,8 +273,9 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
                 X_copies, copy_of = extractor.segment_features(copies)
             X_tr = concat_items([X_tr, X_copies])
             y_tr = np.concatenate([y_tr, np.asarray(aug.labels)[len(train_rows):][copy_of]])
-            spk_tr = np.concatenate([spk_tr, speakers[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
-            grp_tr = np.concatenate([grp_tr, corpus_rows[train_rows][np.asarray(aug.source)[len(train_rows):]][copy_of]])
+            copy_rows = train_rows[np.asarray(aug.source)[len(train_rows):]][copy_of]  # each copy item's table row
+            spk_tr = np.concatenate([spk_tr, speakers[copy_rows]])
+            grp_tr = np.concatenate([grp_tr, corpus_of_row[copy_rows]])
             n_aug = len(copies)
 
     # per_speaker: every speaker, the test speaker too, is normalised by its own statistics (labels unused);
