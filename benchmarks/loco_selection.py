@@ -34,9 +34,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from whisper_ablations import all_layer_features, select  # benchmarks/ is the script's own folder
+
 from serkit.augment import rebalance_rows
-from serkit.features import FeatureCache, WhisperConfig
-from serkit.features.extractor import FeatureExtractor, default_cache_dir
+from serkit.features import FeatureCache
+from serkit.features.extractor import default_cache_dir
 from serkit.features.normalization import FeatureNormalizer
 from serkit.models import create_model
 from serkit.recipe import Recipe
@@ -50,13 +52,6 @@ OTHER_C = [0.0003, 0.001, 0.003]  # the other variants: the values the recipe's 
 # name -> (layers, with std over time)
 VARIANTS = {"layers 3+4, mean (the recipe)": ([3, 4], False), "layers 2-5, mean": ([2, 3, 4, 5], False),
             "layers 0-6, mean": (list(range(7)), False), "layers 3+4, mean + std": ([3, 4], True)}
-
-
-def variant_features(X: np.ndarray, layers: list[int], with_std: bool) -> np.ndarray:
-    """(N, layers, 2 d) stacked mean | std -> the chosen layers' means (then stds) concatenated."""
-    d = X.shape[-1] // 2
-    parts = [X[:, layers, :d]] + ([X[:, layers, d:]] if with_std else [])
-    return np.concatenate([p.reshape(len(X), -1) for p in parts], axis=1)
 
 
 def fit_ua(X, y, train, evaluate_on: list[np.ndarray], C: float, n_classes: int) -> list[float]:
@@ -77,11 +72,9 @@ def main() -> None:
     labels = sorted(table["label"].unique())
     y = table["label"].map({lab: i for i, lab in enumerate(labels)}).to_numpy()
     corpus = table["corpus"].to_numpy()
-    cfg = WhisperConfig(weights=recipe.frontend.weights, layers=list(range(7)), pooling="mean_std", combine="stack")
-    feats = FeatureExtractor(recipe.audio, cfg, cache=FeatureCache(default_cache_dir() / "features")).from_paths(
-        table["path"].tolist(), progress=True, channels=table_channels(table))
-    if feats.failures:
-        raise RuntimeError(f"unreadable clips: {feats.failures[:3]}")
+    features = all_layer_features(table["path"].tolist(), recipe.frontend.weights,
+                                  FeatureCache(default_cache_dir() / "features"), audio=recipe.audio,
+                                  channels=table_channels(table))
     splits = make_splits(table, recipe.protocol)
     rows = []
     for split in splits:
@@ -89,7 +82,7 @@ def main() -> None:
         train = rebalance_rows(split.train, table, recipe.augment.rebalance, seed=split.seed)
         train_corpora = np.unique(corpus[train])
         for name, (layers, with_std) in VARIANTS.items():
-            X = variant_features(feats.X, layers, with_std)
+            X = select(features, layers, "mean_std" if with_std else "mean")
             for C in (C_GRID if "recipe" in name else OTHER_C):
                 val_ua, test_ua = fit_ua(X, y, train, [split.val, split.test], C, len(labels))
                 inner = np.mean([fit_ua(X, y, train[corpus[train] != c], [train[corpus[train] == c]], C,

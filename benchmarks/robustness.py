@@ -90,6 +90,8 @@ NOISES = ("white", "pink", "babble", "talker")
 TARGET_NOISES = ("white", "pink", "babble")
 #: the noises made of other held-out speakers' clips (they need another speaker than the clip's own)
 SPEECH_NOISES = ("babble", "talker")
+#: how the card names the competing-talker noise (the others: "white noise", ...)
+TALKER = "one competing talker"
 #: name -> (length x width x height in m, nominal RT60 in s)
 ROOMS: dict[str, tuple[tuple[float, float, float], float]] = {
     "small": ((3.0, 4.0, 2.5), 0.3),
@@ -123,7 +125,7 @@ def conditions() -> list[Condition]:
     """Every condition of the card, in table order."""
     out = [Condition("clean", "clean", "clean")]
     out += [Condition(f"{noise}_snr{snr:g}", "noise",
-                      f"{'one competing talker' if noise == 'talker' else noise + ' noise'}, SNR {snr:g} dB",
+                      f"{TALKER if noise == 'talker' else noise + ' noise'}, SNR {snr:g} dB",
                       noise=noise, snr_db=snr)
             for noise in NOISES for snr in SNRS_DB]
     out += [Condition(f"reverb_{room}", "reverb", f"reverberation, {room} room", room=room) for room in ROOMS]
@@ -414,7 +416,7 @@ def markdown(report: dict) -> str:
     target_line = ", ".join(f"{k} {_fmt(v, True)}" for k, v in target["drops"].items())
     if target.get("beside"):
         target_line += "; beside the target's noises, " + ", ".join(
-            f"{'one competing talker' if k == 'talker' else k} {_fmt(v, True)}" for k, v in target["beside"].items())
+            f"{TALKER if k == 'talker' else k} {_fmt(v, True)}" for k, v in target["beside"].items())
     return f"""# Robustness card
 
 UA (unweighted average recall, %) of **{model['source']}** ({model['recipe']}, labels {', '.join(model['labels'])})

@@ -224,9 +224,15 @@ def _encoder_layers(frontend: dict) -> int:
     return load_whisper_encoder_weights(frontend["weights"], max_layer=0).dims.n_layers
 
 
+def _chosen_by_corpora(model: dict) -> bool:
+    """Whether the recipe's head chose its hyperparameter by leaving each training corpus out (select_on: groups),
+    not on the validation speakers."""
+    return model.get("select_on") == "groups"
+
+
 def _selection(model: dict) -> str:
     """How the head's hyperparameter was chosen, as the card says it."""
-    if model.get("select_on") == "groups":
+    if _chosen_by_corpora(model):
         return "chosen by leaving each training corpus out in turn (the best mean UA over the held-out corpora)"
     return "chosen on validation speakers"
 
@@ -346,7 +352,7 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         loco_md = "\n".join(lines) + (
             f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora ("
             + ("C chosen by leaving each of them out in turn, a quarter of their speakers held out to calibrate"
-               if loco_recipe.get("model", {}).get("select_on") == "groups" else "C chosen on a quarter of their speakers")
+               if _chosen_by_corpora(loco_recipe.get("model", {})) else "C chosen on a quarter of their speakers")
             + "), test on every clip of the fourth; nothing of the test corpus is used, not even "
             f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. {_loco_system(loco_recipe, recipe)} "
             f"Command: `{cmd}`"
@@ -407,7 +413,7 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 
 The training split is resampled so that every corpus and every class weighs the same{
 (", and gets degraded copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
-trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which {"only chose C and the temperature" if recipe["model"].get("select_on") != "groups" else "only fitted the temperature"}
+trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which {"only fitted the temperature" if _chosen_by_corpora(recipe["model"]) else "only chose C and the temperature"}
 and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
 or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
 non-commercial use**; retrain on data you may use commercially for anything else. The Whisper weights are MIT.

@@ -52,11 +52,14 @@ CORPORA = {
 C_GRID = [0.01, 0.03, 0.1]
 
 
-def all_layer_features(paths: list[str], weights: str, cache: FeatureCache) -> np.ndarray:
-    """(N, layers + 1, 2 * d_model): mean and std over time of every layer's states, 0 .. n_layers."""
+def all_layer_features(paths: list[str], weights: str, cache: FeatureCache, *, audio: AudioConfig | None = None,
+                       channels: list | None = None) -> np.ndarray:
+    """(N, layers + 1, 2 * d_model): mean and std over time of every layer's states, 0 .. n_layers, of the clips
+    read as ``audio`` says (default: 16 kHz, as recorded), each from its ``channels`` entry if given."""
     n_layers = load_whisper_encoder_weights(weights, max_layer=0).dims.n_layers
     cfg = WhisperConfig(weights=weights, layers=list(range(n_layers + 1)), pooling="mean_std", combine="stack")
-    feats = FeatureExtractor(AudioConfig(sample_rate=16000), cfg, cache=cache).from_paths(paths, progress=True)
+    feats = FeatureExtractor(audio or AudioConfig(sample_rate=16000), cfg, cache=cache).from_paths(
+        paths, progress=True, channels=channels)
     if feats.failures:
         raise RuntimeError(f"unreadable clips: {feats.failures[:3]}")
     return feats.X
