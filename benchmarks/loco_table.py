@@ -125,10 +125,11 @@ def markdown(runs: list[dict], min_ua: float, command: str) -> str:
     if len(runs) > 1:
         base = runs[0]
         corpora = sorted({r["corpus"] for run in runs for r in run["rows"]})
-        head = "| held-out corpus | " + " | ".join(
-            run["label"] + ("" if i == 0 else f" (Δ vs {base['label']})") for i, run in enumerate(runs)) + " |"
-        parts += ["## UA by run", "", f"Δ: UA points against the first run ({base['label']}).", "", head,
-                  "|---" * (len(runs) + 1) + "|"]
+        # columns by run folder, short and unique; the labels head the sections above
+        head = "| held-out corpus | " + " | ".join(f"`{Path(run['path']).name}`" for run in runs) + " |"
+        parts += ["## UA by run", "",
+                  (f"One column per run folder (its section above says what it is); Δ: UA points against the first, "
+                   f"`{Path(base['path']).name}` ({base['label']})."), "", head, "|---" * (len(runs) + 1) + "|"]
 
         def ua_of(run: dict, corpus: str | None) -> float | None:
             if corpus is None:
@@ -159,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     runs = []
     for item in args.runs:
-        label, _, path = item.partition("=") if not Path(item).is_dir() else ("", "", item)
+        # split at the last "=": a label may hold one (e.g. a --set in it), a run folder's name does not
+        label, _, path = item.rpartition("=") if not Path(item).is_dir() else ("", "", item)
         runs.append(read_run(Path(path), label or None))
     command = shlex.join(["python", "benchmarks/loco_table.py", *(sys.argv[1:] if argv is None else argv)])
     atomic_write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "min_ua": args.min_ua,
