@@ -276,3 +276,34 @@ def test_augmented_copies_are_level_normalised_like_the_clips(tmp_path, monkeypa
             np.testing.assert_allclose(peaks, 1.0, rtol=1e-6)
         else:  # without normalisation the copies keep the level the noise gave them
             assert max(abs(p - 1.0) for p in peaks) > 0.05
+
+
+def test_trim_copies_are_the_clips_without_their_leading_and_trailing_silence():
+    import librosa
+
+    rng = np.random.default_rng(0)
+    quiet = lambda n: (1e-4 * rng.standard_normal(n)).astype(np.float32)  # noqa: E731 - a floor 60 dB down
+    speech = [_voice(150.0 + 30 * i, 0.5, seed=i) for i in range(3)]
+    lead, tail = [SR, SR // 4, 0], [SR // 2, 0, SR // 8]  # RAVDESS-like padding, one side only, the other side
+    signals = [np.concatenate([quiet(a), s, quiet(b)]) for s, a, b in zip(speech, lead, tail)]
+    labels = np.array(["a", "b", "a"])
+    aug = augment_training_set(signals, labels, AugmentConfig(trim={"copies": 2}), SR, seed=0)
+    assert list(aug.kind) == ["original"] * 3 + ["trim"] * 6
+    np.testing.assert_array_equal(aug.source, [0, 1, 2, 0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(aug.labels, labels[aug.source])
+    for item in np.flatnonzero(aug.kind == "trim"):
+        original = signals[aug.source[item]]
+        reference, _ = librosa.effects.trim(original, top_db=30.0, frame_length=2048, hop_length=512)
+        np.testing.assert_array_equal(aug.signals[item], reference)  # librosa's trim, its frame grid
+        # what is left is the speech: within a frame (2048 samples) of its true extent
+        assert abs(len(aug.signals[item]) - len(speech[aug.source[item]])) <= 2048
+    assert len(aug.signals[3]) < len(signals[0]) - SR  # a second of leading silence is gone
+    # deterministic (no seed in it), and a stricter top_db keeps more
+    again = augment_training_set(signals, labels, AugmentConfig(trim={"copies": 2}), SR, seed=7)
+    for a, b in zip(aug.signals, again.signals):
+        np.testing.assert_array_equal(a, b)
+    loose = augment_training_set(signals, labels, AugmentConfig(trim={"top_db": 80.0}), SR, seed=0)
+    assert len(loose.signals[3]) > len(aug.signals[3])
+    with pytest.raises(ValidationError):
+        AugmentConfig(trim={"top_db": 0})
+    assert AugmentConfig(trim={}).any_waveform

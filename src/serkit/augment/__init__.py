@@ -16,6 +16,7 @@ from serkit.augment.config import (
     SpeedConfig,
     TelephoneConfig,
     TimeShiftConfig,
+    TrimConfig,
 )
 from serkit.augment.rebalance import balance_weights, rebalance_rows, systematic_resample
 from serkit.augment.robustness import (
@@ -56,6 +57,7 @@ __all__ = [
     "SpeedConfig",
     "TelephoneConfig",
     "TimeShiftConfig",
+    "TrimConfig",
     "add_noise",
     "apply_gain",
     "augment_training_set",

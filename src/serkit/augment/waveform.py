@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from serkit.audio.processing import trim_silence
 from serkit.augment.config import (
     AugmentConfig,
     AwgnConfig,
@@ -24,6 +25,7 @@ from serkit.augment.config import (
     SpeedConfig,
     TelephoneConfig,
     TimeShiftConfig,
+    TrimConfig,
 )
 from serkit.augment.robustness import (
     _signal,
@@ -146,7 +148,7 @@ class AugmentedSet:
 
 # Each augmentation draws from its own stream, so turning one on or off does not change the others.
 _STREAMS = {"balance": 0, "awgn": 1, "time_shift": 2, "speed": 3, "noise": 4, "babble": 5, "reverb": 6,
-            "telephone": 7, "codec": 8, "gain": 9}
+            "telephone": 7, "codec": 8, "gain": 9, "trim": 10}
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -273,6 +275,11 @@ def _codec_copies(base: list[np.ndarray], cfg: CodecConfig, sample_rate: int,
     return out
 
 
+def _trim_copies(base: list[np.ndarray], cfg: TrimConfig, sample_rate: int) -> list[np.ndarray]:
+    one = [trim_silence(signal, sample_rate, top_db=cfg.top_db)[0] for signal in base]
+    return [copy for copy in one for _ in range(cfg.copies)]  # deterministic, as telephone copies
+
+
 def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rng: np.random.Generator) -> list[np.ndarray]:
     return [apply_gain(signal, float(rng.uniform(*cfg.gain_db))) for signal in base for _ in range(cfg.copies)]
 
@@ -296,7 +303,7 @@ def augment_training_set(
     shifted copies and ``speed.copies`` time-warped copies (each type made from the balanced set,
     never from another type's copies), so balanced classes stay balanced; then, the same way, the robustness
     copies: ``noise``, ``babble`` (made of original clips of other speakers of this training set), ``reverb``,
-    ``telephone``, ``codec`` and ``gain``. Speed copies change length; fix lengths afterwards.
+    ``telephone``, ``codec``, ``gain`` and ``trim``. Speed copies change length; fix lengths afterwards.
     ``cfg.specaugment`` is not applied here (it acts on features), nor ``cfg.rebalance`` (it picks the rows
     passed in).
 
@@ -355,6 +362,7 @@ def augment_training_set(
         ("telephone", cfg.telephone, lambda items, srcs, c, r: _telephone_copies(items, c, sample_rate)),
         ("codec", cfg.codec, lambda items, srcs, c, r: _codec_copies(items, c, sample_rate, r)),
         ("gain", cfg.gain, lambda items, srcs, c, r: _gain_copies(items, c, r)),
+        ("trim", cfg.trim, lambda items, srcs, c, r: _trim_copies(items, c, sample_rate)),
     ]
     for kind, kind_cfg, make in robustness:
         if kind_cfg is not None:
