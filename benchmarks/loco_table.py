@@ -151,6 +151,18 @@ def markdown(runs: list[dict], min_ua: float, command: str) -> str:
     return "\n".join(parts)
 
 
+def _label_and_run(item: str) -> tuple[str, str]:
+    """``LABEL=RUN`` -> (LABEL, RUN), split at the last "=" (a label may hold one, e.g. a --set; a run folder's name
+    does not); an existing folder whose name has a "=" is a run without a label."""
+    try:
+        if Path(item).is_dir():
+            return "", item
+    except OSError:  # a long label makes the whole item too long to be a path
+        pass
+    label, _, path = item.rpartition("=")
+    return label, path
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,8 +172,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     runs = []
     for item in args.runs:
-        # split at the last "=": a label may hold one (e.g. a --set in it), a run folder's name does not
-        label, _, path = item.rpartition("=") if not Path(item).is_dir() else ("", "", item)
+        label, path = _label_and_run(item)
         runs.append(read_run(Path(path), label or None))
     command = shlex.join(["python", "benchmarks/loco_table.py", *(sys.argv[1:] if argv is None else argv)])
     atomic_write_text(args.out.with_suffix(".json"), json.dumps({"command": command, "min_ua": args.min_ua,

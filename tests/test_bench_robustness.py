@@ -278,3 +278,13 @@ def test_loco_table_refuses_other_protocols_and_unfinished_runs(tmp_path):
         loco_table.main([str(run), "--out", str(tmp_path / "t.md")])
     assert not (tmp_path / "t.md").exists()
     assert re.match(loco_table.FOLD_NAME, "fold03-test=emovo-seed1")["corpus"] == "emovo"
+
+
+def test_loco_table_labels_may_hold_an_equals_sign_and_run_past_a_path_length(tmp_path):
+    run = tmp_path / "run=with-equals"
+    run.mkdir()
+    assert loco_table._label_and_run(str(run)) == ("", str(run))  # an existing folder: no label
+    assert loco_table._label_and_run("trimmed (--set audio.trim_silence_db=30)=runs/x") == (
+        "trimmed (--set audio.trim_silence_db=30)", "runs/x")
+    long_label = "a label far longer than any file name may be " * 10
+    assert loco_table._label_and_run(f"{long_label}=runs/x") == (long_label, "runs/x")
