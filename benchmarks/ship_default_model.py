@@ -183,7 +183,7 @@ def calibration_rows(eval_run: Path) -> dict | None:
 
 ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other training speakers",
                     "reverb": "simulated rooms", "telephone": "telephone band", "codec": "MP3/Opus round trips",
-                    "gain": "gain"}
+                    "gain": "gain", "trim": "the clip without its leading and trailing silence"}
 
 
 def _level(recipe: dict) -> str:
@@ -281,7 +281,7 @@ def _robustness_and_speed(recipe: dict, model_sha256: str) -> str:
                      f"the four corpora, at most {r['max_clips']} clips each, seed {r['seed']}): clean UA {clean:.1f} "
                      f"(mean over corpora); at 10 dB SNR {', '.join(cells)} UA points; the worst condition is "
                      f"{worst['label']} ({worst['mean_drop']:+.1f})."
-                     + (f" Trained with degraded copies: {_augmented(recipe)} of the training clips." if
+                     + (f" Trained with extra copies of the training clips: {_augmented(recipe)}." if
                         _augmented(recipe) else " It was trained on clean audio only."))
     enc = ROOT / "docs" / "benchmarks" / "encoder.json"
     if enc.is_file():
@@ -412,7 +412,7 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 | EMOVO (Costantini et al. 2014) | 6 actors | Italian | all seven (one microphone channel) | free for research use |
 
 The training split is resampled so that every corpus and every class weighs the same{
-(", and gets degraded copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
+(", and gets extra copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
 trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which {"only fitted the temperature" if _chosen_by_corpora(recipe["model"]) else "only chose C and the temperature"}
 and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
 or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
