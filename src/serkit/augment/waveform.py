@@ -259,10 +259,14 @@ def _reverb_copies(base: list[np.ndarray], cfg: ReverbConfig, sample_rate: int,
     return [reverberate(signal, bank[int(rng.integers(len(bank)))]) for signal in base for _ in range(cfg.copies)]
 
 
+def _repeated(one: list[np.ndarray], copies: int) -> list[np.ndarray]:
+    """Each item ``copies`` times in a row: the copies of a deterministic kind (further copies would be identical)."""
+    return [copy for copy in one for _ in range(copies)]
+
+
 def _telephone_copies(base: list[np.ndarray], cfg: TelephoneConfig, sample_rate: int) -> list[np.ndarray]:
-    one = [telephone_band(signal, sample_rate, low_hz=cfg.low_hz, high_hz=cfg.high_hz, rate=cfg.rate)
-           for signal in base]  # deterministic: further copies would be identical
-    return [copy for copy in one for _ in range(cfg.copies)]
+    return _repeated([telephone_band(signal, sample_rate, low_hz=cfg.low_hz, high_hz=cfg.high_hz, rate=cfg.rate)
+                      for signal in base], cfg.copies)
 
 
 def _codec_copies(base: list[np.ndarray], cfg: CodecConfig, sample_rate: int,
@@ -276,8 +280,7 @@ def _codec_copies(base: list[np.ndarray], cfg: CodecConfig, sample_rate: int,
 
 
 def _trim_copies(base: list[np.ndarray], cfg: TrimConfig, sample_rate: int) -> list[np.ndarray]:
-    one = [trim_silence(signal, sample_rate, top_db=cfg.top_db)[0] for signal in base]
-    return [copy for copy in one for _ in range(cfg.copies)]  # deterministic, as telephone copies
+    return _repeated([trim_silence(signal, sample_rate, top_db=cfg.top_db)[0] for signal in base], cfg.copies)
 
 
 def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rng: np.random.Generator) -> list[np.ndarray]:
