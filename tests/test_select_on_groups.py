@@ -84,3 +84,16 @@ def test_learner_passes_groups_only_to_a_model_that_selects_on_them():
     plain = create_learner("logreg", num_classes=2, input_shape=(X.shape[1],), options={"C": [0.01, 0.1]})
     info = plain.fit(X[:200], y[:200], X[200:], y[200:], groups=g[:200])  # groups ignored: chosen on validation
     assert "selected_on" not in info
+
+
+def test_a_model_pickled_before_select_on_existed_chooses_on_validation():
+    import pickle
+
+    X, y, _ = _corpora()
+    model = create_model("logreg", num_classes=2, C=[0.01, 0.1])
+    del model.select_on  # as unpickled from a file written before the option: no such attribute
+    model = pickle.loads(pickle.dumps(model))
+    assert "select_on" not in vars(model) and model.select_on == "validation"
+    model.fit(X[:200], y[:200], X[200:], y[200:])
+    info = model.fit_info()
+    assert "selected_on" not in info and [s["C"] for s in model.selection] == [0.01, 0.1]

@@ -46,6 +46,7 @@ class _GridSelectedClassifier:
 
     kind = "sklearn"
     param: str  # the grid's name in ``selection`` and ``fit_info``
+    select_on = "validation"  # class default: also what a model pickled before the option existed reads
 
     def __init__(self, num_classes: int, grid: Sequence[Any], refit: bool = True,
                  select_on: Literal["validation", "groups"] = "validation"):
@@ -70,7 +71,7 @@ class _GridSelectedClassifier:
         X = X.reshape(len(X), -1)
         self.selection = []
         self.validation_proba = None
-        if len(self.grid) > 1 and getattr(self, "select_on", "validation") == "groups":
+        if len(self.grid) > 1 and self.select_on == "groups":
             return self._fit_on_groups(X, y, X_val, y_val, groups)
         if X_val is None or len(self.grid) == 1:
             self.model = self._estimator(self.grid[0]).fit(X, y)
@@ -127,7 +128,7 @@ class _GridSelectedClassifier:
         chosen = max(self.selection, key=lambda s: s["val_ua"])[self.param] if self.selection else self.grid[0]
         # a fit that chose on validation data, or predicted it after choosing on groups, kept what it said of it
         info = {f"chosen_{self.param}": chosen, "refit_on_val": self.refit and self.validation_proba is not None}
-        if self.selection and getattr(self, "select_on", "validation") == "groups":
+        if self.selection and self.select_on == "groups":
             info["selected_on"] = "groups"
         return info
 
