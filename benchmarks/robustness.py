@@ -7,6 +7,14 @@ Usage::
         --corpus emovo=../shared/corpora/emovo-16k                  # the default model, its held-out speakers
     .venv/bin/python benchmarks/robustness.py --model runs/loco/folds/fold04-test=nemo/model.pt \\
         --corpus nemo=../shared/corpora/nemo --max-clips 200        # a LOCO fold model on its unseen corpus
+    .venv/bin/python benchmarks/robustness.py --run runs/serkit_default --corpus ... \
+        --conditions white_snr10,pink_snr10,babble_snr10,talker_snr10 --max-clips 120   # every speaker
+
+``--run`` scores a finished speaker-independent run instead of one model: each fold's model on that fold's own
+test speakers (the model never heard them), the answers pooled per corpus over the folds (the run's first seed).
+The default model holds out only 5 speakers; a run of 6 speaker folds covers all 49, so its figures rest on ten
+times the speakers (written to docs/benchmarks/robustness_folds.md by default). ``--conditions`` keeps the card
+to some conditions (keys, or groups such as ``noise``; clean is always measured).
 
 Conditions (every clip of every corpus goes through each; the clips' own sample rate is the model's, so that
 every degradation acts on what the model hears):
@@ -32,7 +40,7 @@ Clips: the labels the model knows only; UA is the unweighted average recall over
 corpus's evaluated clips. A clip the model gives no label under a condition (e.g. too little speech once cut to
 0.5 s) counts as a miss and is counted in the table's "no label" column.
 
-Held-out speakers: ``--speakers`` (comma-separated speaker ids, corpus names meaning all their speakers, or
+Held-out speakers (a single model): ``--speakers`` (comma-separated speaker ids, corpus names meaning all their speakers, or
 ``all``); without it, the model card's ``held_out_speakers`` (a list of ids, or corpus -> ids) or
 ``held_out_corpora``, or, for a fold's ``model.pt`` inside a run folder, that fold's test speakers from the run's
 ``splits.csv`` (speaker-independent folds only). A model that names none is refused: scoring a model on the
@@ -412,11 +420,21 @@ def markdown(report: dict) -> str:
                       for name, r in report["rooms"].items())
     codecs = "; ".join(f"{c['codec']} level {c['level']:g}: {c['kbps']:.0f} kbit/s" for c in report["codecs"])
     lengths = "; ".join(f"{s} s: {n['cropped']} cropped, {n['looped']} looped" for s, n in report["lengths"].items())
+    optional = "".join(line + "\n" for line, present in (
+        (f"- Rooms (shoebox, image-source method, {report['rirs_per_room']} placements each): {rooms}.", rooms),
+        (f"- Codecs (libsndfile, bitrate measured on these clips): {codecs}.", codecs),
+        (f"- Clip length: a longer clip is cropped to its centre, a shorter one looped from its start ({lengths}).",
+         lengths)) if present)
     target = report["target_10db"]
     target_line = ", ".join(f"{k} {_fmt(v, True)}" for k, v in target["drops"].items())
     if target.get("beside"):
         target_line += "; beside the target's noises, " + ", ".join(
             f"{TALKER if k == 'talker' else k} {_fmt(v, True)}" for k, v in target["beside"].items())
+    babble_from = ("other test speakers of the same fold, of every corpus" if report.get("run") else
+                   "other held-out speakers of every corpus")
+    target_paragraph = "" if not target["drops"] and not target.get("beside") else (
+        f"At 10 dB SNR{' (mean over corpora)' if several else ''}: {target_line} UA points against clean "
+        f"(issue 14's target:\nno more than {TARGET_DROP_10DB:g} points lost).\n\n")
     return f"""# Robustness card
 
 UA (unweighted average recall, %) of **{model['source']}** ({model['recipe']}, labels {', '.join(model['labels'])})
@@ -425,22 +443,16 @@ on held-out speakers' clips, clean and degraded; in brackets the change against 
 - Speakers: {report['speakers_source']}.
 {chr(10).join(corpus_lines)}
 - Seed {report['seed']} (every noise, babble, room placement and clip subset is drawn from it and the condition's
-  and clip's names: reruns give the same numbers){f"; at most {report['max_clips']} clips per corpus" if
-  report['max_clips'] else ''}.
+  and clip's names: reruns give the same numbers){f"; at most {report['max_clips']} clips per {report.get('max_clips_per', 'corpus')}"
+  if report['max_clips'] else ''}.
 - Clips are read at the model's rate ({model['sample_rate']} Hz) and degraded there. SNR is over the whole clip.
-  Babble: {report['babble_talkers']} talkers at once, one clip each of other held-out speakers of every corpus;
+  Babble: {report['babble_talkers']} talkers at once, one clip each of {babble_from};
   the competing talker: one such clip.
-- Rooms (shoebox, image-source method, {report['rirs_per_room']} placements each): {rooms}.
-- Codecs (libsndfile, bitrate measured on these clips): {codecs}.
-- Clip length: a longer clip is cropped to its centre, a shorter one looped from its start ({lengths}).
-- "no label": clips the model gave no label (counted as misses), summed over corpora.
+{optional}- "no label": clips the model gave no label (counted as misses), summed over corpora.
 
 {chr(10).join(lines)}
 
-At 10 dB SNR{' (mean over corpora)' if several else ''}: {target_line} UA points against clean (issue 14's target:
-no more than {TARGET_DROP_10DB:g} points lost).
-
-![UA under each degradation]({report['plot']})
+{target_paragraph}![UA under each degradation]({report['plot']})
 
 Command: `{report['command']}` ({report['date']}).
 """
@@ -457,7 +469,9 @@ def plot(report: dict) -> bytes:
     by_key = {c["key"]: c for c in report["conditions"]}
 
     def ua(key: str, corpus: str | None) -> float:
-        cond = by_key[key]
+        cond = by_key.get(key)
+        if cond is None:  # a condition left out with --conditions
+            return np.nan
         value = cond["mean_ua"] if corpus is None else (cond["results"].get(corpus) or {}).get("ua")
         return np.nan if value is None else 100 * value
 
@@ -496,27 +510,180 @@ def plot(report: dict) -> bytes:
     return buffer.getvalue()
 
 
+# -- evaluation ------------------------------------------------------------------------------------------------
+@dataclass
+class Member:
+    """One model and the speakers it is scored on: the model alone, or one fold of a run folder."""
+
+    model: Any
+    source: str  # what load_model was given
+    speakers: set[str]
+    speakers_source: str
+    fold: str | None = None
+
+
+def run_folds(run: Path) -> list[tuple[str, Path, list[str]]]:
+    """(fold name, model file, test speakers) of each speaker-independent fold of a finished run folder, for the
+    run's first seed only (a second seed's models would score the same speakers twice).
+
+    Raises
+    ------
+    SystemExit
+        When the folder has no splits.csv, no speaker-independent fold, or a fold without its model.pt.
+    """
+    splits = run / "splits.csv"
+    if not splits.is_file():
+        raise SystemExit(f"--run {run}: no splits.csv (not a finished `serkit train` run folder)")
+    table = pd.read_csv(splits, dtype=str, keep_default_na=False)
+    table = table[table["tag"] == "SI"]
+    if table.empty:
+        raise SystemExit(f"--run {run}: no speaker-independent fold in {splits}")
+    table = table[table["seed"] == min(table["seed"], key=int)]
+    out = []
+    for name, speakers in zip(table["name"], table["test_speakers"], strict=True):
+        model = run / "folds" / name / "model.pt"
+        if not model.is_file():
+            raise SystemExit(f"--run {run}: fold {name} has no model file ({model})")
+        out.append((name, model, speakers.split(",")))
+    return out
+
+
+@dataclass
+class Outcome:
+    """A model's answers on one corpus's clips under one condition (pooled over a run's folds)."""
+
+    true: list[str] = field(default_factory=list)
+    pred: list[str | None] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+
+
+def gather_clips(tables: dict[str, pd.DataFrame], speakers: set[str], max_clips: int | None, seed: int,
+                 sample_rate: int, offset: float, progress: Progress,
+                 console: Console) -> tuple[dict[str, list[Clip]], dict[str, dict]]:
+    """The held-out speakers' clips of every corpus (at most ``max_clips`` each) and what the card says of them."""
+    clips: dict[str, list[Clip]] = {}
+    info: dict[str, dict] = {}
+    for name, table in tables.items():
+        table = pick_clips(table[table["speaker"].astype(str).isin(speakers)], max_clips, seed, name)
+        if table.empty:
+            console.print(f"[yellow]{name}: none of its speakers is held out; left out[/]")
+            continue
+        clips[name], failures = read_clips(table, name, sample_rate, offset, progress)
+        for _path, reason in failures:
+            console.print(f"[yellow]{reason}[/] (left out)")
+        if not clips[name]:
+            raise SystemExit(f"{name}: no clip could be read")
+        info[name] = {
+            "n_clips": len(clips[name]),
+            "speakers": sorted({c.speaker for c in clips[name]}),
+            "classes": sorted({c.label for c in clips[name]}),
+            "clips_per_class": {lab: sum(c.label == lab for c in clips[name])
+                                for lab in sorted({c.label for c in clips[name]})},
+            "read_failures": [{"path": p, "reason": r} for p, r in failures],
+        }
+    return clips, info
+
+
+def merge_corpus_info(into: dict[str, dict], info: dict[str, dict]) -> None:
+    """Add one member's corpus description to the pooled one (clip counts summed, speakers joined)."""
+    for name, c in info.items():
+        if name not in into:
+            into[name] = {**c, "clips_per_class": dict(c["clips_per_class"])}
+            continue
+        pooled = into[name]
+        pooled["n_clips"] += c["n_clips"]
+        pooled["speakers"] = sorted(set(pooled["speakers"]) | set(c["speakers"]))
+        pooled["classes"] = sorted(set(pooled["classes"]) | set(c["classes"]))
+        for lab, n in c["clips_per_class"].items():
+            pooled["clips_per_class"][lab] = pooled["clips_per_class"].get(lab, 0) + n
+        pooled["read_failures"] += c["read_failures"]
+
+
+def evaluate(member: Member, clips: dict[str, list[Clip]], conds: Sequence[Condition], degrader: Degrader,
+             batch_size: int, outcomes: dict[str, dict[str, Outcome | None]],
+             length_notes: dict[str, dict[str, int]], progress: Progress, task: Any) -> None:
+    """Score ``member`` on ``clips`` under every condition, adding to ``outcomes`` (condition -> corpus).
+
+    Babble (and the competing talker) of a clip comes from the member's other held-out speakers of every corpus;
+    where a corpus's clips have no other speaker to take it from, its outcome under that noise is None."""
+    for clip_list in clips.values():
+        for clip in clip_list:
+            degrader.babble_pool.setdefault(clip.speaker, []).append(clip.y)
+    babble_speakers = sorted(degrader.babble_pool)
+    sample_rate = degrader.sample_rate
+    for cond in conds:
+        progress.update(task, description=cond.key + (f" ({member.fold})" if member.fold else ""))
+        for name, clip_list in clips.items():
+            if cond.noise in SPEECH_NOISES and any(not set(babble_speakers) - {c.speaker} for c in clip_list):
+                outcomes[cond.key][name] = None
+                progress.advance(task, len(clip_list))
+                continue
+            outcome = outcomes[cond.key].setdefault(name, Outcome())
+            if outcome is None:  # an earlier member could not hear this noise on this corpus
+                progress.advance(task, len(clip_list))
+                continue
+            for start in range(0, len(clip_list), batch_size):
+                batch = clip_list[start : start + batch_size]
+                signals = []
+                for clip in batch:
+                    y, note = degrader.apply(cond, clip.y, f"{name}/{clip.clip_id}", clip.speaker, babble_speakers)
+                    if cond.group == "length" and note in ("cropped", "looped"):
+                        length_notes[f"{cond.seconds:g}"][note] += 1
+                    signals.append(y)
+                preds = predict_labels(member.model, signals, sample_rate)
+                outcome.true += [c.label for c in batch]
+                outcome.pred += preds
+                outcome.unlabelled += [c.clip_id for c, p in zip(batch, preds, strict=True) if p is None]
+                progress.advance(task, len(batch))
+
+
+def select_conditions(spec: str | None) -> list[Condition]:
+    """Every condition, or those ``spec`` names (comma-separated keys or groups; clean always comes first)."""
+    every = conditions()
+    if not spec:
+        return every
+    wanted = {t.strip() for t in spec.split(",") if t.strip()}
+    known = {c.key for c in every} | {c.group for c in every}
+    if unknown := sorted(wanted - known):
+        raise SystemExit(f"--conditions: unknown {', '.join(unknown)}; known are the groups "
+                         f"{', '.join(dict.fromkeys(c.group for c in every))} and the keys "
+                         f"{', '.join(c.key for c in every)}")
+    return [c for c in every if c.key == "clean" or c.key in wanted or c.group in wanted]
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="anything serkit.load_model accepts (default: serkit's "
                         "default model)")
+    parser.add_argument("--run", type=Path, default=None, help="instead of --model: a finished speaker-independent "
+                        "run folder; each fold's model is scored on that fold's test speakers and the answers are "
+                        "pooled per corpus")
     parser.add_argument("--corpus", action="append", required=True, metavar="NAME=ROOT",
                         help="a corpus (serkit.corpora loader name) and its folder; repeatable")
     parser.add_argument("--speakers", default=None, help="held-out speakers: comma-separated speaker ids, corpus "
                         "names (all their speakers) or 'all' (default: those the model names as held out)")
-    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per corpus")
+    parser.add_argument("--conditions", default=None, help="only these conditions (comma-separated keys such as "
+                        "babble_snr10, or groups: noise, reverb, telephone, codec, length); clean is always in")
+    parser.add_argument("--max-clips", type=int, default=None, help="at most this many clips per corpus (with "
+                        "--run: per corpus and fold)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--babble-talkers", type=int, default=3)
     parser.add_argument("--rirs-per-room", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32, help="clips per model call")
     parser.add_argument("--vad", default="auto", help="the model's voice activity detection for clips longer than "
                         "its window (as serkit predict --vad)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "robustness.md")
+    parser.add_argument("--out", type=Path, default=None, help="the card (default: docs/benchmarks/robustness.md; "
+                        "with --run: docs/benchmarks/robustness_folds.md)")
     args = parser.parse_args(argv)
     if args.max_clips is not None and args.max_clips < 1:
         parser.error("--max-clips must be >= 1")
+    if args.run is not None and (args.model is not None or args.speakers is not None):
+        parser.error("--run scores each fold's model on its own test speakers: it takes neither --model nor "
+                     "--speakers")
+    if args.out is None:
+        args.out = ROOT / "docs" / "benchmarks" / ("robustness_folds.md" if args.run else "robustness.md")
     return args
 
 
@@ -526,6 +693,13 @@ def _model_sha256(model_arg: str | None) -> str | None:
 
     path = shipped_model_path(model_arg or "default") if (model_arg or "default") in SHIPPED_MODELS else Path(model_arg)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _load(model_arg: str | None, vad: str) -> Any:
+    try:
+        return serkit.load_model(model_arg, vad=vad)
+    except SerkitError as exc:
+        raise SystemExit(f"--model: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -541,13 +715,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             raise SystemExit(f"--corpus: {name} given twice")
         corpora[name] = (name, root)
 
-    try:
-        model = serkit.load_model(args.model, vad=args.vad)
-    except SerkitError as exc:
-        raise SystemExit(f"--model: {exc}") from None
-    labels = list(model.labels)
-    sample_rate = int(model.sample_rate)
-    offset = float(getattr(getattr(model, "audio", None), "offset", 0.0) or 0.0)
+    folds = run_folds(args.run) if args.run is not None else None
+    first = _load(str(folds[0][1]) if folds else args.model, args.vad)
+    labels = list(first.labels)
+    sample_rate = int(first.sample_rate)
+    offset = float(getattr(getattr(first, "audio", None), "offset", 0.0) or 0.0)
 
     tables = {}
     for name, (loader, root) in corpora.items():
@@ -558,12 +730,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
         tables[name] = table[table["label"].isin(labels)]
         if tables[name].empty:
             raise SystemExit(f"{name}: no clip has a label the model knows ({', '.join(labels)})")
-    speakers, speakers_source = held_out_speakers(args.speakers, getattr(model, "card", None), args.model, tables)
-    console.print(f"held-out speakers ({speakers_source}): {', '.join(sorted(speakers))}")
+    everyone = set().union(*(set(t["speaker"].astype(str)) for t in tables.values()))
 
-    all_conditions = conditions()
+    def members():
+        """The models to score, loaded one at a time (a run's folds need not all sit in memory)."""
+        if folds is None:
+            speakers, source = held_out_speakers(args.speakers, getattr(first, "card", None), args.model, tables)
+            yield Member(first, args.model or "default", speakers, source)
+            return
+        for k, (fold, path, speakers) in enumerate(folds):
+            model = first if k == 0 else _load(str(path), args.vad)
+            if list(model.labels) != labels or int(model.sample_rate) != sample_rate:
+                raise SystemExit(f"--run {args.run}: fold {fold}'s model has other labels or another sample rate "
+                                 f"than fold {folds[0][0]}'s")
+            yield Member(model, str(path), set(speakers) & everyone, f"test speakers of fold {fold}", fold)
+
+    all_conditions = select_conditions(args.conditions)
+    rirs: dict[str, list[np.ndarray]] = {}  # every member hears the same rooms
     degrader = Degrader(sample_rate, seed=args.seed, babble_talkers=args.babble_talkers,
-                        rirs_per_room=args.rirs_per_room)
+                        rirs_per_room=args.rirs_per_room, rirs=rirs)
     # Rooms and codecs fail here, not after an hour of evaluation (pyroomacoustics missing, a libsndfile
     # without an encoder).
     try:
@@ -575,82 +760,57 @@ def main(argv: Sequence[str] | None = None) -> dict:
     except SerkitError as exc:
         raise SystemExit(str(exc)) from None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    clips: dict[str, list[Clip]] = {}
     corpus_info: dict[str, dict] = {}
+    outcomes: dict[str, dict[str, Outcome | None]] = {c.key: {} for c in all_conditions}
+    length_notes: dict[str, dict[str, int]] = {f"{s:g}": {"cropped": 0, "looped": 0} for s in CLIP_SECONDS}
+    sample: list[np.ndarray] = []
+    scored: list[dict[str, Any]] = []
     with Progress(*columns, console=console) as progress:
-        for name, table in tables.items():
-            table = pick_clips(table[table["speaker"].astype(str).isin(speakers)], args.max_clips, args.seed, name)
-            if table.empty:
-                console.print(f"[yellow]{name}: none of its speakers is held out; left out[/]")
+        task = progress.add_task("evaluating", total=None)
+        total = 0
+        for member in members():
+            console.print(f"held-out speakers ({member.speakers_source}): {', '.join(sorted(member.speakers))}")
+            if not member.speakers:
+                raise SystemExit(f"none of the held-out speakers ({member.speakers_source}) is in the given corpora "
+                                 f"({', '.join(tables)})")
+            clips, info = gather_clips(tables, member.speakers, args.max_clips, args.seed, sample_rate, offset,
+                                       progress, console)
+            if not clips:
+                raise SystemExit(f"no held-out speaker's clip in any corpus ({member.speakers_source})")
+            merge_corpus_info(corpus_info, info)
+            sample += [c.y for clip_list in clips.values() for c in clip_list][: 20 - len(sample)]
+            total += sum(len(v) for v in clips.values()) * len(all_conditions)
+            progress.update(task, total=total)
+            evaluate(member, clips, all_conditions,
+                     Degrader(sample_rate, seed=args.seed, babble_talkers=args.babble_talkers,
+                              rirs_per_room=args.rirs_per_room, rirs=rirs),
+                     args.batch_size, outcomes, length_notes, progress, task)
+            scored.append({"fold": member.fold, "model": member.source, "speakers": sorted(member.speakers),
+                           "speakers_source": member.speakers_source,
+                           "model_sha256": _model_sha256(member.source if folds else args.model)})
+    for name, info in corpus_info.items():
+        info["root"] = corpora[name][1]
+        info["n_speakers"] = len(info["speakers"])
+        info["babble_source"] = ("the other held-out speakers of every corpus" if folds is None else
+                                 "the other test speakers of the same fold, of every corpus")
+    results: dict[str, dict[str, Any]] = {}
+    for cond in all_conditions:
+        results[cond.key] = {}
+        for name in corpus_info:
+            outcome = outcomes[cond.key].get(name)
+            if outcome is None:
+                results[cond.key][name] = None
                 continue
-            clips[name], failures = read_clips(table, name, sample_rate, offset, progress)
-            for path, reason in failures:
-                console.print(f"[yellow]{reason}[/] (left out)")
-            if not clips[name]:
-                raise SystemExit(f"{name}: no clip could be read")
-            corpus_info[name] = {
-                "root": corpora[name][1], "n_clips": len(clips[name]),
-                "speakers": sorted({c.speaker for c in clips[name]}),
-                "n_speakers": len({c.speaker for c in clips[name]}),
-                "classes": sorted({c.label for c in clips[name]}),
-                "clips_per_class": {lab: sum(c.label == lab for c in clips[name])
-                                    for lab in sorted({c.label for c in clips[name]})},
-                "read_failures": [{"path": p, "reason": r} for p, r in failures],
-            }
-        if not clips:
-            raise SystemExit("no held-out speaker's clip in any corpus")
+            ua, recalls = unweighted_average_recall(outcome.true, outcome.pred)
+            results[cond.key][name] = {"ua": ua, "per_class_recall": recalls, "n": len(outcome.true),
+                                       "n_unlabelled": len(outcome.unlabelled), "unlabelled": outcome.unlabelled}
 
-        # Babble of a clip: the other held-out speakers of every corpus (the same talker count for every corpus).
-        for clip_list in clips.values():
-            for clip in clip_list:
-                degrader.babble_pool.setdefault(clip.speaker, []).append(clip.y)
-        babble_of: dict[str, list[str]] = {}
-        for name in clips:
-            babble_of[name] = sorted(degrader.babble_pool)
-            corpus_info[name]["babble_source"] = "the other held-out speakers of every corpus"
-
-        total = sum(len(v) for v in clips.values()) * len(all_conditions)
-        task = progress.add_task("evaluating", total=total)
-        results: dict[str, dict[str, Any]] = {c.key: {} for c in all_conditions}
-        length_notes: dict[str, dict[str, int]] = {f"{s:g}": {"cropped": 0, "looped": 0} for s in CLIP_SECONDS}
-        for cond in all_conditions:
-            progress.update(task, description=cond.key)
-            for name, clip_list in clips.items():
-                preds: list[str | None] = []
-                unlabelled_ids: list[str] = []
-                available = True
-                for start in range(0, len(clip_list), args.batch_size):
-                    batch = clip_list[start : start + args.batch_size]
-                    signals = []
-                    for clip in batch:
-                        if cond.noise in SPEECH_NOISES and not set(babble_of[name]) - {clip.speaker}:
-                            available = False
-                            break
-                        y, note = degrader.apply(cond, clip.y, f"{name}/{clip.clip_id}", clip.speaker,
-                                                 babble_of[name])
-                        if cond.group == "length" and note in ("cropped", "looped"):
-                            length_notes[f"{cond.seconds:g}"][note] += 1
-                        signals.append(y)
-                    if not available:
-                        break
-                    batch_preds = predict_labels(model, signals, sample_rate)
-                    unlabelled_ids += [c.clip_id for c, p in zip(batch, batch_preds, strict=True) if p is None]
-                    preds += batch_preds
-                    progress.advance(task, len(batch))
-                if not available:  # babble needs another held-out speaker, and there is none
-                    results[cond.key][name] = None
-                    progress.advance(task, len(clip_list))
-                    continue
-                ua, recalls = unweighted_average_recall([c.label for c in clip_list], preds)
-                results[cond.key][name] = {"ua": ua, "per_class_recall": recalls, "n": len(clip_list),
-                                           "n_unlabelled": len(unlabelled_ids), "unlabelled": unlabelled_ids}
-
+    groups = {c.group for c in all_conditions}
     rooms = {name: {"dims_m": list(dims), "rt60_nominal_s": rt60,
                     "rt60_measured_s": measured_rt60(degrader.room_rirs(name), sample_rate)}
-             for name, (dims, rt60) in ROOMS.items()}
-    sample = [c.y for clip_list in clips.values() for c in clip_list][:20]
+             for name, (dims, rt60) in ROOMS.items()} if "reverb" in groups else {}
     codecs = [{"codec": codec, "level": level, "kbps": measured_kbps(sample, sample_rate, codec, level)}
-              for codec, level in CODEC_LEVELS]
+              for codec, level in CODEC_LEVELS] if "codec" in groups else []
     details = {f"reverb_{name}": f" ({'x'.join(f'{d:g}' for d in r['dims_m'])} m, RT60 {r['rt60_nominal_s']:g} s)"
                for name, r in rooms.items()}
     details |= {f"{c['codec']}_{c['level']:g}": f", {c['kbps']:.0f} kbit/s" for c in codecs}
@@ -660,39 +820,51 @@ def main(argv: Sequence[str] | None = None) -> dict:
         row = {**{k: v for k, v in asdict(cond).items() if v is not None}, "results": {}}
         if cond.key in details:
             row["detail"] = details[cond.key]
-        for name in clips:
+        for name in corpus_info:
             r = results[cond.key][name]
             if r is not None:
                 r = {**r, "drop": 100 * (r["ua"] - clean[name]["ua"])}
             row["results"][name] = r
         values = [r["ua"] for r in row["results"].values() if r is not None]
-        row["mean_ua"] = float(np.mean(values)) if len(values) == len(clips) else None
-        clean_mean = float(np.mean([clean[n]["ua"] for n in clips]))
+        row["mean_ua"] = float(np.mean(values)) if len(values) == len(corpus_info) else None
+        clean_mean = float(np.mean([clean[n]["ua"] for n in corpus_info]))
         row["mean_drop"] = None if row["mean_ua"] is None else 100 * (row["mean_ua"] - clean_mean)
         cond_rows.append(row)
     by_key = {r["key"]: r for r in cond_rows}
-    several = len(clips) > 1
+    several = len(corpus_info) > 1
 
     def drop_at_10(noise: str) -> float | None:
-        r = by_key[f"{noise}_snr10"]
-        return r["mean_drop"] if several else (r["results"][next(iter(clips))] or {}).get("drop")
+        r = by_key.get(f"{noise}_snr10")
+        if r is None:
+            return None
+        return r["mean_drop"] if several else (r["results"][next(iter(corpus_info))] or {}).get("drop")
 
     out_md = args.out
+    source = f"{args.run} (each fold's model)" if folds else str(first.source if hasattr(first, "source")
+                                                                   else args.model or "default")
+    speakers_source = ("each fold's test speakers, scored by the model of that fold (trained without them), "
+                       f"answers pooled per corpus over the {len(folds)} folds of {args.run}"
+                       if folds else scored[0]["speakers_source"])
     report = {
         "command": command, "argv": list(sys.argv if argv is None else argv),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "model": {"source": str(model.source if hasattr(model, "source") else args.model or "default"),
-                  "recipe": str(getattr(model, "recipe_name", "?")), "labels": labels, "sample_rate": sample_rate},
+        "model": {"source": source, "recipe": str(getattr(first, "recipe_name", "?")), "labels": labels,
+                  "sample_rate": sample_rate},
         # which model file was measured, so that the model card quotes these figures only for that file
-        "model_sha256": _model_sha256(args.model),
-        "speakers_source": speakers_source, "speakers": sorted({c.speaker for v in clips.values() for c in v}),
-        "seed": args.seed, "max_clips": args.max_clips, "babble_talkers": args.babble_talkers,
-        "rirs_per_room": args.rirs_per_room, "rooms": rooms, "codecs": codecs, "lengths": length_notes,
+        "model_sha256": None if folds else scored[0]["model_sha256"],
+        "run": None if folds is None else str(args.run), "members": scored,
+        "speakers_source": speakers_source,
+        "speakers": sorted({s for c in corpus_info.values() for s in c["speakers"]}),
+        "seed": args.seed, "max_clips": args.max_clips, "max_clips_per": "corpus and fold" if folds else "corpus",
+        "babble_talkers": args.babble_talkers, "rirs_per_room": args.rirs_per_room, "rooms": rooms,
+        "codecs": codecs, "lengths": length_notes if "length" in groups else {},
         "length_policy": "longer clips cropped to their centre, shorter ones looped from their start",
         "snr_definition": "10 log10 of clip power over noise power, both over the whole clip",
         "corpora": corpus_info, "conditions": cond_rows,
-        "target_10db": {"max_drop_points": TARGET_DROP_10DB, "drops": {n: drop_at_10(n) for n in TARGET_NOISES},
-                        "beside": {n: drop_at_10(n) for n in NOISES if n not in TARGET_NOISES}},
+        "target_10db": {"max_drop_points": TARGET_DROP_10DB,
+                        "drops": {n: drop_at_10(n) for n in TARGET_NOISES if f"{n}_snr10" in by_key},
+                        "beside": {n: drop_at_10(n) for n in NOISES
+                                   if n not in TARGET_NOISES and f"{n}_snr10" in by_key}},
         "plot": out_md.with_suffix(".png").name,
     }
     atomic_write_bytes(out_md.with_suffix(".png"), plot(report))

@@ -257,11 +257,36 @@ def _speedup() -> str:
             "1 thread)")
 
 
-def _robustness_and_speed(recipe: dict, model_sha256: str) -> str:
+def _fold_robustness(eval_run: Path) -> str | None:
+    """The line on robustness_folds.json (every fold model of ``eval_run`` on its own test speakers), when it was
+    measured on exactly these fold model files (their sha256); None otherwise."""
+    path = ROOT / "docs" / "benchmarks" / "robustness_folds.json"
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    members = r.get("members") or []
+    if not members or any(
+            not (eval_run / "folds" / str(m["fold"]) / "model.pt").is_file()
+            or hashlib.sha256((eval_run / "folds" / str(m["fold"]) / "model.pt").read_bytes()).hexdigest()
+            != m["model_sha256"] for m in members):
+        return None
+    by_key = {c["key"]: c for c in r["conditions"]}
+    cells = [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
+             (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"),
+              ("talker_snr10", "one competing talker")) if key in by_key and by_key[key]["mean_drop"] is not None]
+    n_speakers = len(r["speakers"])
+    return (f"- The same on all {n_speakers} speakers, each through the speaker-fold model that never heard it "
+            f"([docs/benchmarks/robustness_folds.md](benchmarks/robustness_folds.md), at most {r['max_clips']} clips "
+            f"per corpus and fold): clean UA {by_key['clean']['mean_ua'] * 100:.1f}; at 10 dB SNR "
+            f"{', '.join(cells)} UA points. These rest on ten times the speakers of the line above.")
+
+
+def _robustness_and_speed(recipe: dict, model_sha256: str, eval_run: Path) -> str:
     """What docs/benchmarks/ measured for the shipped model (robustness.json, encoder.json), or pointers.
 
     The robustness figures are quoted only when robustness.json was measured on this very model file (its
-    ``model_sha256``): after retraining, rerun ``benchmarks/robustness.py`` and then this script."""
+    ``model_sha256``), and robustness_folds.json only when measured on ``eval_run``'s fold model files: after
+    retraining, rerun ``benchmarks/robustness.py`` (both ways) and then this script."""
     lines = []
     rob = ROOT / "docs" / "benchmarks" / "robustness.json"
     measured = json.loads(rob.read_text()) if rob.is_file() else {}
@@ -283,6 +308,8 @@ def _robustness_and_speed(recipe: dict, model_sha256: str) -> str:
                      f"{worst['label']} ({worst['mean_drop']:+.1f})."
                      + (f" Trained with extra copies of the training clips: {_augmented(recipe)}." if
                         _augmented(recipe) else " It was trained on clean audio only."))
+    if (folds := _fold_robustness(eval_run)) is not None:
+        lines.append(folds)
     enc = ROOT / "docs" / "benchmarks" / "encoder.json"
     if enc.is_file():
         rows = {row["name"]: row["rtf"] for row in json.loads(enc.read_text())["rows"]}
@@ -435,7 +462,7 @@ Command: `serkit train recipes/serkit_default.yaml --out {eval_run.as_posix()}`.
 {cal_md}
 
 ## Robustness and speed
-{_robustness_and_speed(recipe, model_sha256)}
+{_robustness_and_speed(recipe, model_sha256, eval_run)}
 
 ## Known limits
 {chr(10).join("- " + line for line in WHISPER_LIMITS)}

@@ -184,6 +184,81 @@ def test_card_clean_row_is_the_models_ua_and_files_are_written(tiny_model, tiny_
     assert [c["results"] for c in again["conditions"]] == [c["results"] for c in report["conditions"]]
 
 
+@pytest.fixture(scope="module")
+def speaker_fold_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder, manifest): eGeMAPS + SVM in 2 speaker folds over 4 tone speakers (each fold tests 2 of them,
+    trains on 1)."""
+    import soundfile as sf
+
+    from serkit.cli import app
+
+    base = tmp_path_factory.mktemp("folds")
+    rows = []
+    for s, speaker in enumerate(["s1", "s2", "s3", "s4"]):
+        for label, freq in TONE_LABELS.items():
+            for k in range(3):  # the SVM's 3-fold calibration needs 3 clips of a class
+                name = f"{speaker}_{label}_{k}.wav"
+                sf.write(base / name, tone(0.6, 8000, freq * (1 + 0.02 * s + 0.01 * k), amp=0.3, seed=10 * s + k),
+                         8000)
+                rows.append({"path": name, "label": label, "speaker": speaker})
+    pd.DataFrame(rows).to_csv(base / "manifest.csv", index=False)
+    recipe = {"name": "tiny_folds", "corpus": {"name": "csv", "root": str(base / "manifest.csv")},
+              "audio": {"sample_rate": 8000}, "frontend": {"name": "egemaps"}, "model": {"name": "svm", "C": [1.0]},
+              "protocol": {"name": "speaker_folds", "speaker_groups": 2, "n_val_speakers": 1, "seeds": [0]}}
+    (base / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    result = CliRunner().invoke(app, ["train", str(base / "recipe.yaml"), "--out", str(base / "run"), "--quiet",
+                                      "--cache-dir", str(base / "cache")])
+    assert result.exit_code == 0, result.output
+    return base / "run", base / "manifest.csv"
+
+
+@pytest.mark.slow
+def test_run_mode_pools_each_fold_model_on_its_own_test_speakers(speaker_fold_run, tmp_path):
+    from sklearn.metrics import balanced_accuracy_score
+
+    from serkit.inference import load_model
+
+    run, manifest = speaker_fold_run
+    out = tmp_path / "folds.md"
+    report = robustness.main(["--run", str(run), "--corpus", f"csv={manifest}", "--conditions",
+                              "white_snr10,babble_snr10", "--vad", "energy", "--out", str(out)])
+    assert [c["key"] for c in report["conditions"]] == ["clean", "white_snr10", "babble_snr10"]
+    members = report["members"]
+    assert len(members) == 2 and all(m["fold"] and m["model_sha256"] for m in members)
+    tested = [set(m["speakers"]) for m in members]
+    assert tested[0].isdisjoint(tested[1]) and tested[0] | tested[1] == {f"csv-s{k}" for k in range(1, 5)}
+    # the clean row is the UA of every fold model's answers on its own test speakers, pooled
+    table = pd.read_csv(manifest)
+    true, pred = [], []
+    for m in members:
+        model = load_model(m["model"], vad="energy")
+        clips = table[("csv-" + table["speaker"]).isin(m["speakers"])]
+        proba = model.predict_proba([str(manifest.parent / p) for p in clips["path"]])
+        true += clips["label"].tolist()
+        pred += [model.labels[i] for i in proba.argmax(1)]
+    clean = report["conditions"][0]["results"]["csv"]
+    assert clean["n"] == len(table) == 48
+    assert clean["ua"] == pytest.approx(balanced_accuracy_score(true, pred), abs=1e-12)
+    # babble comes from the other test speakers of the same fold: every fold has one
+    assert report["conditions"][2]["results"]["csv"]["n"] == 48
+    assert report["model_sha256"] is None and report["run"] == str(run)
+    md = out.read_text()
+    assert "pooled per corpus over the 2 folds" in md and "same fold" in md and "babble -" in md.replace("+", "-")
+    assert "Rooms" not in md and "RT60" not in md  # reverberation was not asked for
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_mode_refuses_model_and_speakers_and_unknown_conditions(tmp_path):
+    with pytest.raises(SystemExit):
+        robustness.parse_args(["--run", str(tmp_path), "--model", "default", "--corpus", "csv=x"])
+    with pytest.raises(SystemExit, match="no splits.csv"):
+        robustness.run_folds(tmp_path)
+    with pytest.raises(SystemExit, match="unknown babble_snr11"):
+        robustness.select_conditions("babble_snr11")
+    assert [c.key for c in robustness.select_conditions("reverb,telephone")] == [
+        "clean", "reverb_small", "reverb_medium", "reverb_large", "telephone"]
+
+
 # -- LOCO table ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def loco_runs(tmp_path_factory) -> dict[str, Path]:
