@@ -197,3 +197,17 @@ def test_pool_recipe_chooses_C_by_leaving_training_corpora_out(tone_pool, tmp_pa
         model = ModelBundle.load(tmp_path / "run" / "folds" / fold / "model.pt").model
         for entry in model.selection:
             assert set(entry["per_group"]) == {"alpha", "beta", "gamma"} - {test_corpus}
+
+
+def test_pool_recipe_projects_out_the_training_corpora_direction(tone_pool, tmp_path):
+    # nuisance_dims needs every training item's corpus: in the fold's fit and in each cross-fitted calibration fit
+    recipe = _tiny_loco_recipe(
+        tone_pool, "tiny_pool_loco_nap", {"name": "logreg", "C": [0.1], "nuisance_dims": 1, "refit": False},
+        calibration={"method": "temperature", "fit_on": "cross_fit", "folds": 2})
+    res = run_experiment(recipe, tmp_path / "run", progress=False, cache_dir=tmp_path / "cache")
+    assert (res.per_fold["nuisance_dims"] == 1).all() and (res.per_fold["calibration_items"] > 0).all()
+    for fold in res.per_fold["fold"]:
+        bundle = ModelBundle.load(tmp_path / "run" / "folds" / fold / "model.pt")
+        directions = bundle.model.nuisance_directions
+        assert directions.shape == (1, bundle.input_shape[0])
+        np.testing.assert_allclose(np.linalg.norm(directions, axis=1), 1.0)

@@ -14,6 +14,14 @@ four-corpus LOCO recipe they chose C about 30 times larger than the held-out cor
 geometric means over the folds). The held-out group is a little
 less new than a real one: the runner standardises every item with the whole training split's statistics (the
 held-out group's included) before the classifier sees them, and its degraded copies are scored with its clips.
+
+``nuisance_dims: k`` (with the groups the runner passes, i.e. the training corpora) projects out, before the fit
+and at every prediction, the k directions along which the groups' mean vectors (each the mean of its class means
+over the classes every group has) differ most (nuisance attribute
+projection, as speaker and language recognition use it against channel differences): a corpus's recording set-up
+and language move every clip of it the same way, and a classifier that never sees those directions cannot
+learn them as cues. The directions come from the items each fit is trained on (an inner leave-one-group-out fit
+finds its own from its own groups), never from the items it is scored on.
 """
 
 from __future__ import annotations
@@ -35,6 +43,33 @@ from serkit.errors import ConfigError
 from serkit.models.registry import register_model
 
 
+def group_mean_directions(X: np.ndarray, groups: np.ndarray, k: int, y: np.ndarray | None = None) -> np.ndarray:
+    """(k, features): orthonormal directions along which the mean vectors of ``groups`` differ most, largest
+    first (right singular vectors of the centred group means); at most one fewer than the number of groups.
+
+    With labels ``y``, a group's mean is the mean of its class means over the classes every group has: groups
+    whose class mixes differ (or that lack a class) would otherwise differ along the class directions too, and
+    projecting those out would remove what the classifier needs.
+    """
+    names = np.unique(groups)
+    common = sorted(set.intersection(*(set(y[groups == g].tolist()) for g in names))) if y is not None else []
+    if common:
+        means = np.stack([np.mean([X[(groups == g) & (y == c)].mean(0) for c in common], axis=0) for g in names])
+    else:  # no labels, or no class that every group has
+        means = np.stack([X[groups == g].mean(0) for g in names])
+    means = means.astype(np.float64) - means.mean(0)
+    _, sing, vt = np.linalg.svd(means, full_matrices=False)
+    keep = min(int(k), names.size - 1, int(np.sum(sing > 1e-9 * max(sing.max(), 1e-30))))
+    return vt[:keep]
+
+
+def _project_out(X: np.ndarray, directions: np.ndarray | None) -> np.ndarray:
+    """``X`` without its components along ``directions`` (orthonormal rows); ``X`` itself when there are none."""
+    if directions is None or not len(directions):
+        return X
+    return X - (X @ directions.T) @ directions
+
+
 def _ua(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """UA as serkit.training.metrics.unweighted_average_recall computes it (mean recall over the classes in
     ``y_true``); models/ may not import training/."""
@@ -46,14 +81,20 @@ class _GridSelectedClassifier:
 
     kind = "sklearn"
     param: str  # the grid's name in ``selection`` and ``fit_info``
-    select_on = "validation"  # class default: also what a model pickled before the option existed reads
+    # class defaults: also what a model pickled before these options existed reads
+    select_on = "validation"
+    nuisance_dims = 0
+    nuisance_directions: np.ndarray | None = None
 
     def __init__(self, num_classes: int, grid: Sequence[Any], refit: bool = True,
-                 select_on: Literal["validation", "groups"] = "validation"):
+                 select_on: Literal["validation", "groups"] = "validation", nuisance_dims: int = 0):
         if not grid:
             raise ValueError(f"{self.param}: give at least one value")
         if select_on not in ("validation", "groups"):
             raise ValueError(f"select_on: 'validation' or 'groups', got {select_on!r}")
+        if int(nuisance_dims) != nuisance_dims or nuisance_dims < 0:
+            raise ValueError(f"nuisance_dims: a whole number >= 0, got {nuisance_dims!r}")
+        self.nuisance_dims = int(nuisance_dims)
         self.grid = list(grid)
         self.refit = bool(refit)
         self.select_on = select_on
@@ -64,6 +105,11 @@ class _GridSelectedClassifier:
     def _estimator(self, value):
         raise NotImplementedError
 
+    @property
+    def uses_groups(self) -> bool:
+        """Whether fit needs each training item's group (corpus): to choose on groups, or for nuisance_dims."""
+        return self.select_on == "groups" or self.nuisance_dims > 0
+
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
             groups: np.ndarray | None = None):
         """Fit, choosing the grid's value on (X_val, y_val) or, with ``select_on: groups``, by leaving each of
@@ -71,8 +117,16 @@ class _GridSelectedClassifier:
         X = X.reshape(len(X), -1)
         self.selection = []
         self.validation_proba = None
+        self.nuisance_directions = None
+        if self.nuisance_dims:
+            groups = self._checked_groups(groups, len(X), "nuisance_dims")
         if len(self.grid) > 1 and self.select_on == "groups":
             return self._fit_on_groups(X, y, X_val, y_val, groups)
+        if self.nuisance_dims:
+            self.nuisance_directions = group_mean_directions(X, groups, self.nuisance_dims, y)
+            X = _project_out(X, self.nuisance_directions)
+            if X_val is not None:
+                X_val = _project_out(X_val.reshape(len(X_val), -1), self.nuisance_directions)
         if X_val is None or len(self.grid) == 1:
             self.model = self._estimator(self.grid[0]).fit(X, y)
             return self
@@ -98,30 +152,47 @@ class _GridSelectedClassifier:
         """Choose the value by leave-one-group-out over the training items (mean UA over the held-out groups, each
         group weighing the same), fit on all of them; the validation split, if any, is then only predicted (for
         calibration) and, with ``refit``, joins the final fit."""
-        groups = None if groups is None else np.asarray(groups)
-        if groups is None or len(groups) != len(X):
-            raise ConfigError(f"select_on: groups needs a group for each of the {len(X)} training items (the runner "
-                              "passes each item's corpus)")
-        names = np.unique(groups)
-        if names.size < 2:
-            raise ConfigError(f"select_on: groups needs at least 2 groups (training corpora) to leave one out, got "
-                              f"{names.tolist()}; choose on validation speakers (select_on: validation) instead")
+        groups = self._checked_groups(groups, len(X), "select_on: groups")
         splits = list(LeaveOneGroupOut().split(X, y, groups))
+        # each inner fit projects out the directions of its own groups only (none when it has a single group)
+        inner_data = []
+        for inner, held in splits:
+            directions = (group_mean_directions(X[inner], groups[inner], self.nuisance_dims, y[inner])
+                          if self.nuisance_dims else None)
+            inner_data.append((_project_out(X[inner], directions), y[inner], _project_out(X[held], directions),
+                               y[held], str(groups[held[0]])))
         for value in self.grid:
             per_group = {}
-            for inner, held in splits:
-                candidate = self._estimator(value).fit(X[inner], y[inner])
-                per_group[str(groups[held[0]])] = _ua(y[held], candidate.predict(X[held]))
+            for X_in, y_in, X_held, y_held, name in inner_data:
+                candidate = self._estimator(value).fit(X_in, y_in)
+                per_group[name] = _ua(y_held, candidate.predict(X_held))
             self.selection.append({self.param: value, "val_ua": float(np.mean(list(per_group.values()))),
                                    "per_group": per_group})
         best = max(self.selection, key=lambda s: s["val_ua"])[self.param]
+        if self.nuisance_dims:
+            self.nuisance_directions = group_mean_directions(X, groups, self.nuisance_dims, y)
+            X = _project_out(X, self.nuisance_directions)
         self.model = self._estimator(best).fit(X, y)
         if X_val is not None:
-            X_val = X_val.reshape(len(X_val), -1)
+            X_val = _project_out(X_val.reshape(len(X_val), -1), self.nuisance_directions)
             self.validation_proba = self._all_columns(self.model, self.model.predict_proba(X_val))
             if self.refit:
                 self.model = self._estimator(best).fit(np.concatenate([X, X_val]), np.concatenate([y, y_val]))
         return self
+
+    @staticmethod
+    def _checked_groups(groups: np.ndarray | None, n: int, option: str) -> np.ndarray:
+        """``groups`` as an array with one label per training item, or a ConfigError; choosing on groups also
+        needs two of them (``nuisance_dims`` with a single group has no direction to remove and removes none)."""
+        groups = None if groups is None else np.asarray(groups)
+        if groups is None or len(groups) != n:
+            raise ConfigError(f"{option} needs a group for each of the {n} training items (the runner passes each "
+                              "item's corpus)")
+        names = np.unique(groups)
+        if names.size < 2 and option.startswith("select_on"):
+            raise ConfigError(f"{option} needs at least 2 groups (training corpora) to leave one out, got "
+                              f"{names.tolist()}; choose on validation speakers (select_on: validation) instead")
+        return groups
 
     def fit_info(self) -> dict:
         """What fit chose, for the results table (the full validation scores stay in ``selection``)."""
@@ -130,6 +201,8 @@ class _GridSelectedClassifier:
         info = {f"chosen_{self.param}": chosen, "refit_on_val": self.refit and self.validation_proba is not None}
         if self.selection and self.select_on == "groups":
             info["selected_on"] = "groups"
+        if self.nuisance_directions is not None:
+            info["nuisance_dims"] = len(self.nuisance_directions)
         return info
 
     def _fitted(self):
@@ -137,9 +210,12 @@ class _GridSelectedClassifier:
             raise RuntimeError(f"{type(self).__name__}: call fit() first")
         return self.model
 
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        return _project_out(X.reshape(len(X), -1), self.nuisance_directions)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         model = self._fitted()
-        return self._all_columns(model, model.predict_proba(X.reshape(len(X), -1)))
+        return self._all_columns(model, model.predict_proba(self._inputs(X)))
 
     def _all_columns(self, model, proba: np.ndarray) -> np.ndarray:
         # scikit-learn orders columns by the classes seen in training; map them back to all class indices.
@@ -148,7 +224,8 @@ class _GridSelectedClassifier:
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._fitted().predict(X.reshape(len(X), -1))
+        model = self._fitted()
+        return model.predict(self._inputs(X))
 
 
 class SVMClassifier(_GridSelectedClassifier):
@@ -224,7 +301,8 @@ class LogisticRegressionClassifier(_GridSelectedClassifier):
     classes inversely to their frequency, so the fit aims at UA rather than at the majority classes.
     ``refit: false`` keeps the model fitted on the training split alone (the validation speakers then stay unseen,
     as a shipped model's held-out speakers must). ``select_on: groups`` chooses ``C`` by leaving each training
-    corpus out in turn instead of on the validation speakers (see the module's docstring).
+    corpus out in turn instead of on the validation speakers; ``nuisance_dims: k`` projects out the k directions
+    along which the training corpora's means differ (both: see the module's docstring).
     """
 
     param = "C"
@@ -239,8 +317,10 @@ class LogisticRegressionClassifier(_GridSelectedClassifier):
         max_iter: int = 2000,
         refit: bool = True,
         select_on: Literal["validation", "groups"] = "validation",
+        nuisance_dims: int = 0,
     ):
-        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C], refit, select_on)
+        super().__init__(num_classes, [float(C)] if np.isscalar(C) else [float(c) for c in C], refit, select_on,
+                         nuisance_dims)
         self.class_weight, self.max_iter = class_weight, int(max_iter)
 
     def _estimator(self, C: float) -> LogisticRegression:

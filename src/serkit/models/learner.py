@@ -171,7 +171,7 @@ class EstimatorLearner:
     def fit(self, X, y, X_val=None, y_val=None, *, groups=None, resume: bool = True) -> dict[str, Any]:
         # resume: nothing to resume, a classical fit is one call
         t0 = time.perf_counter()
-        if groups is not None and getattr(self._model, "select_on", "validation") == "groups":
+        if groups is not None and getattr(self._model, "uses_groups", False):
             self._model.fit(X, y, X_val, y_val, groups=groups)
         else:
             self._model.fit(X, y, X_val, y_val)

@@ -252,7 +252,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     spk_items = speakers if owner is None else speakers[owner]
     X_tr, y_tr, spk_tr = take_items(X, tr), y_items[tr], spk_items[tr]
     corpus_of_row = table["corpus"].to_numpy()
-    grp_tr = (corpus_of_row if owner is None else corpus_of_row[owner])[tr]  # for select_on: groups
+    grp_tr = (corpus_of_row if owner is None else corpus_of_row[owner])[tr]  # for select_on: groups and nuisance_dims
     n_aug = 0
     if waveforms is not None:
         aug = augment_training_set([waveforms[i] for i in train_rows], y[train_rows], recipe.augment,
@@ -328,7 +328,7 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
             new_learner = partial(_cross_fit_learner, recipe, labels, item_shape(X_tr), _chosen_options(recipe, info),
                                   split.seed, partial(make_trainer, progress=False), fold_dir, init_path)
             oof_proba, oof_y = _cross_fit_proba(split, recipe.calibration.folds, X, y, speakers, owner, normalizer,
-                                                X_tr, y_tr, spk_tr, X_va, y_va, new_learner, resume=resume)
+                                                X_tr, y_tr, spk_tr, grp_tr, X_va, y_va, new_learner, resume=resume)
             held_proba, held_y = np.concatenate([held_proba, oof_proba]), np.concatenate([held_y, oof_y])
             info["calibration_items"] = len(oof_y)
         proba = _calibrate(held_proba, held_y, y_te, proba, info)
@@ -405,8 +405,8 @@ def _cross_fit_learner(recipe, labels, input_shape, options, seed: int, make_tra
     return learner
 
 
-def _cross_fit_proba(split: Split, folds: int, X, y, speakers, owner, normalizer, X_tr, y_tr, spk_tr, X_va, y_va,
-                     new_learner, *, resume: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _cross_fit_proba(split: Split, folds: int, X, y, speakers, owner, normalizer, X_tr, y_tr, spk_tr, grp_tr, X_va,
+                     y_va, new_learner, *, resume: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold probabilities of the training speakers' original utterances (calibration ``cross_fit``).
 
     The training speakers are cut into ``folds`` groups (scikit-learn's GroupKFold: sizes balanced,
@@ -415,7 +415,8 @@ def _cross_fit_proba(split: Split, folds: int, X, y, speakers, owner, normalizer
     predicts the group's original utterances, once each. The test speakers are never touched. (Babble copies of a
     kept speaker's clip may carry a held-out group's voices in the background, and the normaliser's statistics
     include the held-out groups: both make the out-of-fold predictions a little easier than a new speaker's,
-    never the test's.) ``speakers``: the speaker of every row of the utterance table.
+    never the test's.) ``speakers``: the speaker of every row of the utterance table; ``grp_tr``: the corpus of
+    every training item, passed on to a learner that uses groups (``nuisance_dims``).
     """
     item_speakers = spk_tr.astype(str)
     train_row_speakers = speakers[split.train].astype(str)
@@ -429,7 +430,8 @@ def _cross_fit_proba(split: Split, folds: int, X, y, speakers, owner, normalizer
         held_speakers = groups[held]
         keep = ~np.isin(item_speakers, held_speakers)
         learner = new_learner(g)
-        learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, resume=resume)
+        learner.fit(take_items(X_tr, np.flatnonzero(keep)), y_tr[keep], X_va, y_va, groups=grp_tr[keep],
+                    resume=resume)
         rows = split.train[np.isin(train_row_speakers, held_speakers)]
         items = _segment_items(rows, owner)
         proba = learner.predict_proba(normalizer.transform(take_items(X, items), speakers=spk_items[items]))
