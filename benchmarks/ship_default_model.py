@@ -183,7 +183,8 @@ def calibration_rows(eval_run: Path) -> dict | None:
 
 ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other training speakers",
                     "reverb": "simulated rooms", "telephone": "telephone band", "codec": "MP3/Opus round trips",
-                    "gain": "gain", "trim": "the clip without its leading and trailing silence"}
+                    "gain": "gain", "trim": "the clip without its leading and trailing silence",
+                    "crop": "a random stretch of the clip's speech"}
 
 
 def _level(recipe: dict) -> str:
@@ -200,8 +201,12 @@ def _level(recipe: dict) -> str:
 def _augmented(recipe: dict) -> str | None:
     """The recipe's robustness augmentation in words (None when it trains on clean audio only)."""
     aug = recipe.get("augment") or {}
-    parts = [f"{ROBUSTNESS_KINDS[k]} ({aug[k].get('fraction', 1.0) * aug[k].get('copies', 1):.0%})"
-             for k in ROBUSTNESS_KINDS if aug.get(k)]
+    kinds = dict(ROBUSTNESS_KINDS)
+    if aug.get("crop"):
+        low, high = aug["crop"].get("seconds", (1.0, 2.0))
+        kinds["crop"] = f"a random {low:g}-{high:g} s stretch of the clip's speech"
+    parts = [f"{kinds[k]} ({aug[k].get('fraction', 1.0) * aug[k].get('copies', 1):.0%})"
+             for k in kinds if aug.get(k)]
     return ", ".join(parts) if parts else None
 
 

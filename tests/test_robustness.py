@@ -310,3 +310,67 @@ def test_trim_copies_are_the_clips_without_their_leading_and_trailing_silence():
     with pytest.raises(ValidationError):
         AugmentConfig(trim={"top_db": 0})
     assert AugmentConfig(trim={}).any_waveform
+
+
+def test_crop_copies_are_seeded_stretches_of_the_clips_speech():
+    import librosa
+
+    rng = np.random.default_rng(1)
+
+    def quiet(n: int) -> np.ndarray:  # a noise floor about 65 dB below the voice
+        return (1e-4 * rng.standard_normal(n)).astype(np.float32)
+
+    speech = [_voice(150.0 + 30 * i, seconds, seed=i) for i, seconds in enumerate((3.0, 2.5, 0.6))]
+    signals = [np.concatenate([quiet(SR), s, quiet(SR // 2)]) for s in speech]  # the last: less than a second
+    labels = np.array(["a", "b", "a"])
+    cfg = AugmentConfig(crop={"copies": 3, "seconds": (1.0, 2.0)})
+    aug = augment_training_set(signals, labels, cfg, SR, seed=0)
+    assert list(aug.kind) == ["original"] * 3 + ["crop"] * 9
+    np.testing.assert_array_equal(aug.source, [0, 1, 2] + [0] * 3 + [1] * 3 + [2] * 3)
+    lengths = []
+    for item in np.flatnonzero(aug.kind == "crop"):
+        trimmed, _ = librosa.effects.trim(signals[aug.source[item]], top_db=30.0, frame_length=2048, hop_length=512)
+        copy = aug.signals[item]
+        if aug.source[item] == 2:  # shorter than any stretch asked for: its whole speech
+            np.testing.assert_array_equal(copy, trimmed)
+            continue
+        assert SR <= len(copy) <= 2 * SR
+        lengths.append(len(copy))
+        # a contiguous stretch of the trimmed clip (of its speech, never of the silence around it)
+        windows = np.lib.stride_tricks.sliding_window_view(trimmed, len(copy))
+        assert np.any(np.all(windows == copy, axis=1))
+    assert len(set(lengths)) == len(lengths)  # lengths drawn, not fixed
+    # seeded: the same seed gives the same copies, another seed others
+    again = augment_training_set(signals, labels, cfg, SR, seed=0)
+    other = augment_training_set(signals, labels, cfg, SR, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(aug.signals, again.signals))
+    assert not all(np.array_equal(a, b) for a, b in zip(aug.signals[3:], other.signals[3:]))
+    # without trimming, a stretch may hold the silence around the speech, and comes from the clip as it is
+    raw = augment_training_set(signals, labels, AugmentConfig(crop={"top_db": None, "seconds": (1.5, 1.5)}), SR,
+                               seed=0)
+    for item in np.flatnonzero(raw.kind == "crop"):
+        assert len(raw.signals[item]) == int(1.5 * SR)
+        windows = np.lib.stride_tricks.sliding_window_view(signals[raw.source[item]], int(1.5 * SR))
+        assert np.any(np.all(windows == raw.signals[item], axis=1))
+    for bad in ({"seconds": (2.0, 1.0)}, {"seconds": (0.0, 1.0)}, {"top_db": 0}):
+        with pytest.raises(ValidationError):
+            AugmentConfig(crop=bad)
+    assert AugmentConfig(crop={}).any_waveform
+
+
+def test_crop_copies_never_keep_a_silent_stretch():
+    # a dropout of digital silence inside the speech: trimming keeps it (speech on both sides), a draw may land in it
+    voice = _voice(180.0, 0.4, seed=3)
+    signal = np.concatenate([voice, np.zeros(4 * SR, np.float32), voice])
+    aug = augment_training_set([signal], np.array(["a"]), AugmentConfig(crop={"copies": 40, "seconds": (1.0, 1.0)}),
+                               SR, seed=0)
+    crops = [aug.signals[i] for i in np.flatnonzero(aug.kind == "crop")]
+    assert len(crops) == 40 and all(len(c) == SR for c in crops)
+    peak = np.abs(voice).max()
+    assert all(np.abs(c).max() > peak * 10 ** (-30 / 20) for c in crops)
+    # one loud sample in a minute of quiet: the draws (about 1 % each) miss it, so the stretch around it is kept
+    lone = np.full(60 * SR, 1e-4, np.float32)
+    lone[40 * SR] = 1.0
+    only = augment_training_set([lone], np.array(["a"]), AugmentConfig(crop={"top_db": None, "seconds": (0.5, 0.5)}),
+                                SR, seed=0)
+    assert np.abs(only.signals[-1]).max() == 1.0

@@ -19,6 +19,7 @@ from serkit.augment.config import (
     BabbleConfig,
     BalanceConfig,
     CodecConfig,
+    CropConfig,
     GainConfig,
     NoiseConfig,
     ReverbConfig,
@@ -148,7 +149,7 @@ class AugmentedSet:
 
 # Each augmentation draws from its own stream, so turning one on or off does not change the others.
 _STREAMS = {"balance": 0, "awgn": 1, "time_shift": 2, "speed": 3, "noise": 4, "babble": 5, "reverb": 6,
-            "telephone": 7, "codec": 8, "gain": 9, "trim": 10}
+            "telephone": 7, "codec": 8, "gain": 9, "trim": 10, "crop": 11}
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -283,6 +284,32 @@ def _trim_copies(base: list[np.ndarray], cfg: TrimConfig, sample_rate: int) -> l
     return _repeated([trim_silence(signal, sample_rate, top_db=cfg.top_db)[0] for signal in base], cfg.copies)
 
 
+#: a crop whose peak is this far (dB) below its clip's holds no speech (a pause, a digital dropout): it is drawn again
+CROP_SILENT_DB = 30.0
+CROP_TRIES = 10
+
+
+def _crop_copies(base: list[np.ndarray], cfg: CropConfig, sample_rate: int,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    out = []
+    for signal in base:
+        speech = signal if cfg.top_db is None else trim_silence(signal, sample_rate, top_db=cfg.top_db)[0]
+        floor = float(np.max(np.abs(speech))) * 10 ** (-CROP_SILENT_DB / 20)
+        for _ in range(cfg.copies):
+            n = max(1, round(float(rng.uniform(*cfg.seconds)) * sample_rate))
+            if speech.size <= n:
+                out.append(speech.copy())
+                continue
+            for _try in range(CROP_TRIES):
+                start = int(rng.integers(0, speech.size - n + 1))
+                if np.max(np.abs(speech[start : start + n])) > floor:
+                    break
+            else:  # pauses everywhere the draws fell: the stretch around the loudest sample
+                start = int(np.clip(np.argmax(np.abs(speech)) - n // 2, 0, speech.size - n))
+            out.append(speech[start : start + n].copy())
+    return out
+
+
 def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rng: np.random.Generator) -> list[np.ndarray]:
     return [apply_gain(signal, float(rng.uniform(*cfg.gain_db))) for signal in base for _ in range(cfg.copies)]
 
@@ -306,7 +333,8 @@ def augment_training_set(
     shifted copies and ``speed.copies`` time-warped copies (each type made from the balanced set,
     never from another type's copies), so balanced classes stay balanced; then, the same way, the robustness
     copies: ``noise``, ``babble`` (made of original clips of other speakers of this training set), ``reverb``,
-    ``telephone``, ``codec``, ``gain`` and ``trim``. Speed copies change length; fix lengths afterwards.
+    ``telephone``, ``codec``, ``gain``, ``trim`` and ``crop``. Speed, trim and crop copies change length; fix
+    lengths afterwards.
     ``cfg.specaugment`` is not applied here (it acts on features), nor ``cfg.rebalance`` (it picks the rows
     passed in).
 
@@ -366,6 +394,7 @@ def augment_training_set(
         ("codec", cfg.codec, lambda items, srcs, c, r: _codec_copies(items, c, sample_rate, r)),
         ("gain", cfg.gain, lambda items, srcs, c, r: _gain_copies(items, c, r)),
         ("trim", cfg.trim, lambda items, srcs, c, r: _trim_copies(items, c, sample_rate)),
+        ("crop", cfg.crop, lambda items, srcs, c, r: _crop_copies(items, c, sample_rate, r)),
     ]
     for kind, kind_cfg, make in robustness:
         if kind_cfg is not None:
