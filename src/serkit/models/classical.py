@@ -155,17 +155,14 @@ class _GridSelectedClassifier:
         groups = self._checked_groups(groups, len(X), "select_on: groups")
         splits = list(LeaveOneGroupOut().split(X, y, groups))
         # each inner fit projects out the directions of its own groups only (none when it has a single group)
-        inner_data = []
-        for inner, held in splits:
-            directions = (group_mean_directions(X[inner], groups[inner], self.nuisance_dims, y[inner])
-                          if self.nuisance_dims else None)
-            inner_data.append((_project_out(X[inner], directions), y[inner], _project_out(X[held], directions),
-                               y[held], str(groups[held[0]])))
+        directions = [group_mean_directions(X[inner], groups[inner], self.nuisance_dims, y[inner])
+                      if self.nuisance_dims else None for inner, _ in splits]
         for value in self.grid:
             per_group = {}
-            for X_in, y_in, X_held, y_held, name in inner_data:
-                candidate = self._estimator(value).fit(X_in, y_in)
-                per_group[name] = _ua(y_held, candidate.predict(X_held))
+            for (inner, held), inner_directions in zip(splits, directions, strict=True):
+                candidate = self._estimator(value).fit(_project_out(X[inner], inner_directions), y[inner])
+                X_held = _project_out(X[held], inner_directions)
+                per_group[str(groups[held[0]])] = _ua(y[held], candidate.predict(X_held))
             self.selection.append({self.param: value, "val_ua": float(np.mean(list(per_group.values()))),
                                    "per_group": per_group})
         best = max(self.selection, key=lambda s: s["val_ua"])[self.param]
