@@ -149,6 +149,8 @@ WHISPER_LIMITS = [
      "mixed or subtle states) is forced onto one of them, or answered 'uncertain' with --min-confidence."),
     ("Studio recordings; noise, reverberation, telephone bandwidth and lossy codecs lower accuracy (see the "
      "robustness card, docs/benchmarks/robustness.md)."),
+    ("Short utterances carry less: below about 2 s accuracy falls, steeply below 1 s (the robustness "
+     "card's clip-length rows)."),
     ("Per-clip scores are noisy: look at trends over many clips or minutes, never at one prediction. "
      "This is not a diagnostic tool."),
 ]
