@@ -7,7 +7,7 @@ Usage::
         --corpus emovo=../shared/corpora/emovo-16k                  # the default model, its held-out speakers
     .venv/bin/python benchmarks/robustness.py --model runs/loco/folds/fold04-test=nemo/model.pt \\
         --corpus nemo=../shared/corpora/nemo --max-clips 200        # a LOCO fold model on its unseen corpus
-    .venv/bin/python benchmarks/robustness.py --run runs/serkit_default --corpus ... \
+    .venv/bin/python benchmarks/robustness.py --run runs/serkit_default --corpus ... \\
         --conditions white_snr10,pink_snr10,babble_snr10,talker_snr10 --max-clips 120   # every speaker
 
 ``--run`` scores a finished speaker-independent run instead of one model: each fold's model on that fold's own
@@ -40,8 +40,8 @@ Clips: the labels the model knows only; UA is the unweighted average recall over
 corpus's evaluated clips. A clip the model gives no label under a condition (e.g. too little speech once cut to
 0.5 s) counts as a miss and is counted in the table's "no label" column.
 
-Held-out speakers (a single model): ``--speakers`` (comma-separated speaker ids, corpus names meaning all their speakers, or
-``all``); without it, the model card's ``held_out_speakers`` (a list of ids, or corpus -> ids) or
+Held-out speakers (a single model): ``--speakers`` (comma-separated speaker ids, corpus names meaning all their
+speakers, or ``all``); without it, the model card's ``held_out_speakers`` (a list of ids, or corpus -> ids) or
 ``held_out_corpora``, or, for a fold's ``model.pt`` inside a run folder, that fold's test speakers from the run's
 ``splits.csv`` (speaker-independent folds only). A model that names none is refused: scoring a model on the
 speakers it was trained on says nothing about robustness.
@@ -110,6 +110,9 @@ ROOMS: dict[str, tuple[tuple[float, float, float], float]] = {
 #: 23 and 12 kbit/s for Opus on 16 kHz speech, see codec_round_trip)
 CODEC_LEVELS = (("mp3", 0.9), ("mp3", 0.99), ("opus", 0.95), ("opus", 0.99))
 CLIP_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: where a clip's babble comes from: the held-out speakers of a single model, or the test speakers of a run's fold
+BABBLE_SOURCE = {"model": "other held-out speakers of every corpus",
+                 "run": "other test speakers of the same fold, of every corpus"}
 #: the target of issue 14: at 10 dB SNR at most this many UA points below clean
 TARGET_DROP_10DB = 10.0
 
@@ -430,8 +433,9 @@ def markdown(report: dict) -> str:
     if target.get("beside"):
         target_line += "; beside the target's noises, " + ", ".join(
             f"{TALKER if k == 'talker' else k} {_fmt(v, True)}" for k, v in target["beside"].items())
-    babble_from = ("other test speakers of the same fold, of every corpus" if report.get("run") else
-                   "other held-out speakers of every corpus")
+    babble_from = BABBLE_SOURCE["run" if report.get("run") else "model"]
+    clip_limit = (f"; at most {report['max_clips']} clips per {report.get('max_clips_per', 'corpus')}"
+                  if report["max_clips"] else "")
     target_paragraph = "" if not target["drops"] and not target.get("beside") else (
         f"At 10 dB SNR{' (mean over corpora)' if several else ''}: {target_line} UA points against clean "
         f"(issue 14's target:\nno more than {TARGET_DROP_10DB:g} points lost).\n\n")
@@ -443,8 +447,7 @@ on held-out speakers' clips, clean and degraded; in brackets the change against 
 - Speakers: {report['speakers_source']}.
 {chr(10).join(corpus_lines)}
 - Seed {report['seed']} (every noise, babble, room placement and clip subset is drawn from it and the condition's
-  and clip's names: reruns give the same numbers){f"; at most {report['max_clips']} clips per {report.get('max_clips_per', 'corpus')}"
-  if report['max_clips'] else ''}.
+  and clip's names: reruns give the same numbers){clip_limit}.
 - Clips are read at the model's rate ({model['sample_rate']} Hz) and degraded there. SNR is over the whole clip.
   Babble: {report['babble_talkers']} talkers at once, one clip each of {babble_from};
   the competing talker: one such clip.
@@ -791,8 +794,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for name, info in corpus_info.items():
         info["root"] = corpora[name][1]
         info["n_speakers"] = len(info["speakers"])
-        info["babble_source"] = ("the other held-out speakers of every corpus" if folds is None else
-                                 "the other test speakers of the same fold, of every corpus")
+        info["babble_source"] = "the " + BABBLE_SOURCE["model" if folds is None else "run"]
     results: dict[str, dict[str, Any]] = {}
     for cond in all_conditions:
         results[cond.key] = {}

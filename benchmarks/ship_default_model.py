@@ -32,6 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from serkit.augment import CropConfig
 from serkit.models.bundle import ModelBundle
 from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
@@ -186,7 +187,7 @@ def calibration_rows(eval_run: Path) -> dict | None:
 ROBUSTNESS_KINDS = {"noise": "coloured noise", "babble": "babble of other training speakers",
                     "reverb": "simulated rooms", "telephone": "telephone band", "codec": "MP3/Opus round trips",
                     "gain": "gain", "trim": "the clip without its leading and trailing silence",
-                    "crop": "a random stretch of the clip's speech"}
+                    "crop": "a random {seconds} s stretch of the clip's speech"}
 
 
 def _level(recipe: dict) -> str:
@@ -203,12 +204,9 @@ def _level(recipe: dict) -> str:
 def _augmented(recipe: dict) -> str | None:
     """The recipe's robustness augmentation in words (None when it trains on clean audio only)."""
     aug = recipe.get("augment") or {}
-    kinds = dict(ROBUSTNESS_KINDS)
-    if aug.get("crop"):
-        low, high = aug["crop"].get("seconds", (1.0, 2.0))
-        kinds["crop"] = f"a random {low:g}-{high:g} s stretch of the clip's speech"
-    parts = [f"{kinds[k]} ({aug[k].get('fraction', 1.0) * aug[k].get('copies', 1):.0%})"
-             for k in kinds if aug.get(k)]
+    seconds = "-".join(f"{s:g}" for s in CropConfig(**aug["crop"]).seconds) if aug.get("crop") else ""
+    parts = [f"{what.format(seconds=seconds)} ({aug[k].get('fraction', 1.0) * aug[k].get('copies', 1):.0%})"
+             for k, what in ROBUSTNESS_KINDS.items() if aug.get(k)]
     return ", ".join(parts) if parts else None
 
 
@@ -264,6 +262,13 @@ def _speedup() -> str:
             "1 thread)")
 
 
+def _drops_at_10db(by_key: dict[str, dict]) -> list[str]:
+    """"white noise -1.5", ... for the 10 dB noise rows a robustness card measured (by condition key)."""
+    return [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
+            (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"),
+             ("talker_snr10", "one competing talker")) if key in by_key and by_key[key]["mean_drop"] is not None]
+
+
 def _fold_robustness(eval_run: Path) -> str | None:
     """The line on robustness_folds.json (every fold model of ``eval_run`` on its own test speakers), when it was
     measured on exactly these fold model files (their sha256); None otherwise."""
@@ -278,9 +283,7 @@ def _fold_robustness(eval_run: Path) -> str | None:
             != m["model_sha256"] for m in members):
         return None
     by_key = {c["key"]: c for c in r["conditions"]}
-    cells = [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
-             (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"),
-              ("talker_snr10", "one competing talker")) if key in by_key and by_key[key]["mean_drop"] is not None]
+    cells = _drops_at_10db(by_key)
     n_speakers = len(r["speakers"])
     return (f"- The same on all {n_speakers} speakers, each through the speaker-fold model that never heard it "
             f"([docs/benchmarks/robustness_folds.md](benchmarks/robustness_folds.md), at most {r['max_clips']} clips "
@@ -304,10 +307,7 @@ def _robustness_and_speed(recipe: dict, model_sha256: str, eval_run: Path) -> st
         r = measured
         by_key = {c["key"]: c for c in r["conditions"]}
         clean = by_key["clean"]["mean_ua"] * 100
-        cells = [f"{name} {by_key[key]['mean_drop']:+.1f}" for key, name in
-                 (("white_snr10", "white noise"), ("pink_snr10", "pink noise"), ("babble_snr10", "babble"),
-                  ("talker_snr10", "one competing talker"))
-                 if key in by_key]
+        cells = _drops_at_10db(by_key)
         worst = min((c for c in r["conditions"] if c["key"] != "clean"), key=lambda c: c["mean_drop"])
         lines.append(f"- Robustness ([docs/benchmarks/robustness.md](benchmarks/robustness.md), held-out speakers of "
                      f"the four corpora, at most {r['max_clips']} clips each, seed {r['seed']}): clean UA {clean:.1f} "

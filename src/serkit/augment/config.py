@@ -2,9 +2,9 @@
 
 Every augmentation is off by default (``None``). The waveform ones (``balance``, ``awgn``,
 ``time_shift``, ``speed`` and the robustness ones ``noise``, ``babble``, ``reverb``, ``telephone``,
-``codec``, ``gain``, ``trim``) are applied by :func:`serkit.augment.augment_training_set` to the training split
-only; ``rebalance`` resamples the training rows before that; ``specaugment`` is applied by the trainer to
-batches of features.
+``codec``, ``gain``, ``trim``, ``crop``) are applied by :func:`serkit.augment.augment_training_set` to the
+training split only; ``rebalance`` resamples the training rows before that; ``specaugment`` is applied by the
+trainer to batches of features.
 """
 
 from __future__ import annotations

@@ -118,19 +118,17 @@ class _GridSelectedClassifier:
         self.selection = []
         self.validation_proba = None
         self.nuisance_directions = None
-        if self.nuisance_dims:
+        if self.nuisance_dims:  # the final fit's directions, from all its training items
             groups = self._checked_groups(groups, len(X), "nuisance_dims")
+            self.nuisance_directions = group_mean_directions(X, groups, self.nuisance_dims, y)
         if len(self.grid) > 1 and self.select_on == "groups":
             return self._fit_on_groups(X, y, X_val, y_val, groups)
-        if self.nuisance_dims:
-            self.nuisance_directions = group_mean_directions(X, groups, self.nuisance_dims, y)
-            X = _project_out(X, self.nuisance_directions)
-            if X_val is not None:
-                X_val = _project_out(X_val.reshape(len(X_val), -1), self.nuisance_directions)
+        X = _project_out(X, self.nuisance_directions)
+        if X_val is not None:
+            X_val = _project_out(X_val.reshape(len(X_val), -1), self.nuisance_directions)
         if X_val is None or len(self.grid) == 1:
             self.model = self._estimator(self.grid[0]).fit(X, y)
             return self
-        X_val = X_val.reshape(len(X_val), -1)
         best, chosen = None, None
         for value in self.grid:
             candidate = self._estimator(value).fit(X, y)
@@ -166,9 +164,7 @@ class _GridSelectedClassifier:
             self.selection.append({self.param: value, "val_ua": float(np.mean(list(per_group.values()))),
                                    "per_group": per_group})
         best = max(self.selection, key=lambda s: s["val_ua"])[self.param]
-        if self.nuisance_dims:
-            self.nuisance_directions = group_mean_directions(X, groups, self.nuisance_dims, y)
-            X = _project_out(X, self.nuisance_directions)
+        X = _project_out(X, self.nuisance_directions)
         self.model = self._estimator(best).fit(X, y)
         if X_val is not None:
             X_val = _project_out(X_val.reshape(len(X_val), -1), self.nuisance_directions)
