@@ -242,6 +242,14 @@ def _selection(model: dict) -> str:
     return "chosen on validation speakers"
 
 
+def _loud_frames(fe: dict) -> str:
+    """The card's words for the frontend's ``loud_db`` option (empty when unset)."""
+    if fe.get("loud_db") is None:
+        return ""
+    return (f", each also over its loud frames only (those within {fe['loud_db']:g} dB of the clip's loudest 20 ms: "
+            "the voiced core of the speech, where noise and other voices filling the pauses weigh little)")
+
+
 def _head(model: dict) -> str:
     if model["name"] == "logreg":
         return (f"multinomial logistic regression, class weights {model.get('class_weight', 'balanced')}, C from "
@@ -428,11 +436,11 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 - **Labels** (serkit's unified label set): {", ".join(bundle.labels)}.
 - **Encoder**: OpenAI's Whisper {fe['weights'].replace('whisper-', '')} (MIT licence), frozen, run on each clip's own
   frames (no padding to 30 s) and stopped after layer {max(fe['layers'])} of {_encoder_layers(fe)}; the hidden states of layers
-  {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}) and concatenated.
+  {' and '.join(map(str, fe['layers']))} are averaged over time ({fe['pooling']}){_loud_frames(fe)} and concatenated.
 - **Head**: `{recipe['model']['name']}` ({_head(recipe['model'])}) on the standardised encoder features, then a
   temperature fitted on {_calibration_source(recipe)} (calibration, below).
 - **Input**: any audio libsndfile reads, resampled to 16 kHz{_level(recipe)}. `serkit predict` judges a file of up to 30 s whole:
-  the encoder runs over all of it and the head sees the average of its frames, as in training (whole clips of
+  the encoder runs over all of it and the head sees its frames pooled as above, as in training (whole clips of
   1-10 s); a longer recording by 3 s windows over its speech (found by voice activity detection), averaged and
   listed with `--json`. `serkit analyze` gives a timeline of such windows.
 - **Recipe**: `recipes/serkit_default.yaml`.

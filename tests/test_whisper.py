@@ -207,6 +207,58 @@ def test_frontend_pools_layers_and_encodes_long_input_in_chunks(tiny_models):
     assert concat(torch.from_numpy(y)).shape == (128,)
 
 
+def test_loud_frames_are_the_frames_within_loud_db_of_the_loudest_whatever_the_gain(tiny_models):
+    fe = WhisperFrontend(config=WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1], loud_db=15))
+    frame = 320  # samples per encoder frame
+    y = _speechlike(1.0)
+    y[20 * frame:40 * frame] *= 0.01  # frames 20-39 are 40 dB down
+    y[40 * frame:50 * frame] *= 0.3  # frames 40-49 about 10 dB down
+    n = WhisperFrontend.num_frames(len(y))
+    for gain in (1.0, 0.001):
+        mask = fe.loud_frames(torch.from_numpy(gain * y)[None], n)[0].numpy()
+        assert mask.shape == (n,) and mask[:20].all() and not mask[20:40].any() and mask[40:50].all()
+    wide = WhisperFrontend(config=fe.config.model_copy(update={"loud_db": 60.0}))
+    assert wide.loud_frames(torch.from_numpy(y)[None], n).eq(1).all()
+    silent = fe.loud_frames(torch.zeros(1, len(y)), n)  # nothing louder than anything: every frame counts
+    assert silent.eq(1).all()
+
+
+def test_loud_db_appends_the_loud_frames_mean_to_each_layer(tiny_models):
+    cfg = WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1, 2], loud_db=15)
+    fe = WhisperFrontend(config=cfg)
+    y = _speechlike(1.2)
+    y[: 10 * 320] *= 0.001  # a quiet lead-in the loud mean leaves out
+    x = torch.from_numpy(y)
+    with torch.no_grad():
+        out = fe(x).numpy()
+        frames = fe.frames(x)
+    mask = fe.loud_frames(x[None], frames[1].shape[1])[0].numpy().astype(bool)
+    assert out.shape == fe.output_shape() == (256,) and fe.feature_dim == 128
+    assert 0 < mask.sum() < len(mask) and not mask[:10].any()
+    for k, layer in enumerate((1, 2)):
+        h = frames[layer][0].numpy()
+        np.testing.assert_allclose(out[128 * k:128 * k + 64], h.mean(0), atol=1e-6)
+        np.testing.assert_allclose(out[128 * k + 64:128 * (k + 1)], h[mask].mean(0), atol=1e-6)
+    other = torch.from_numpy(_speechlike(1.2, seed=1))
+    with torch.no_grad():
+        batch = fe(torch.stack([x, other])).numpy()  # a batch pools each item on its own loud frames
+        np.testing.assert_allclose(batch[0], out, atol=1e-5)
+        np.testing.assert_allclose(batch[1], fe(other).numpy(), atol=1e-5)
+    stacked = WhisperFrontend(config=cfg.model_copy(update={"combine": "stack", "pooling": "mean_std"}))
+    assert stacked(x).shape == stacked.output_shape() == (2, 192)
+
+
+def test_loud_db_joins_the_config_dump_only_when_set():
+    # recipes and model files written before the option keep their feature-cache keys
+    assert "loud_db" not in WhisperConfig().model_dump(mode="json")
+    assert WhisperConfig(loud_db=15).model_dump(mode="json")["loud_db"] == 15.0
+    assert parse_frontend_config({"name": "whisper", "loud_db": 15}).loud_db == 15.0
+    with pytest.raises(ConfigError, match="loud_db"):
+        parse_frontend_config({"name": "whisper", "pooling": "none", "loud_db": 15})
+    with pytest.raises(ConfigError, match="loud_db"):
+        parse_frontend_config({"name": "whisper", "loud_db": -3})
+
+
 def test_audio_longer_than_a_chunk_is_encoded_chunk_by_chunk(tiny_models):
     fe = WhisperFrontend(config=WhisperConfig(weights=str(tiny_models["hf"]), layers=[2]))
     assert fe.chunk_samples == 2 * SR  # the tiny model's 100 positions cover 2 s (OpenAI's 1500: 30 s)

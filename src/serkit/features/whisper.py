@@ -16,6 +16,10 @@ Conventions:
   ``hidden_states[-1]`` and CTranslate2's ``encode`` return it. Intermediate layers are the raw residual stream.
 * **Long input**: audio longer than the 30 s that Whisper's positions cover is cut into 30 s chunks, each encoded
   on its own, and their frames concatenated before pooling.
+* **Loud frames** (``loud_db``): beside the mean over all of a clip's frames, the mean over the frames whose
+  20 ms of audio is within ``loud_db`` dB of the clip's loudest. With 15 dB this is the voiced core of the
+  speech, and what fills the pauses (babble, a television, noise) weighs little in it; the whole-clip mean keeps
+  what the quieter frames say. Each encoder frame ``i`` is paired with samples ``[320 i, 320 (i + 1))``.
 * **Unpadded against padded**: on the same audio, frames away from the clip's end agree with the 30 s padded
   encoder to float32 rounding at the input, but self-attention lets every frame see the padding, so hidden states
   differ by more than rounding. The log-mel of unpadded audio equals the padded one except in the last frame,
@@ -32,7 +36,7 @@ import librosa
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 from torch import nn
 
 from serkit.errors import AudioError, ConfigError
@@ -50,6 +54,8 @@ __all__ = [
 WHISPER_SAMPLE_RATE = 16000
 N_FFT = 400
 HOP = 160
+#: Samples per encoder frame (the second convolution has stride 2 over 10 ms mel frames).
+FRAME_SAMPLES = 2 * HOP
 CHUNK_SAMPLES = 30 * WHISPER_SAMPLE_RATE
 #: Fewer samples than this cannot be framed (the centred STFT reflects n_fft / 2 samples at each end).
 MIN_SAMPLES = N_FFT // 2 + 1
@@ -74,6 +80,9 @@ class WhisperConfig(BaseModel):
         them (the clip's own frames are never padded before encoding; only the output is).
     max_seconds : with ``pooling: none``, frames beyond this many seconds are dropped (the sequence is a fixed-size
         array); 8 s keeps most acted utterances whole.
+    loud_db : with ``mean`` or ``mean_std`` pooling, each layer's vector is followed by the mean over the frames
+        within this many dB of the clip's loudest frame (see the module docstring); None (the default) adds
+        nothing. Doubles the features of ``mean`` pooling; the encoder's cost is unchanged.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +94,7 @@ class WhisperConfig(BaseModel):
     combine: Literal["concat", "stack"] = "concat"
     pooling: Literal["mean", "mean_std", "none"] = "mean"
     max_seconds: float = Field(8.0, gt=0, le=60)
+    loud_db: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)
 
     @field_validator("layers")
     @classmethod
@@ -105,7 +115,17 @@ class WhisperConfig(BaseModel):
     def _sequences_concatenate(self) -> WhisperConfig:
         if self.pooling == "none" and self.combine == "stack":
             raise ValueError("combine: stack is for pooled vectors; frame sequences concatenate their layers")
+        if self.pooling == "none" and self.loud_db is not None:
+            raise ValueError("loud_db pools the loud frames: it needs pooling mean or mean_std, not none")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_loud_db(self, handler):
+        # Unset, it is left out of the dump, so recipes and model files without it keep their feature-cache keys.
+        data = handler(self)
+        if self.loud_db is None:
+            data.pop("loud_db", None)
+        return data
 
     @property
     def max_frames(self) -> int:
@@ -250,8 +270,9 @@ class WhisperFrontend(nn.Module):
 
     Input ``(T,)`` or ``(B, T)`` (16 kHz; a batch shares one length); output per item ``(n_layers * F,)`` with
     ``combine="concat"`` or ``(n_layers, F)`` with ``"stack"``, where ``F`` is ``d_model`` (mean) or ``2 * d_model``
-    (mean_std). Audio longer than 30 s is encoded in 30 s chunks (a final piece shorter than 0.1 s is merged into
-    nothing: it is dropped only when the clip has other chunks).
+    (mean_std), plus ``d_model`` with ``loud_db`` (the loud frames' mean after each layer's). Audio longer than
+    30 s is encoded in 30 s chunks (a final piece shorter than 0.1 s is merged into nothing: it is dropped only when
+    the clip has other chunks).
     """
 
     accepts_variable_length = True
@@ -280,7 +301,9 @@ class WhisperFrontend(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        return self.dims.d_model * (2 if self.config.pooling == "mean_std" else 1)
+        """Features per layer: the mean (and std), then the loud frames' mean when ``loud_db`` is set."""
+        per_layer = (2 if self.config.pooling == "mean_std" else 1) + (self.config.loud_db is not None)
+        return self.dims.d_model * per_layer
 
     @property
     def max_frames(self) -> int:
@@ -321,15 +344,33 @@ class WhisperFrontend(nn.Module):
         if self.config.pooling == "none":
             out = self._sequence(self.frames(waveform))
             return out[0] if single else out
+        frames = self.frames(waveform)
+        loud = None
+        if self.config.loud_db is not None:
+            n_frames = next(iter(frames.values())).shape[1]
+            loud = self.loud_frames(waveform if waveform.dim() == 2 else waveform[None], n_frames)
         pooled = []
-        for h in self.frames(waveform).values():
+        for h in frames.values():
             vec = h.mean(dim=1)
             if self.config.pooling == "mean_std":
                 std = h.std(dim=1, unbiased=False) if h.shape[1] > 1 else torch.zeros_like(vec)
                 vec = torch.cat([vec, std], dim=-1)
+            if loud is not None:
+                vec = torch.cat([vec, (loud[..., None] * h).sum(dim=1) / loud.sum(dim=1, keepdim=True)], dim=-1)
             pooled.append(vec)
         out = torch.stack(pooled, dim=1) if self.config.combine == "stack" else torch.cat(pooled, dim=-1)
         return out[0] if single else out
+
+    def loud_frames(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """``(B, n_frames)``: 1.0 for the encoder frames whose 20 ms of audio is within ``loud_db`` dB of the
+        clip's loudest (the loudest is always one), else 0.0."""
+        assert self.config.loud_db is not None
+        n = n_frames * FRAME_SAMPLES
+        y = waveform[:, :n].float()
+        if y.shape[-1] < n:
+            y = F.pad(y, (0, n - y.shape[-1]))
+        level = 10.0 * torch.log10(y.reshape(y.shape[0], n_frames, FRAME_SAMPLES).square().mean(dim=-1) + 1e-10)
+        return (level >= level.amax(dim=1, keepdim=True) - self.config.loud_db).float()
 
     def _sequence(self, frames: dict[int, torch.Tensor]) -> torch.Tensor:
         """(B, layers * d_model + 1, max_frames): the states, features first, then the validity row."""
