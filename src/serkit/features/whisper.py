@@ -341,14 +341,15 @@ class WhisperFrontend(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         single = waveform.dim() == 1
+        if single:
+            waveform = waveform[None]
         if self.config.pooling == "none":
             out = self._sequence(self.frames(waveform))
             return out[0] if single else out
         frames = self.frames(waveform)
         loud = None
         if self.config.loud_db is not None:
-            n_frames = next(iter(frames.values())).shape[1]
-            loud = self.loud_frames(waveform if waveform.dim() == 2 else waveform[None], n_frames)
+            loud = self.loud_frames(waveform, next(iter(frames.values())).shape[1])
         pooled = []
         for h in frames.values():
             vec = h.mean(dim=1)
@@ -363,7 +364,8 @@ class WhisperFrontend(nn.Module):
 
     def loud_frames(self, waveform: torch.Tensor, n_frames: int) -> torch.Tensor:
         """``(B, n_frames)``: 1.0 for the encoder frames whose 20 ms of audio is within ``loud_db`` dB of the
-        clip's loudest (the loudest is always one), else 0.0."""
+        clip's loudest (the loudest is always one), else 0.0. In torch on the encoder's own 20 ms grid, for a whole
+        batch: ``serkit.audio.processing``'s librosa framing (per clip, centred frames) would not line up with it."""
         assert self.config.loud_db is not None
         n = n_frames * FRAME_SAMPLES
         y = waveform[:, :n].float()
