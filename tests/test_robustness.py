@@ -202,6 +202,60 @@ def test_a_fraction_of_the_items_gets_each_kind_of_copy():
         AugmentConfig(reverb={"fraction": 1.5})
 
 
+def test_per_clip_draws_give_a_clip_the_same_copies_in_every_split():
+    """``draws: per_clip``: a clip's random copies depend on the clip and the seed, not on the other clips of the
+    split or their order, so an encoder's cached features of the copies serve every fold."""
+    signals = [_voice(110.0 + 25 * i, 0.6, seed=i) for i in range(8)]
+    labels = np.arange(8) % 2
+    speakers = np.array(["s1", "s2", "s3", "s4"] * 2)
+    kinds = dict(awgn={"snr_db": [10, 20]}, time_shift={}, speed={}, noise={"fraction": 0.5, "snr_db": [5, 20]},
+                 reverb={"fraction": 0.5, "rooms": 2}, codec={"fraction": 0.5}, gain={"fraction": 0.5},
+                 crop={"seconds": [0.2, 0.4]})
+
+    def copies(rows, draws, seed=3):
+        aug = augment_training_set([signals[i] for i in rows], labels[rows], AugmentConfig(draws=draws, **kinds),
+                                   SR, seed=seed, speakers=speakers[rows])
+        out: dict[tuple[str, int], list[np.ndarray]] = {}
+        for signal, source, kind in zip(aug.signals, aug.source, aug.kind):
+            if kind != "original":
+                out.setdefault((str(kind), int(rows[source])), []).append(signal)
+        return out
+
+    fold_a, fold_b = np.arange(0, 6), np.arange(7, 1, -1)  # clips 2-5 in both, in another order and company
+    a, b = copies(fold_a, "per_clip"), copies(fold_b, "per_clip")
+    shared = {key for key in a if key[1] in (2, 3, 4, 5)}
+    assert shared == {key for key in b if key[1] in (2, 3, 4, 5)}  # the same clips get each kind of copy
+    assert {kind for kind, _ in shared} == set(kinds)
+    for key in shared:
+        assert len(a[key]) == len(b[key])
+        for x, y in zip(a[key], b[key]):
+            np.testing.assert_array_equal(x, y)
+    # per_split (the default): the copies follow the split's order, so the two folds differ
+    a_split, b_split = copies(fold_a, "per_split"), copies(fold_b, "per_split")
+    assert any(key in b_split and not np.array_equal(a_split[key][0], b_split[key][0])
+               for key in a_split if key[1] in (2, 3, 4, 5))
+    # another seed, other copies
+    other = copies(fold_a, "per_clip", seed=4)
+    assert any(key in other and not np.array_equal(a[key][0], other[key][0]) for key in a)
+    # a clip that the rebalancing repeats gets other copies on its second appearance, its usual ones on the first
+    twice = copies(np.array([0, 1, 2, 2]), "per_clip")
+    once = copies(np.array([0, 1, 2]), "per_clip")
+    assert len(twice[("awgn", 2)]) == 2 and not np.array_equal(*twice[("awgn", 2)])
+    np.testing.assert_array_equal(twice[("awgn", 2)][0], once[("awgn", 2)][0])
+
+
+def test_per_clip_draws_give_each_kind_to_about_its_fraction_of_the_clips():
+    signals = [_voice(100.0 + i, 0.05, seed=i) for i in range(400)]
+    labels = np.arange(400) % 2
+    aug = augment_training_set(signals, labels, AugmentConfig(draws="per_clip", gain={"fraction": 0.25}), SR, seed=0)
+    assert 70 <= list(aug.kind).count("gain") <= 130  # binomial(400, 0.25): mean 100, sd 8.7
+    small = augment_training_set(signals[:3], labels[:3], AugmentConfig(draws="per_clip", telephone={"fraction": 0.1}),
+                                 SR, seed=0)
+    assert list(small.kind).count("telephone") == 1  # as per_split: a small set keeps one copy of a kind
+    with pytest.raises(ValidationError):
+        AugmentConfig(draws="per_fold")
+
+
 def test_robustness_config_is_checked():
     with pytest.raises(ValidationError):
         AugmentConfig(noise={"snr_db": [20, 5]})

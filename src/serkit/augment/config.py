@@ -243,8 +243,25 @@ class SpecAugmentConfig(_Strict):
 
 
 class AugmentConfig(_Strict):
-    """All training-set augmentations; each ``None`` (off) by default."""
+    """All training-set augmentations; each ``None`` (off) by default.
 
+    ``draws`` says where the random choices of the copies (which clips get a kind of copy, the noise, SNR, room,
+    codec, stretch, shift or rate) come from:
+
+    - ``per_split`` (default): one random sequence per kind for the whole training split, consumed in the split's
+      order, so a clip's copy depends on which clips come before it. Two folds, or two recipes, that share a clip
+      give it different copies.
+    - ``per_clip``: each clip draws from its own generator, seeded by the seed, the kind and the clip's samples
+      (and, for a clip that the rebalancing repeats, which repeat it is). A clip gets the same copies in every fold
+      and every recipe with the same settings, so an encoder's features of the copies, cached under the copies'
+      samples, are computed once and read back by every other fold. Babble copies still differ between folds,
+      because their voices are picked among the fold's other training speakers. The share of clips that get a
+      kind of copy is then ``fraction`` in expectation, not exactly.
+
+    ha2024's class ``balance`` is per split either way.
+    """
+
+    draws: Literal["per_split", "per_clip"] = "per_split"
     awgn: AwgnConfig | None = None
     time_shift: TimeShiftConfig | None = None
     speed: SpeedConfig | None = None

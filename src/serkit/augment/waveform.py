@@ -6,6 +6,8 @@ Randomness comes from an explicit :class:`numpy.random.Generator`, so results ar
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,6 +158,56 @@ def _stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), _STREAMS[name]])
 
 
+def _clip_ids(signals: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
+    """Each signal's identity for ``draws: per_clip``: its samples' sha256 (two 32-bit words) and which repeat of
+    those samples it is in ``signals`` (0 for the first), so the rebalancing's repeats of a clip differ."""
+    seen: dict[bytes, int] = {}
+    ids = []
+    for signal in signals:
+        digest = hashlib.sha256(np.ascontiguousarray(signal, dtype=np.float32).tobytes()).digest()
+        repeat = seen.get(digest, 0)
+        seen[digest] = repeat + 1
+        ids.append((int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:8], "little"), repeat))
+    return ids
+
+
+class _Draws:
+    """The random generators of a training split's copies, one per item (see ``AugmentConfig.draws``).
+
+    ``per_split``: every item of a kind shares the kind's one stream, consumed in order (the same list element
+    repeated, so the draws are exactly those of a loop over the items with one generator). ``per_clip``: a
+    generator per item, seeded by the seed, the kind and the item's samples.
+    """
+
+    def __init__(self, seed: int, base: Sequence[np.ndarray], per_clip: bool):
+        self.seed = int(seed)
+        self.ids = _clip_ids(base) if per_clip else None
+
+    def stream(self, kind: str) -> np.random.Generator:
+        return _stream(self.seed, kind)
+
+    def items(self, kind: str, positions: Sequence[int], stream: np.random.Generator) -> list[np.random.Generator]:
+        if self.ids is None:
+            return [stream] * len(positions)
+        return [np.random.default_rng([self.seed, _STREAMS[kind], *self.ids[int(i)]]) for i in positions]
+
+    def pick(self, kind: str, n: int, fraction: float, stream: np.random.Generator
+             ) -> tuple[np.ndarray, list[np.random.Generator]]:
+        """The positions (of ``n`` items) that get a copy of ``kind``, and their generators."""
+        if self.ids is None:
+            picked = _pick_fraction(n, fraction, stream)
+            return picked, [stream] * picked.size
+        rngs = self.items(kind, range(n), stream)
+        if fraction >= 1.0:
+            return np.arange(n), rngs
+        # each item decides by its own draw, so whether a clip gets a copy does not depend on the other clips
+        u = np.array([rng.random() for rng in rngs])
+        picked = np.flatnonzero(u < fraction)
+        if picked.size == 0 and n:  # as _pick_fraction: a small training set keeps at least one copy of a kind
+            picked = np.array([int(np.argmin(u))])
+        return picked, [rngs[i] for i in picked]
+
+
 def _balance(
     signals: list[np.ndarray], labels: np.ndarray, cfg: BalanceConfig, sample_rate: int, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[int]]:
@@ -180,30 +232,30 @@ def _balance(
     return new_signals, new_sources
 
 
-def _awgn_copies(base: list[np.ndarray], cfg: AwgnConfig, rng: np.random.Generator) -> list[np.ndarray]:
+def _awgn_copies(base: list[np.ndarray], cfg: AwgnConfig, rngs: list[np.random.Generator]) -> list[np.ndarray]:
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         for _ in range(cfg.copies):
             out.append(add_noise(signal, float(rng.uniform(*cfg.snr_db)), rng))
     return out
 
 
 def _shift_copies(
-    base: list[np.ndarray], cfg: TimeShiftConfig, sample_rate: int, rng: np.random.Generator
+    base: list[np.ndarray], cfg: TimeShiftConfig, sample_rate: int, rngs: list[np.random.Generator]
 ) -> list[np.ndarray]:
     max_shift = int(round(cfg.max_shift_s * sample_rate))
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         for _ in range(cfg.copies):
             out.append(time_shift(signal, int(rng.integers(-max_shift, max_shift + 1)), cfg.mode))
     return out
 
 
 def _speed_copies(
-    base: list[np.ndarray], cfg: SpeedConfig, sample_rate: int, rng: np.random.Generator
+    base: list[np.ndarray], cfg: SpeedConfig, sample_rate: int, rngs: list[np.random.Generator]
 ) -> list[np.ndarray]:
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         for _ in range(cfg.copies):
             rate = float(cfg.rates[int(rng.integers(len(cfg.rates)))])
             if cfg.method == "resample":
@@ -221,9 +273,9 @@ def _pick_fraction(n: int, fraction: float, rng: np.random.Generator) -> np.ndar
     return np.sort(rng.choice(n, size=min(n, max(1, int(round(fraction * n)))), replace=False))
 
 
-def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rng: np.random.Generator) -> list[np.ndarray]:
+def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rngs: list[np.random.Generator]) -> list[np.ndarray]:
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         for _ in range(cfg.copies):
             colour = cfg.colours[int(rng.integers(len(cfg.colours)))]
             snr = float(rng.uniform(*cfg.snr_db))
@@ -232,12 +284,13 @@ def _noise_copies(base: list[np.ndarray], cfg: NoiseConfig, rng: np.random.Gener
 
 
 def _babble_copies(base: list[np.ndarray], base_sources: list[int], originals: list[np.ndarray],
-                   speakers: np.ndarray | None, cfg: BabbleConfig, rng: np.random.Generator) -> list[np.ndarray]:
+                   speakers: np.ndarray | None, cfg: BabbleConfig,
+                   rngs: list[np.random.Generator]) -> list[np.ndarray]:
     """Babble from the original training clips of other speakers (never the clip's own speaker)."""
     if speakers is None:
         raise ConfigError("augment.babble needs the speaker of every training item (pass speakers=)")
     out = []
-    for signal, source in zip(base, base_sources):
+    for signal, source, rng in zip(base, base_sources, rngs, strict=True):
         others = np.flatnonzero(speakers != speakers[source])
         for _ in range(cfg.copies):
             talkers = int(rng.integers(cfg.talkers[0], cfg.talkers[1] + 1))
@@ -250,14 +303,16 @@ def _babble_copies(base: list[np.ndarray], base_sources: list[int], originals: l
     return out
 
 
-def _reverb_copies(base: list[np.ndarray], cfg: ReverbConfig, sample_rate: int,
-                   rng: np.random.Generator) -> list[np.ndarray]:
+def _reverb_copies(base: list[np.ndarray], cfg: ReverbConfig, sample_rate: int, bank_rng: np.random.Generator,
+                   rngs: list[np.random.Generator]) -> list[np.ndarray]:
+    """Each copy through one of a bank of ``cfg.rooms`` simulated rooms (drawn first, from ``bank_rng``)."""
     bank = []
     for _ in range(cfg.rooms):
-        dims = [*rng.uniform(*cfg.room_size_m, size=2), rng.uniform(*cfg.height_m)]
-        rt60 = float(rng.uniform(*cfg.rt60_s))
-        bank.append(room_impulse_response(sample_rate, dims, rt60, rng))
-    return [reverberate(signal, bank[int(rng.integers(len(bank)))]) for signal in base for _ in range(cfg.copies)]
+        dims = [*bank_rng.uniform(*cfg.room_size_m, size=2), bank_rng.uniform(*cfg.height_m)]
+        rt60 = float(bank_rng.uniform(*cfg.rt60_s))
+        bank.append(room_impulse_response(sample_rate, dims, rt60, bank_rng))
+    return [reverberate(signal, bank[int(rng.integers(len(bank)))])
+            for signal, rng in zip(base, rngs, strict=True) for _ in range(cfg.copies)]
 
 
 def _repeated(one: list[np.ndarray], copies: int) -> list[np.ndarray]:
@@ -271,9 +326,9 @@ def _telephone_copies(base: list[np.ndarray], cfg: TelephoneConfig, sample_rate:
 
 
 def _codec_copies(base: list[np.ndarray], cfg: CodecConfig, sample_rate: int,
-                  rng: np.random.Generator) -> list[np.ndarray]:
+                  rngs: list[np.random.Generator]) -> list[np.ndarray]:
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         for _ in range(cfg.copies):
             codec = cfg.codecs[int(rng.integers(len(cfg.codecs)))]
             out.append(codec_round_trip(signal, sample_rate, codec, float(rng.uniform(*cfg.compression_level))))
@@ -290,9 +345,9 @@ CROP_TRIES = 10
 
 
 def _crop_copies(base: list[np.ndarray], cfg: CropConfig, sample_rate: int,
-                 rng: np.random.Generator) -> list[np.ndarray]:
+                 rngs: list[np.random.Generator]) -> list[np.ndarray]:
     out = []
-    for signal in base:
+    for signal, rng in zip(base, rngs, strict=True):
         speech = signal if cfg.top_db is None else trim_silence(signal, sample_rate, top_db=cfg.top_db)[0]
         floor = float(np.max(np.abs(speech))) * 10 ** (-CROP_SILENT_DB / 20)
         for _ in range(cfg.copies):
@@ -310,8 +365,9 @@ def _crop_copies(base: list[np.ndarray], cfg: CropConfig, sample_rate: int,
     return out
 
 
-def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rng: np.random.Generator) -> list[np.ndarray]:
-    return [apply_gain(signal, float(rng.uniform(*cfg.gain_db))) for signal in base for _ in range(cfg.copies)]
+def _gain_copies(base: list[np.ndarray], cfg: GainConfig, rngs: list[np.random.Generator]) -> list[np.ndarray]:
+    return [apply_gain(signal, float(rng.uniform(*cfg.gain_db)))
+            for signal, rng in zip(base, rngs, strict=True) for _ in range(cfg.copies)]
 
 
 def augment_training_set(
@@ -344,7 +400,8 @@ def augment_training_set(
     labels : one label per signal.
     cfg : which augmentations to apply.
     sample_rate : rate of the signals (Hz), to turn seconds into samples.
-    seed : same seed, same output.
+    seed : same seed, same output. With ``cfg.draws`` ``per_clip`` a clip's copies depend only on the seed and its
+        samples (and which repeat of them it is), not on the rest of the split; babble's voices excepted.
     speakers : one speaker per signal; needed by ``babble``.
 
     Returns
@@ -370,38 +427,42 @@ def augment_training_set(
 
     out_signals = list(base)
     out_sources = list(base_sources)
+    draws = _Draws(seed, base, per_clip=cfg.draws == "per_clip")
+    everything = range(len(base))
     # (kind, copies per item, the copies, the sources of the items they were made from)
     copies_per_item = []
     if cfg.awgn is not None:
-        made = _awgn_copies(base, cfg.awgn, _stream(seed, "awgn"))
+        made = _awgn_copies(base, cfg.awgn, draws.items("awgn", everything, draws.stream("awgn")))
         copies_per_item.append(("awgn", cfg.awgn.copies, made, base_sources))
     if cfg.time_shift is not None:
-        made = _shift_copies(base, cfg.time_shift, sample_rate, _stream(seed, "time_shift"))
+        made = _shift_copies(base, cfg.time_shift, sample_rate,
+                             draws.items("time_shift", everything, draws.stream("time_shift")))
         copies_per_item.append(("time_shift", cfg.time_shift.copies, made, base_sources))
     if cfg.speed is not None:
-        made = _speed_copies(base, cfg.speed, sample_rate, _stream(seed, "speed"))
+        made = _speed_copies(base, cfg.speed, sample_rate, draws.items("speed", everything, draws.stream("speed")))
         copies_per_item.append(("speed", cfg.speed.copies, made, base_sources))
     if speakers is not None:
         # unknown speakers (None/NaN) count as one and the same speaker: babble never risks the clip's own voice
         speakers = np.asarray(["<unknown>" if pd.isna(s) else str(s) for s in speakers], dtype=object)
         if speakers.shape != (n,):
             raise ConfigError(f"speakers: expected one speaker per signal ({n}), got shape {speakers.shape}")
+    # each maker: (items, their sources, the kind's config, the kind's stream, one generator per item)
     robustness = [
-        ("noise", cfg.noise, lambda items, srcs, c, r: _noise_copies(items, c, r)),
-        ("babble", cfg.babble, lambda items, srcs, c, r: _babble_copies(items, srcs, originals, speakers, c, r)),
-        ("reverb", cfg.reverb, lambda items, srcs, c, r: _reverb_copies(items, c, sample_rate, r)),
-        ("telephone", cfg.telephone, lambda items, srcs, c, r: _telephone_copies(items, c, sample_rate)),
-        ("codec", cfg.codec, lambda items, srcs, c, r: _codec_copies(items, c, sample_rate, r)),
-        ("gain", cfg.gain, lambda items, srcs, c, r: _gain_copies(items, c, r)),
-        ("trim", cfg.trim, lambda items, srcs, c, r: _trim_copies(items, c, sample_rate)),
-        ("crop", cfg.crop, lambda items, srcs, c, r: _crop_copies(items, c, sample_rate, r)),
+        ("noise", cfg.noise, lambda items, srcs, c, s, rs: _noise_copies(items, c, rs)),
+        ("babble", cfg.babble, lambda items, srcs, c, s, rs: _babble_copies(items, srcs, originals, speakers, c, rs)),
+        ("reverb", cfg.reverb, lambda items, srcs, c, s, rs: _reverb_copies(items, c, sample_rate, s, rs)),
+        ("telephone", cfg.telephone, lambda items, srcs, c, s, rs: _telephone_copies(items, c, sample_rate)),
+        ("codec", cfg.codec, lambda items, srcs, c, s, rs: _codec_copies(items, c, sample_rate, rs)),
+        ("gain", cfg.gain, lambda items, srcs, c, s, rs: _gain_copies(items, c, rs)),
+        ("trim", cfg.trim, lambda items, srcs, c, s, rs: _trim_copies(items, c, sample_rate)),
+        ("crop", cfg.crop, lambda items, srcs, c, s, rs: _crop_copies(items, c, sample_rate, rs)),
     ]
     for kind, kind_cfg, make in robustness:
         if kind_cfg is not None:
-            rng = _stream(seed, kind)
-            picked = _pick_fraction(len(base), kind_cfg.fraction, rng)
+            stream = draws.stream(kind)
+            picked, rngs = draws.pick(kind, len(base), kind_cfg.fraction, stream)
             srcs = [base_sources[i] for i in picked]
-            made = make([base[i] for i in picked], srcs, kind_cfg, rng)
+            made = make([base[i] for i in picked], srcs, kind_cfg, stream, rngs)
             copies_per_item.append((kind, kind_cfg.copies, made, srcs))
     for kind, copies, made, srcs in copies_per_item:
         out_signals += made
