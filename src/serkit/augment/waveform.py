@@ -186,9 +186,11 @@ class _Draws:
     def stream(self, kind: str) -> np.random.Generator:
         return _stream(self.seed, kind)
 
-    def items(self, kind: str, positions: Sequence[int], stream: np.random.Generator) -> list[np.random.Generator]:
+    def items(self, kind: str, positions: Sequence[int],
+              stream: np.random.Generator | None = None) -> list[np.random.Generator]:
+        """One generator per position: ``stream`` (the kind's own when not given) repeated, or the clips' own."""
         if self.ids is None:
-            return [stream] * len(positions)
+            return [stream if stream is not None else self.stream(kind)] * len(positions)
         return [np.random.default_rng([self.seed, _STREAMS[kind], *self.ids[int(i)]]) for i in positions]
 
     def pick(self, kind: str, n: int, fraction: float, stream: np.random.Generator
@@ -432,14 +434,13 @@ def augment_training_set(
     # (kind, copies per item, the copies, the sources of the items they were made from)
     copies_per_item = []
     if cfg.awgn is not None:
-        made = _awgn_copies(base, cfg.awgn, draws.items("awgn", everything, draws.stream("awgn")))
+        made = _awgn_copies(base, cfg.awgn, draws.items("awgn", everything))
         copies_per_item.append(("awgn", cfg.awgn.copies, made, base_sources))
     if cfg.time_shift is not None:
-        made = _shift_copies(base, cfg.time_shift, sample_rate,
-                             draws.items("time_shift", everything, draws.stream("time_shift")))
+        made = _shift_copies(base, cfg.time_shift, sample_rate, draws.items("time_shift", everything))
         copies_per_item.append(("time_shift", cfg.time_shift.copies, made, base_sources))
     if cfg.speed is not None:
-        made = _speed_copies(base, cfg.speed, sample_rate, draws.items("speed", everything, draws.stream("speed")))
+        made = _speed_copies(base, cfg.speed, sample_rate, draws.items("speed", everything))
         copies_per_item.append(("speed", cfg.speed.copies, made, base_sources))
     if speakers is not None:
         # unknown speakers (None/NaN) count as one and the same speaker: babble never risks the clip's own voice

@@ -347,9 +347,10 @@ class WhisperFrontend(nn.Module):
             out = self._sequence(self.frames(waveform))
             return out[0] if single else out
         frames = self.frames(waveform)
-        loud = None
+        loud = None  # (B, T) weights of the loud frames, summing to 1 per item
         if self.config.loud_db is not None:
             loud = self.loud_frames(waveform, next(iter(frames.values())).shape[1])
+            loud = loud / loud.sum(dim=1, keepdim=True)
         pooled = []
         for h in frames.values():
             vec = h.mean(dim=1)
@@ -357,7 +358,7 @@ class WhisperFrontend(nn.Module):
                 std = h.std(dim=1, unbiased=False) if h.shape[1] > 1 else torch.zeros_like(vec)
                 vec = torch.cat([vec, std], dim=-1)
             if loud is not None:
-                vec = torch.cat([vec, (loud[..., None] * h).sum(dim=1) / loud.sum(dim=1, keepdim=True)], dim=-1)
+                vec = torch.cat([vec, (loud[..., None] * h).sum(dim=1)], dim=-1)
             pooled.append(vec)
         out = torch.stack(pooled, dim=1) if self.config.combine == "stack" else torch.cat(pooled, dim=-1)
         return out[0] if single else out
