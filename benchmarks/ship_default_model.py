@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/ship_default_model.py EVAL_RUN FINAL_RUN [--loco-run RUN] [--baseline-loco-run RUN]
+    python benchmarks/ship_default_model.py EVAL_RUN FINAL_RUN [--loco-run RUN] [--baseline-loco-run RUN] \
+        [--trend docs/benchmarks/trend.json]
     python benchmarks/ship_default_model.py runs/serkit_cnn_default runs/serkit_cnn_default-final \
         --out src/serkit/pretrained/cnn.pt --card docs/model_card_cnn.md        # the CNN, shipped as "cnn"
 
@@ -13,7 +14,8 @@ EVAL_RUN, limits) that ``serkit analyze`` quotes; ``docs/model_card.md`` is writ
 model on a pretrained encoder the card also holds the leave-one-corpus-out table (``--loco-run``, with the
 baseline's row from ``--baseline-loco-run``), the calibration measured in EVAL_RUN (ECE before and after
 temperature scaling, per fold on held-out speakers) and the held-out speakers (``held_out_speakers``) that the
-robustness benchmark evaluates on.
+robustness benchmark evaluates on. ``headline`` holds what the page and reports quote first: the corpora never
+heard, and how faithfully the model follows a person across sessions (``--trend``).
 """
 
 from __future__ import annotations
@@ -167,6 +169,45 @@ def loco_rows(run: Path) -> tuple[list[dict], dict]:
     rows = [{"corpus": c, **{m: float(part[m].mean()) for m in ("ua", "wa", "macro_f1")}, "n_test": int(part[
         "n_test"].iloc[0])} for c, part in per_fold.groupby("corpus", sort=False)]
     return rows, summary
+
+
+def trend_figures(trend_json: Path) -> dict:
+    """The trend-fidelity figures of the leave-one-corpus-out run in ``trend_json`` (benchmarks/trend.py): per
+    held-out corpus and condition, the negative share's rho and MAE with the estimator serkit uses."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from trend import best_estimator
+
+    report = json.loads(trend_json.read_text())
+    loco = next((r for r in report["runs"] if r["kind"] == "loco"), None)
+    if loco is None:
+        sys.exit(f"{trend_json}: no leave-one-corpus-out run in it (benchmarks/trend.py --run loco=RUN)")
+    estimator = best_estimator(report)
+    figures = {"estimator": estimator, "run": loco["run"], "corpora": {}}
+    for corpus, c in loco["corpora"].items():
+        figures["corpora"][corpus] = {cond: c[f"{cond}/{estimator}"]["negative"] for cond in ("strict", "adapted")
+                                      if f"{cond}/{estimator}" in c}
+    return figures
+
+
+def headline(loco: list[dict] | None, trend: dict | None, n_labels: int) -> list[str]:
+    """What the page and every report quote first: the figures for a person recorded anywhere else than the
+    training corpora (corpora never heard; following a person across sessions), not the speaker folds'."""
+    lines = []
+    if loco:
+        uas = [100 * r["ua"] for r in loco]
+        lines.append(f"On corpora it has never heard (leave one corpus out, {len(uas)} corpora): "
+                     f"{np.mean(uas):.1f} % unweighted average recall on average ({min(uas):.1f} to {max(uas):.1f} "
+                     f"by corpus; chance {100 / n_labels:.1f} %).")
+    if trend:
+        def mean(cond: str, key: str) -> float:
+            return float(np.mean([c[cond][key] for c in trend["corpora"].values() if cond in c]))
+
+        lines.append(f"Following a person across sessions on those corpora (docs/benchmarks/trend.md): the share of "
+                     f"negative speech it reports rises and falls with the true share (Spearman rho "
+                     f"{mean('strict', 'rho'):.2f} on average) and is off by {mean('strict', 'mae'):.2f} on average; "
+                     f"adapted to the person's other sessions, rho {mean('adapted', 'rho'):.2f}, off by "
+                     f"{mean('adapted', 'mae'):.2f} (an adapted result).")
+    return lines
 
 
 def calibration_rows(eval_run: Path) -> dict | None:
@@ -498,6 +539,7 @@ def main() -> None:
     parser.add_argument("--card", type=Path, default=ROOT / "docs" / "model_card.md")
     parser.add_argument("--loco-run", type=Path, help="leave_one_corpus_out run of the same system")
     parser.add_argument("--baseline-loco-run", type=Path, help="leave_one_corpus_out run of the baseline")
+    parser.add_argument("--trend", type=Path, help="trend fidelity of the same system (benchmarks/trend.py's .json)")
     args = parser.parse_args()
 
     final_models = sorted(args.final_run.glob("folds/final*/model.pt"))
@@ -513,6 +555,7 @@ def main() -> None:
     loco = loco_rows(args.loco_run) if args.loco_run else None
     baseline = loco_rows(args.baseline_loco_run) if args.baseline_loco_run else None
     calibration = calibration_rows(args.eval_run)
+    trend = trend_figures(args.trend) if args.trend else None
     corpora = ", ".join(c["name"] for c in (final_recipe["corpus"] if isinstance(final_recipe["corpus"], list)
                                             else [final_recipe["corpus"]]))
     bundle.info = {
@@ -521,8 +564,10 @@ def main() -> None:
             "summary": (f"serkit default model: {final_recipe['model']['name']} on "
                         f"{'Whisper encoder features' if encoder else 'log-mel'}, trained on {corpora} (acted "
                         f"speech), labels {', '.join(bundle.labels)}"),
+            "headline": headline(loco[0] if loco else None, trend, len(bundle.labels)),
             "accuracy": [{k: r[k] for k in ("corpus", "protocol", "metric", "value", "std", "folds")}
                          for r in accuracy],
+            **({"trend": trend} if trend else {}),
             **({"loco": [{k: r[k] for k in ("corpus", "ua", "wa", "macro_f1")} for r in loco[0]]} if loco else {}),
             **({"calibration": calibration} if calibration else {}),
             # the speakers no part of the shipped model was trained on (robustness.py evaluates on them)

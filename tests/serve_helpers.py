@@ -35,6 +35,14 @@ class SlowModel:
         time.sleep(self.delay)
         return self._model.proba_of_signals(signals, sample_rate)
 
+    def predict_batch(self, items, *args, **kwargs):  # /predict's clips
+        time.sleep(self.delay)
+        return self._model.predict_batch(items, *args, **kwargs)
+
+    def features_of_signals(self, signals, sample_rate):  # the service's analyses keep the windows' features
+        time.sleep(self.delay)
+        return self._model.features_of_signals(signals, sample_rate)
+
 
 def wait_for(predicate, timeout: float = 30.0, every: float = 0.05):
     deadline = time.monotonic() + timeout

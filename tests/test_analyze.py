@@ -13,6 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from serkit.cli import app
+from serkit.errors import ConfigError
 from serkit.inference.analysis import AROUSAL_VALENCE, analyze_recording, arousal_valence, recording_date, time_bins
 from serkit.inference.stream import AnalysisConfig
 from test_api import SR, build_tiny_bundle
@@ -123,7 +124,7 @@ def test_cli_writes_timeline_plot_and_self_contained_report(tiny_model_path, tmp
     assert "Russell" in html and "arousal" in html
 
 
-def test_cli_adapt_says_what_it_adapted_to_and_warns(tiny_model_path, tmp_path):
+def test_cli_adapt_gives_the_adapted_result_beside_the_strict_one(tiny_model_path, tmp_path):
     y, _ = joined_tones(PLAN)
     rec = tmp_path / "rec.flac"
     sf.write(rec, y, SR)
@@ -131,8 +132,108 @@ def test_cli_adapt_says_what_it_adapted_to_and_warns(tiny_model_path, tmp_path):
                   str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
-    assert "adapted to 1 recording(s)" in flat and "warning: adaptation too small to trust" in flat
-    assert "(adapted to 1 recording(s))" in (tmp_path / "out" / "report.html").read_text()
+    assert "adapted to these 1 recording(s)" in flat and "warning: adaptation too small to trust" in flat
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Adapted to the person: adapted to these 1 recording(s)" in html
+    assert "strict: share of speech time" in html and "adapted: share of speech time" in html
+    timeline = json.loads((tmp_path / "out" / "timeline.json").read_text())
+    assert timeline["adapted"]["label"] == "adapted to these 1 recording(s)"
+    assert len(timeline["adapted"]["windows"]) == len(timeline["windows"]) > 0
+    assert timeline["summary"]["adapted"]["label"] == "adapted to these 1 recording(s)"
+    # the strict result is the one the model gives without adaptation
+    strict = _cli(str(rec), "--model", str(tiny_model_path), "--vad", "energy", "--out", str(tmp_path / "s"))
+    assert strict.exit_code == 0
+    plain = json.loads((tmp_path / "s" / "timeline.json").read_text())
+    assert plain["windows"] == timeline["windows"] and "adapted" not in plain
+
+
+def _person(folder, shift: float, plan, n: int = 3):
+    """``n`` recordings of a 'person' whose every tone is ``shift`` times higher than the training tones."""
+    from test_api import TONE_LABELS, tone
+
+    folder.mkdir()
+    for k in range(n):
+        parts = [np.concatenate([tone(2.5, SR, TONE_LABELS[lab] * shift, amp=0.3, seed=10 * k + i),
+                                 np.zeros(SR // 2, np.float32)]) for i, lab in enumerate(plan)]
+        sf.write(folder / f"2024-01-0{k + 1}.wav", np.concatenate(parts), SR)
+    return folder
+
+
+def test_cli_baseline_and_enrolment_adapt_to_the_persons_other_recordings(tiny_model_path, tmp_path):
+    baseline = _person(tmp_path / "baseline", 1.06, ["neutral", "sad", "angry", "happy"] * 2)
+    rec = _person(tmp_path / "today", 1.06, ["sad", "neutral"], n=1) / "2024-01-01.wav"
+    out = tmp_path / "out"
+    result = _cli(str(rec), "--model", str(tiny_model_path), "--vad", "energy", "--baseline", str(baseline),
+                  "--out", str(out))
+    assert result.exit_code == 0, result.output
+    label = "adapted to this person's 3 baseline recording(s)"
+    assert label in " ".join(result.output.split()) and "sounds unlike" not in result.output
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert timeline["summary"]["adapted"]["label"] == label
+    assert len(timeline["adapted"]["windows"]) == len(timeline["windows"]) > 0
+    calm = _person(tmp_path / "calm", 1.06, ["neutral"] * 3, n=2)
+    enrolled = _cli(str(rec), "--model", str(tiny_model_path), "--vad", "energy", "--enrol", str(calm), "--out",
+                    str(tmp_path / "enrolled"))
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "adapted to this person's calm reading (2 recording(s))" in " ".join(enrolled.output.split())
+    assert "(neutral" in enrolled.output
+
+
+def test_adapted_windows_are_the_strict_windows_scored_by_the_adapted_model(tiny_model, tmp_path):
+    from serkit.inference.analysis import with_adaptation
+
+    baseline = _person(tmp_path / "baseline", 1.06, ["neutral", "sad", "angry", "happy"] * 2)
+    rec = _person(tmp_path / "today", 1.06, ["sad", "neutral"], n=1) / "2024-01-01.wav"
+    a = analyze_recording(rec, tiny_model, CONFIG, keep_features=True)
+    assert a.features is not None and len(a.features) == len(a.windows)
+    adapted = tiny_model.adapted(sorted(baseline.iterdir()))
+    assert tiny_model.adaptation is None and adapted.adaptation.inputs == 3  # the strict model is untouched
+    with_adaptation(a, adapted, "adapted to 3")
+    strict_p = np.stack([w.proba for w in a.windows])
+    adapted_p = np.stack([w.proba for w in a.adapted.windows])
+    # the same windows, other probabilities: exactly what the adapted model says of those windows' features
+    assert [(w.start, w.end) for w in a.windows] == [(w.start, w.end) for w in a.adapted.windows]
+    np.testing.assert_allclose(adapted_p, adapted.proba_of_features(a.features), rtol=1e-6)
+    assert np.abs(np.log(adapted_p + 1e-30) - np.log(strict_p + 1e-30)).max() > 0.5
+    s = a.summary()
+    assert s["adapted"]["label"] == "adapted to 3" and set(s["adapted"]["share"]) == set(a.labels)
+    plain = analyze_recording(rec, tiny_model, CONFIG)
+    with pytest.raises(ConfigError, match="features were not kept"):
+        with_adaptation(plain, adapted, "x")
+
+
+def test_cli_baseline_errors_and_warnings(tiny_model_path, tmp_path, monkeypatch):
+    from serkit.features import adaptation
+
+    rec = _person(tmp_path / "today", 1.0, ["sad", "neutral"], n=1) / "2024-01-01.wav"
+    (tmp_path / "empty").mkdir()
+    base = ["--model", str(tiny_model_path), "--vad", "energy", "--out"]
+    empty = _cli(str(rec), *base, str(tmp_path / "o1"), "--baseline", str(tmp_path / "empty"))
+    assert empty.exit_code != 0 and "--baseline:" in empty.output and "no audio files in" in empty.output
+    both = _cli(str(rec), *base, str(tmp_path / "o2"), "--adapt", "--baseline", str(rec))
+    assert both.exit_code != 0 and "--adapt and --baseline: choose one way to adapt" in " ".join(both.output.split())
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()  # nothing half-written
+    # a baseline with an unreadable file goes on with the rest, and says which was left out
+    folder = _person(tmp_path / "mixed", 1.0, ["neutral", "sad", "angry", "happy"] * 2, n=2)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    mixed = _cli(str(rec), *base, str(tmp_path / "o3"), "--baseline", str(folder))
+    flat = " ".join(mixed.output.split())
+    assert mixed.exit_code == 0, mixed.output
+    assert "warning: the baseline:" in flat and "broken.wav" in flat and "(left out)" in flat
+    # a baseline of another voice (noise, not this person's tones) is warned about. The threshold is measured on
+    # the Whisper features of the shipped model; the tiny MFCC model's tones lie closer together, so it is set
+    # between this person's distance to their own baseline (0.72) and to the noise (0.90) here
+    monkeypatch.setattr(adaptation, "UNLIKE_DISTANCE", 0.8)
+    same = _cli(str(rec), *base, str(tmp_path / "o5"), "--baseline", str(folder))
+    assert same.exit_code == 0 and "sounds unlike" not in same.output
+    other = tmp_path / "other"
+    other.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        sf.write(other / f"n{k}.wav", (0.2 * rng.standard_normal(10 * SR)).astype(np.float32), SR)
+    unlike = _cli(str(rec), *base, str(tmp_path / "o4"), "--baseline", str(other))
+    assert unlike.exit_code == 0, unlike.output
+    assert "sounds unlike the material the model was adapted to" in " ".join(unlike.output.split())
 
 
 def test_report_quotes_model_card(tmp_path):

@@ -42,7 +42,7 @@ def build_tiny_bundle(path: str | Path, *, card: dict | None = None) -> Path:
             signals.append(prepare_signal(sig, SR, audio))
             y.append(k)
     X = extractor.pool(extractor.from_signals(signals))
-    norm = FeatureNormalizer("global").fit(X)
+    norm = FeatureNormalizer("global").fit(X).fit_class_means(X, [labels[k] for k in y])
     Xn = torch.as_tensor(norm.transform(X))
     target = torch.as_tensor(y)
     model = create_model("mountzouris2023_sdnn", num_classes=len(labels), input_shape=X.shape[1:])

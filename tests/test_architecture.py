@@ -13,7 +13,8 @@ Rooms, lowest first (a module may import its own room and the rooms below it, ne
 - ``recipe``: the experiment file, built from the configs of every room below it;
 - the runner (``training.experiment``, ``training.evaluate``, ``training.fanout``, ``training.fusion``): runs
   recipes, so it sits above ``recipe`` although its modules live in ``training/``;
-- ``inference`` < ``serve`` < ``cli`` < ``serkit`` itself (the package's ``load_model``).
+- ``inference`` < ``evaluation`` (held-out material of runs, trend fidelity, adaptation studies) < ``serve`` <
+  ``cli`` < ``serkit`` itself (the package's ``load_model``).
 
 The one cycle allowed: the model registry imports the model modules inside ``_ensure_loaded`` (a plugin
 import that registers them), and each model module imports the registry to register itself.
@@ -43,6 +44,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("serkit.recipe",),
     RUNNER,
     ("serkit.inference",),
+    ("serkit.evaluation",),
     ("serkit.serve",),
     ("serkit.cli",),
     ("serkit",),

@@ -227,7 +227,7 @@ def test_rate_limit_per_token_with_retry_after(tmp_path, tiny_model):
 
 
 def test_job_queue_is_bounded(tmp_path, tiny_model):
-    s = start(tmp_path, SlowModel(tiny_model, 0.3), queue_size=2)
+    s = start(tmp_path, SlowModel(tiny_model, 0.3), queue_size=2, queue_per_token=2)
     try:
         pid = person(s)
         rec = write_tones(tmp_path / "long.wav", [("sad", 3.0)] * 8)
@@ -238,6 +238,41 @@ def test_job_queue_is_bounded(tmp_path, tiny_model):
         assert "queue is full" in r.json()["detail"]
         assert len(list(s.settings.uploads_dir.iterdir())) == 2  # the refused upload was not kept
         assert s.client.get("/healthz").status_code == 200
+    finally:
+        s.client.__exit__(None, None, None)
+
+
+def test_one_token_cannot_take_the_whole_queue(tmp_path, tiny_model):
+    s = start(tmp_path, SlowModel(tiny_model, 0.3), queue_size=2)  # a token's share: a quarter, at least 1
+    try:
+        assert s.settings.token_share == 1
+        pa, pb = person(s), person(s, headers=s.b)
+        rec = write_tones(tmp_path / "long.wav", [("sad", 3.0)] * 8)
+        assert submit(s, pa, rec).status_code == 202
+        r = submit(s, pa, rec)
+        assert r.status_code == 429 and "its share of the queue" in r.json()["detail"]
+        assert submit(s, pb, rec, headers=s.b).status_code == 202  # the other token still gets in
+        assert len(list(s.settings.uploads_dir.iterdir())) == 2
+    finally:
+        s.client.__exit__(None, None, None)
+
+
+def test_tokens_take_turns_in_the_queue(tmp_path, tiny_model):
+    s = start(tmp_path, SlowModel(tiny_model, 0.05), queue_size=8, queue_per_token=4)
+    try:
+        pa, pb = person(s), person(s, headers=s.b)
+        rec = write_tones(tmp_path / "r.wav", [("sad", 2.0)] * 3)
+        s.service.runner._stopping.set()  # hold the job thread: queue first, then let it run
+        s.service.runner._thread.join(5)
+        a_jobs = [submit(s, pa, rec).json()["job"]["id"] for _ in range(3)]
+        b_job = submit(s, pb, rec, headers=s.b).json()["job"]["id"]
+        order = []
+        for _ in range(4):
+            job = s.service.store.claim_next_job()
+            order.append(job["id"])
+            s.service.store.finish_job(job["id"], {}, None)
+        # a's first job, then b's (a token whose jobs started longest ago goes first), then a's others in order
+        assert order == [a_jobs[0], b_job, a_jobs[1], a_jobs[2]]
     finally:
         s.client.__exit__(None, None, None)
 
@@ -513,6 +548,12 @@ def test_database_is_wal_and_migrates_from_the_previous_version(tmp_path):
     assert store.job(1, "j1")["attempts"] == 0  # the column version 2 added, with its default
     assert store.session(1, "s1")["recording"] == "r.wav" and store.session(1, "s1")["peak_dbfs"] is None
     assert store.person(1, "p1")["name"] == "Pat"
+    # version 3: the token kept its id (its people stay its own), and ids are never reused from now on
+    assert store.tokens()[0]["id"] == 1 and store.tokens()[0]["revoked"] is None
+    table = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'tokens'").fetchone()[0]
+    assert "AUTOINCREMENT" in table
+    assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.integrity_check() == "ok"
     store.close()
     # a database newer than the code is refused, not damaged
@@ -558,3 +599,55 @@ def test_a_session_without_speech_is_analysed_and_kept_in_the_trend(svc, tmp_pat
     t = svc.client.get(f"/api/v1/people/{pid}/trend", headers=svc.a).json()
     assert [r["negative_share"] for r in t["sessions"]] == [None, 1.0]
     assert svc.client.get(t["files"]["report.html"], headers=svc.a).status_code == 200
+
+
+# -- personal baselines -------------------------------------------------------------------------------------
+def test_a_persons_baseline_is_built_from_their_other_sessions_and_shown_beside_the_strict_result(svc, tmp_path):
+    s = svc
+    pid = person(s)
+    plan = [(lab, 3.0) for lab in ("neutral", "sad", "angry", "happy")] * 3  # 36 s of speech a session
+    sids = []
+    for k in range(3):
+        rec = write_tones(tmp_path / f"s{k}.wav", plan)
+        r = submit(s, pid, rec, date=f"2026-03-0{k + 1}")
+        assert finished(s, r.json()["job"]["id"])["state"] == "done"
+        sids.append(r.json()["session"]["id"])
+    # the features that baselines are built from are stored with each session, never served
+    assert all((s.settings.results_dir / sid / "features.npz").is_file() for sid in sids)
+    assert s.client.get(f"/api/v1/sessions/{sids[0]}/files/features.npz", headers=s.a).status_code == 404
+    # at analysis time: the first had no other session, the second one (36 s: too little), the third two (72 s)
+    first, second, third = (s.client.get(f"/api/v1/sessions/{sid}", headers=s.a).json() for sid in sids)
+    assert "adapted" not in first["summary"] and "adapted" not in second["summary"]
+    assert third["summary"]["adapted"]["label"] == "adapted to this person's 2 other session(s)"
+    # now every session has two others, so every baseline is used, and the trend shows both results
+    trend = s.client.get(f"/api/v1/people/{pid}/trend", headers=s.a).json()
+    assert trend["baseline"]["used"] is True and trend["baseline"]["sessions"] == 3
+    assert all(r["adapted"] == "adapted to this person's 2 other session(s)" for r in trend["sessions"])
+    assert all(0 <= r["adapted_negative_share"] <= 1 and r["negative_share"] is not None for r in trend["sessions"])
+    assert first["baseline"]["used"] is True and first["baseline"]["other_sessions"] == 2
+    html = s.client.get(f"/api/v1/people/{pid}/report.html", headers=s.a).text
+    assert "negative share (adapted)" in html and "Adapted to the person: adapted to this person&#x27;s 2 other" in html
+    # deleting a session rebuilds the others' baselines: one other session each is too little material
+    assert s.client.delete(f"/api/v1/sessions/{sids[2]}", headers=s.a).status_code == 200
+    assert not (s.settings.results_dir / sids[2]).exists()
+    trend = s.client.get(f"/api/v1/people/{pid}/trend", headers=s.a).json()
+    assert trend["baseline"]["used"] is False and any("too small to trust" in w for w in trend["baseline"]["why_not"])
+    assert all(r.get("adapted_negative_share") is None for r in trend["sessions"])
+    assert trend["baselines"][sids[0]]["other_sessions"] == 1
+
+
+def test_sessions_analysed_before_baselines_stay_strict_and_say_why(svc, tmp_path):
+    s = svc
+    pid = person(s)
+    plan = [(lab, 3.0) for lab in ("neutral", "sad", "angry", "happy")] * 3
+    sids = []
+    for k in range(2):
+        r = submit(s, pid, write_tones(tmp_path / f"s{k}.wav", plan), date=f"2026-03-0{k + 1}")
+        assert finished(s, r.json()["job"]["id"])["state"] == "done"
+        sids.append(r.json()["session"]["id"])
+    for sid in sids:  # as a session analysed by an older serkit: a timeline, no features
+        (s.settings.results_dir / sid / "features.npz").unlink()
+    trend = s.client.get(f"/api/v1/people/{pid}/trend", headers=s.a).json()
+    assert len(trend["sessions"]) == 2  # nothing stored is lost: both stay in the trend, strict
+    assert trend["baseline"]["used"] is False
+    assert any("analysed before personal baselines were kept" in w for w in trend["baseline"]["why_not"])

@@ -412,9 +412,16 @@ def analyze(
     merge_gap: float = typer.Option(0.5, help="merge same-label segments across pauses shorter than this (s)"),
     min_confidence: float = typer.Option(0.5, "--min-confidence", help="windows whose top (calibrated) probability "
                                                                        "is below this count as uncertain"),
-    adapt: bool = typer.Option(False, "--adapt", help="adapt to this person or setting first: standardise features "
-                                                      "with the statistics of these recordings (unlabelled) instead "
-                                                      "of the training data's; an adapted, not a strict, result"),
+    adapt: bool = typer.Option(False, "--adapt", help="also give the results adapted to this person or setting: "
+                                                      "features standardised with statistics moved toward these "
+                                                      "recordings' own (unlabelled); an adapted result, beside the "
+                                                      "strict one"),
+    baseline: list[Path] | None = typer.Option(None, "--baseline", help="the person's other recordings (files or "
+                                               "folders, repeatable): also give the results adapted to them, "
+                                               "beside the strict ones"),
+    enrol: list[Path] | None = typer.Option(None, "--enrol", help="a short calm reading in the person's ordinary "
+                                            "voice (files or folders, repeatable): also give the results adapted "
+                                            "to it, beside the strict ones"),
 ) -> None:
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
@@ -435,20 +442,15 @@ def analyze(
         _check_not_models(recordings)
         check_output_dir(out, kind="analyze", force=force)  # before the work, not after
         emotion_model = load_model(model, vad=vad)
-        if adapt:
-            from serkit.audio import find_audio_files
-
-            adaptation = emotion_model.adapt(find_audio_files(recordings)).adaptation
-            err_console.print(f"adapted to {adaptation.inputs} recording(s): {adaptation.pieces} pieces, "
-                              f"{adaptation.seconds:.0f} s of audio", soft_wrap=True)
-            for warning in adaptation.warnings:
-                err_console.print(f"[yellow]warning:[/] adaptation {escape(warning)}", soft_wrap=True)
-        result = analyze_recordings(recordings, emotion_model, config,
+        adapted, label = _adapted_model(emotion_model, recordings, adapt=adapt, baseline=baseline, enrol=enrol)
+        result = analyze_recordings(recordings, emotion_model, config, keep_features=adapted is not None,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
         for path, reason in result.failures:
             err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
         if not result.analyses:
             raise SerkitError("no recording could be analysed")
+        if adapted is not None:
+            _attach_adapted(result.analyses, adapted, label)
         written = write_analysis(result, out, emotion_model, force=force)
     except SerkitError as exc:
         _fail(exc)
@@ -465,6 +467,55 @@ def analyze(
     console.print(f"wrote {escape(str(out))}/ (report: {escape(str(written['report']))})", soft_wrap=True)
     if result.failures:
         raise typer.Exit(1)
+
+
+def _adapted_model(model, recordings: list[Path], *, adapt: bool, baseline: list[Path] | None,
+                   enrol: list[Path] | None):
+    """The model adapted as ``serkit analyze`` was asked (--adapt, --baseline or --enrol) and what to call its
+    results, or None; says what it was adapted to and warns when that material should not be trusted."""
+    from serkit.audio import find_audio_files
+
+    chosen = [name for name, given in (("--adapt", adapt), ("--baseline", baseline), ("--enrol", enrol)) if given]
+    if not chosen:
+        return None, None
+    if len(chosen) > 1:
+        raise SerkitError(f"{' and '.join(chosen)}: choose one way to adapt")
+    sources = recordings if adapt else (baseline or enrol)
+    try:
+        files = find_audio_files(sources)
+    except SerkitError as exc:
+        raise SerkitError(f"{chosen[0]}: {exc}") from None
+    if not files:
+        raise SerkitError(f"{chosen[0]}: no audio files in {', '.join(str(p) for p in sources)}")
+    if not model.adaptable:
+        model._check_adaptable()  # raises, naming why
+    adapted = model.adapted(files, neutral=bool(enrol))
+    a = adapted.adaptation
+    what = {"--adapt": "these recordings", "--baseline": "the baseline", "--enrol": "the calm reading"}[chosen[0]]
+    label = {"--adapt": f"adapted to these {a.inputs} recording(s)",
+             "--baseline": f"adapted to this person's {a.inputs} baseline recording(s)",
+             "--enrol": f"adapted to this person's calm reading ({a.inputs} recording(s))"}[chosen[0]]
+    err_console.print(f"{label}: {a.pieces} pieces, {a.seconds:.0f} s of audio ({a.config.describe()})",
+                      soft_wrap=True)
+    for path, reason in a.failures:
+        err_console.print(f"[yellow]warning:[/] {what}: {escape(path)}: {escape(reason)} (left out)", soft_wrap=True)
+    for warning in a.warnings:
+        err_console.print(f"[yellow]warning:[/] adaptation {escape(warning)}", soft_wrap=True)
+    return adapted, label
+
+
+def _attach_adapted(analyses, adapted, label: str) -> None:
+    """Each analysis also scored by the adapted model; warns when the recordings sound unlike the material the
+    model was adapted to (another voice or microphone?)."""
+    from serkit.inference.analysis import with_adaptation
+
+    for a in analyses:
+        with_adaptation(a, adapted, label)
+        distance = adapted.distance_to_material(a.features)
+        if distance is not None and distance.unlike:
+            err_console.print(f"[yellow]warning:[/] {escape(a.name)} sounds unlike the material the model was "
+                              f"adapted to ({distance.describe()}): another person's voice, or another "
+                              "microphone or room? Its adapted result may mislead", soft_wrap=True)
 
 
 @app.command()
@@ -485,29 +536,78 @@ def serve(
     queue_size: int = typer.Option(32, "--queue-size", help="analysis jobs queued or running at once (more: 429)"),
     shutdown_grace: float = typer.Option(10.0, "--shutdown-grace", help="seconds a running job may take to finish "
                                                                         "on SIGTERM before it is marked failed"),
+    token_expires_days: float | None = typer.Option(None, "--token-expires-days", help="with --create-token: the "
+                                                    "token stops working after this many days (default: never)"),
+    list_tokens: bool = typer.Option(False, "--list-tokens", help="list the tokens (never their secrets) and exit"),
+    revoke_token: str | None = typer.Option(None, "--revoke-token", metavar="NAME", help="revoke the tokens named "
+                                            "NAME (401 from their next request; their data stays) and exit"),
+    delete_token_data: str | None = typer.Option(None, "--delete-token-data", metavar="NAME", help="delete the "
+                                                 "people, sessions and files of the revoked or expired tokens "
+                                                 "named NAME and exit"),
+    max_session_minutes: float = typer.Option(180.0, "--max-session-minutes", help="longest recording a session "
+                                              "takes, by its header (longer: 413)"),
+    max_job_minutes: float = typer.Option(30.0, "--max-job-minutes", help="an analysis job running longer is "
+                                          "stopped and marked failed"),
+    queue_per_token: int | None = typer.Option(None, "--queue-per-token", help="jobs one token may have queued or "
+                                               "running (default: a quarter of --queue-size, at least 1)"),
+    predict_workers: int = typer.Option(1, "--predict-workers", help="/predict requests classified at once"),
+    predict_timeout: float = typer.Option(60.0, "--predict-timeout", help="seconds a /predict request may take, "
+                                          "waiting included"),
+    max_uploads: int = typer.Option(4, "--max-uploads", help="request bodies received at once (more: 503)"),
+    retain_days: float | None = typer.Option(None, "--retain-days", help="delete sessions uploaded more than this "
+                                             "many days ago, with their files (default: keep)"),
 ) -> None:
     """The REST API and web page: upload recordings, see timelines and a person's trend (not a diagnosis)."""
     from pydantic import ValidationError
 
-    from serkit.serve.server import create_token as new_token
-    from serkit.serve.server import run
+    from serkit.serve import server
     from serkit.serve.settings import ServeSettings
 
     try:
         settings = ServeSettings(data_dir=data_dir, model=model, host=host, port=port, keep_audio=keep_audio,
                                  max_upload_mb=max_upload_mb, cors_origins=cors_origin or [], rate_limit=rate_limit,
-                                 queue_size=queue_size, shutdown_grace=shutdown_grace)
+                                 queue_size=queue_size, shutdown_grace=shutdown_grace,
+                                 max_session_minutes=max_session_minutes, max_job_minutes=max_job_minutes,
+                                 queue_per_token=queue_per_token, predict_workers=predict_workers,
+                                 predict_timeout=predict_timeout, max_uploads=max_uploads, retain_days=retain_days)
     except ValidationError as exc:
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
                                     for e in exc.errors())))
+    admin = [name for name, given in (("--create-token", create_token is not None), ("--list-tokens", list_tokens),
+                                      ("--revoke-token", revoke_token is not None),
+                                      ("--delete-token-data", delete_token_data is not None)) if given]
     try:
+        if len(admin) > 1:
+            raise SerkitError(f"{' and '.join(admin)}: one at a time")
+        if token_expires_days is not None and create_token is None:
+            raise SerkitError("--token-expires-days: only with --create-token")
         if create_token is not None:
-            token = new_token(settings, create_token)
+            token = server.create_token(settings, create_token, expires_days=token_expires_days)
             console.print(f"token for {escape(create_token)} (shown once; only its hash is stored in "
-                          f"{escape(str(settings.db_path))}):", soft_wrap=True)
+                          f"{escape(str(settings.db_path))}"
+                          + (f"; expires in {token_expires_days:g} days" if token_expires_days else "") + "):",
+                          soft_wrap=True)
             print(token)
-            return
-        run(settings)
+        elif list_tokens:
+            table = Table(title=f"tokens in {settings.db_path}")
+            for col in ("id", "name", "created", "expires", "revoked", "people", "sessions"):
+                table.add_column(col)
+            for t in server.list_tokens(settings):
+                table.add_row(*(escape(str(t[c] if t[c] is not None else "-")) for c in
+                                ("id", "name", "created", "expires", "revoked", "people", "sessions")))
+            console.print(table)
+        elif revoke_token is not None:
+            n = server.revoke_token(settings, revoke_token)
+            if not n:
+                raise SerkitError(f"--revoke-token: no valid token named {revoke_token!r} (see --list-tokens)")
+            console.print(f"revoked {n} token(s) named {escape(revoke_token)}; their data stays until "
+                          "--delete-token-data", soft_wrap=True)
+        elif delete_token_data is not None:
+            sessions = server.delete_token_data(settings, delete_token_data)
+            console.print(f"deleted the data of the tokens named {escape(delete_token_data)}: {sessions} "
+                          "session(s), with their people and files", soft_wrap=True)
+        else:
+            server.run(settings)
     except SerkitError as exc:
         _fail(exc)
 

@@ -1,12 +1,13 @@
 """Emotional speech corpora as tables of utterances with unified labels.
 
-One loader per corpus (EmoDB, RAVDESS, SAVEE, TESS, CREMA-D, IEMOCAP, nEMO, EMOVO) plus a folder-per-label and a
+One loader per corpus (EmoDB, RAVDESS, SAVEE, TESS, CREMA-D, IEMOCAP, nEMO, EMOVO, ASED) plus a folder-per-label and a
 CSV-manifest loader for a user's own data, all reached through :func:`load_corpus`.
 """
 
 from __future__ import annotations
 
 from serkit.corpora import (  # noqa: F401  (registers)
+    ased,
     cremad,
     emodb,
     emovo,
@@ -33,6 +34,7 @@ from serkit.corpora.base import (
     probe_audio,
     register_corpus,
 )
+from serkit.corpora.ased import load_ased
 from serkit.corpora.cremad import load_cremad
 from serkit.corpora.emodb import load_emodb
 from serkit.corpora.emovo import load_emovo
@@ -40,6 +42,7 @@ from serkit.corpora.folder import load_folder
 from serkit.corpora.iemocap import load_iemocap
 from serkit.corpora.info import describe_corpus, print_corpus_info
 from serkit.corpora.labels import (
+    ASED_LABELS,
     CORPUS_LABELS,
     CREMAD_LABELS,
     EMODB_LABELS,
@@ -64,6 +67,7 @@ from serkit.corpora.savee import load_savee
 from serkit.corpora.tess import load_tess
 
 __all__ = [
+    "ASED_LABELS",
     "AUDIO_EXTENSIONS",
     "CORE_COLUMNS",
     "CORPUS_LABELS",
@@ -88,6 +92,7 @@ __all__ = [
     "find_audio_files",
     "inspect_audio_file",
     "list_corpora",
+    "load_ased",
     "load_corpus",
     "load_cremad",
     "load_csv_manifest",

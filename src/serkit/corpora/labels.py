@@ -136,6 +136,15 @@ EMOVO_LABELS: dict[str, str | None] = {
     "tri": "sad",  # tristezza
 }
 
+# ASED's emotion letters, the first field of its file names (n1 neutral, f2 fearful, h3 happy, s4 sad, a5 angry).
+ASED_LABELS: dict[str, str | None] = {
+    "n": "neutral",
+    "f": "fearful",
+    "h": "happy",
+    "s": "sad",
+    "a": "angry",
+}
+
 # IEMOCAP's usual 4-class protocol: excited merged into happy, the rest excluded.
 IEMOCAP_4CLASS: dict[str, str | None] = {
     "ang": "angry",
@@ -169,6 +178,7 @@ CORPUS_LABELS: dict[str, dict[str, str | None]] = {
     "iemocap": IEMOCAP_4CLASS,
     "nemo": NEMO_LABELS,
     "emovo": EMOVO_LABELS,
+    "ased": ASED_LABELS,
 }
 
 

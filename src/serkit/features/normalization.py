@@ -45,6 +45,9 @@ class FeatureNormalizer:
 
     Zero standard deviations (constant features) are replaced by 1, so such features become 0.
     Statistics are computed in float64 and stored in float32.
+
+    :meth:`fit_class_means` adds the training items' mean per class (``class_mean``, in the raw feature space):
+    what adaptation to a person compares their material with (:mod:`serkit.features.adaptation`).
     """
 
     def __init__(self, scope: Scope = "global", axis: tuple[int, ...] | None = None, unseen: Unseen = "error"):
@@ -61,6 +64,7 @@ class FeatureNormalizer:
         self.std: np.ndarray | None = None
         self.speaker_mean: dict[str, np.ndarray] = {}
         self.speaker_std: dict[str, np.ndarray] = {}
+        self.class_mean: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -132,6 +136,18 @@ class FeatureNormalizer:
                 self.speaker_mean[str(speaker)], self.speaker_std[str(speaker)] = self._stats(x[spk == speaker], axes)
         return self
 
+    def fit_class_means(self, X: np.ndarray | torch.Tensor, labels: Any) -> FeatureNormalizer:
+        """Store the mean of the training items of each class (``labels``: one name per item), reduced over the
+        same axes as the statistics. Call after :meth:`fit`, on clean training items."""
+        x = _to_numpy(X)
+        self._check(x, "fit_class_means")
+        names = np.asarray(labels).astype(str)
+        if names.shape != (x.shape[0],):
+            raise ConfigError(f"fit_class_means: expected {x.shape[0]} labels, got shape {names.shape}")
+        axes = self._reduced_axes(x.ndim)
+        self.class_mean = {str(c): self._stats(x[names == c], axes)[0] for c in np.unique(names)}
+        return self
+
     def transform(self, X: np.ndarray | torch.Tensor, speakers: Any = None) -> np.ndarray | torch.Tensor:
         """Normalise features with the fitted statistics; returns the input's type (float32)."""
         x = _to_numpy(X)
@@ -179,6 +195,7 @@ class FeatureNormalizer:
             "std": tensor(self.std),
             "speaker_mean": {k: tensor(v) for k, v in self.speaker_mean.items()},
             "speaker_std": {k: tensor(v) for k, v in self.speaker_std.items()},
+            "class_mean": {k: tensor(v) for k, v in self.class_mean.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> FeatureNormalizer:
@@ -192,6 +209,8 @@ class FeatureNormalizer:
             self.mean, self.std = array(state["mean"]), array(state["std"])
             self.speaker_mean = {str(k): array(v) for k, v in state["speaker_mean"].items()}
             self.speaker_std = {str(k): array(v) for k, v in state["speaker_std"].items()}
+            # absent from model files written before adaptation learnt to use class means
+            self.class_mean = {str(k): array(v) for k, v in (state.get("class_mean") or {}).items()}
         except KeyError as err:
             raise ConfigError(f"normalizer state: missing field {err.args[0]!r}") from None
         self.feature_shape = None if self.mean is None else tuple(self.mean.shape)

@@ -24,7 +24,7 @@ import pandas as pd
 import soundfile as sf
 
 from serkit.audio.io import find_audio_files, header_length_is_exact, open_audio
-from serkit.errors import AudioError
+from serkit.errors import AudioError, ConfigError
 from serkit.inference.api import EmotionModel, speech_shortfall
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, WindowResult, window_cells
 from serkit.utils import atomic_write_text
@@ -44,6 +44,10 @@ AROUSAL_VALENCE: dict[str, tuple[float, float]] = {
 
 #: Emotions counted as negative in the summaries.
 NEGATIVE_LABELS: tuple[str, ...] = ("sad", "angry", "fearful", "disgust")
+
+#: What a session's summary repeats of its adapted result (``summary["adapted"]``).
+ADAPTED_SUMMARY: tuple[str, ...] = ("share", "mean_proba", "negative_share", "arousal", "valence", "confidence",
+                                    "uncertain_share")
 
 #: Seconds of audio read per block.
 BLOCK_SECONDS = 10.0
@@ -87,6 +91,17 @@ class RecordingAnalysis:
     date: datetime | None = None
     date_source: str = ""
     shortfall: str | None = None  # why nothing was classified (too short, too little speech), or None
+    #: the same windows scored by a model adapted to the person (:func:`with_adaptation`), and what it was adapted
+    #: to ("adapted to this person's 4 sessions"): an adapted result, shown beside this strict one
+    adapted: RecordingAnalysis | None = None
+    adapted_label: str | None = None
+
+    @property
+    def features(self) -> np.ndarray | None:
+        """(windows, ...) pooled features of the windows, when the analysis kept them (``keep_features``)."""
+        if not self.windows or any(w.features is None for w in self.windows):
+            return None
+        return np.stack([w.features for w in self.windows])
 
     @property
     def name(self) -> str:
@@ -103,11 +118,13 @@ class RecordingAnalysis:
 
 # -- analysis -----------------------------------------------------------------------------------------
 def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisConfig | None = None, *,
-                      block_seconds: float = BLOCK_SECONDS, progress=None) -> RecordingAnalysis:
+                      block_seconds: float = BLOCK_SECONDS, progress=None,
+                      keep_features: bool = False) -> RecordingAnalysis:
     """Analyse one audio file of any length, reading it ``block_seconds`` at a time.
 
     ``progress``, when given, is called with the fraction of the file read (0-1) after each block; an exception
-    it raises stops the analysis (the service cancels jobs this way).
+    it raises stops the analysis (the service cancels jobs this way). ``keep_features`` keeps each window's
+    features (:attr:`RecordingAnalysis.features`), for :func:`with_adaptation`.
 
     Raises
     ------
@@ -117,7 +134,7 @@ def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisCon
     config = config or AnalysisConfig()
     with open_audio(path) as handle:
         sr, channels, frames = handle.samplerate, handle.channels, handle.frames
-        stream = StreamAnalyzer(model, sr, channels, config)
+        stream = StreamAnalyzer(model, sr, channels, config, keep_features=keep_features)
         results: list[WindowResult] = []
         read = 0
         block = max(1, round(block_seconds * sr))
@@ -146,12 +163,12 @@ def analyze_recording(path: str | Path, model: EmotionModel, config: AnalysisCon
 
 
 def analyze_signal(y: np.ndarray, sample_rate: int, model: EmotionModel, config: AnalysisConfig | None = None,
-                   *, name: str = "<array>") -> RecordingAnalysis:
+                   *, name: str = "<array>", keep_features: bool = False) -> RecordingAnalysis:
     """Analyse a mono waveform (n,) or a (n, channels) array already in memory."""
     config = config or AnalysisConfig()
     y = np.asarray(y, dtype=np.float32)
     channels = 1 if y.ndim == 1 else y.shape[1]
-    stream = StreamAnalyzer(model, sample_rate, channels, config)
+    stream = StreamAnalyzer(model, sample_rate, channels, config, keep_features=keep_features)
     try:
         results = stream.push(y) + stream.finish()
     except AudioError as exc:
@@ -233,6 +250,29 @@ def build_analysis(path: str, model: EmotionModel, config: AnalysisConfig, resul
                              shortfall=shortfall)
 
 
+def with_adaptation(a: RecordingAnalysis, adapted: EmotionModel, label: str) -> RecordingAnalysis:
+    """Score ``a``'s windows again with ``adapted`` (a model adapted to the person, sharing the strict model's
+    extractor) from the features the analysis kept, and attach the result as ``a.adapted`` with ``label`` (what
+    it was adapted to). Returns ``a``.
+
+    Raises
+    ------
+    ConfigError
+        when ``a`` kept no features (analysed without ``keep_features``) though it has windows.
+    """
+    features = a.features
+    if features is None and a.windows:
+        raise ConfigError(f"{a.name}: its windows' features were not kept, so it cannot be scored adapted")
+    proba = adapted.proba_of_features(features) if a.windows else np.zeros((0, len(a.labels)))
+    results = [WindowResult(w.start, w.end, w.region, p) for w, p in zip(a.windows, proba)]
+    b = build_analysis(a.path, adapted, a.config, results, a.regions, duration=a.duration, sample_rate=a.sample_rate,
+                       channels=a.channels, peak=10 ** (a.peak_dbfs / 20) if np.isfinite(a.peak_dbfs) else 0.0,
+                       vad=a.vad, window_seconds=a.window_seconds)
+    b.date, b.date_source = a.date, a.date_source
+    a.adapted, a.adapted_label = b, label
+    return a
+
+
 # -- summaries ------------------------------------------------------------------------------------------
 def arousal_valence(labels: list[str], proba: np.ndarray) -> np.ndarray:
     """(N, 2) expected (arousal, valence) under class probabilities (N, C); unknown labels count as (0, 0)."""
@@ -295,6 +335,9 @@ def summarize(a: RecordingAnalysis) -> dict[str, Any]:
                      "negative_proba": float(np.average(mass[sel], weights=w))})
     out["bin_seconds"] = width
     out["over_time"] = rows
+    if a.adapted is not None:
+        adapted = summarize(a.adapted)
+        out["adapted"] = {"label": a.adapted_label, **{k: adapted.get(k) for k in ADAPTED_SUMMARY}}
     return out
 
 
@@ -320,7 +363,7 @@ class SessionsResult:
 
 
 def analyze_recordings(inputs: list[str | Path], model: EmotionModel, config: AnalysisConfig | None = None,
-                       *, progress=None) -> SessionsResult:
+                       *, progress=None, keep_features: bool = False) -> SessionsResult:
     """Analyse files and folders; each recording is a session dated by its name or modified time.
 
     Goes on past recordings that fail (listed in ``failures`` with the reason). ``progress`` is called with
@@ -331,7 +374,7 @@ def analyze_recordings(inputs: list[str | Path], model: EmotionModel, config: An
         if progress is not None:
             progress(path)
         try:
-            analysis = analyze_recording(path, model, config)
+            analysis = analyze_recording(path, model, config, keep_features=keep_features)
         except AudioError as exc:
             result.failures.append((str(path), exc.reason))
             continue
@@ -369,6 +412,12 @@ def timeline_json(a: RecordingAnalysis) -> dict[str, Any]:
                      "probabilities": probs(w.proba), "smoothed": probs(a.smoothed[i])}
                     for i, w in enumerate(a.windows)],
         "speech_regions": [[round(s, 3), round(e, 3)] for s, e in a.regions],
+        # the same windows scored adapted to the person (an adapted, not strict, result), when there is one
+        **({"adapted": {"label": a.adapted_label,
+                        "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label,
+                                      "probabilities": probs(s.proba)} for s in a.adapted.segments],
+                        "windows": [{"probabilities": probs(w.proba)} for w in a.adapted.windows]}}
+           if a.adapted is not None else {}),
     }
 
 
@@ -390,5 +439,9 @@ def sessions_frame(analyses: list[RecordingAnalysis]) -> pd.DataFrame:
                "negative_share": s["negative_share"], "arousal": s["arousal"], "valence": s["valence"],
                "confidence": s["confidence"]}
         row.update({f"share_{lab}": s["share"][lab] for lab in a.labels})
+        if "adapted" in s:  # an adapted result, in columns of its own beside the strict ones
+            row.update({"adapted": s["adapted"]["label"], "adapted_negative_share": s["adapted"]["negative_share"],
+                        "adapted_arousal": s["adapted"]["arousal"], "adapted_valence": s["adapted"]["valence"]})
+            row.update({f"adapted_share_{lab}": s["adapted"]["share"][lab] for lab in a.labels})
         rows.append(row)
     return pd.DataFrame(rows).round(4)

@@ -16,6 +16,7 @@ it is a failure ("too short: 0.2 s, needs 0.5 s").
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import threading
@@ -31,7 +32,9 @@ import numpy as np
 from serkit.audio import SILENCE_PEAK_DBFS, fix_length, read_audio
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
-from serkit.inference.pipeline import EmotionPipeline, Predictions
+from serkit.features.adaptation import AdaptationConfig, AdaptationFit, VoiceDistance, voice_distance
+from serkit.features.normalization import FeatureNormalizer
+from serkit.inference.pipeline import ADAPTATION, EmotionPipeline, Predictions
 from serkit.inference.stream import AnalysisConfig, StreamAnalyzer, window_cells
 
 AudioInput = str | os.PathLike | np.ndarray
@@ -61,14 +64,26 @@ ADAPT_PIECE_SECONDS = 3.0
 ADAPT_MIN_PIECES = 20
 ADAPT_MIN_SECONDS = 60.0
 ADAPT_MAX_SHARE = 0.6
+#: Methods that need no varied material, so a uniform set is no reason to warn (see serkit.features.adaptation).
+ADAPT_ROBUST: tuple[str, ...] = ("balanced",)
 # pieces whose peak is this far below their recording's peak are pauses, not speech
 _ADAPT_QUIET_DB = 30.0
+
+
+#: A calm reading (``adapt(..., neutral=True)``) needs less: a few sentences.
+ENROL_MIN_PIECES = 4
+ENROL_MIN_SECONDS = 12.0
+
+#: How a calm reading adapts a model (``adapt(..., neutral=True)``): the person's ordinary voice is put where the
+#: training data's neutral clips were, shrunk like the default method by the amount of material.
+NEUTRAL_ENROLMENT = AdaptationConfig(method="neutral", shrink=ADAPTATION.shrink)
 
 
 @dataclass
 class Adaptation:
     """What a model was adapted to: inputs, pieces and seconds of audio, the emotions the unadapted model heard in
-    the pieces (their shares), and the warnings (empty when the set looks trustworthy)."""
+    the pieces (their shares), the warnings (empty when the set looks trustworthy), how it adapted and what each
+    of its models estimated."""
 
     inputs: int
     pieces: int
@@ -76,6 +91,25 @@ class Adaptation:
     label_share: dict[str, float]
     warnings: list[str]
     failures: list[tuple[str, str]] = field(default_factory=list)
+    config: AdaptationConfig = ADAPTATION
+    fits: list[AdaptationFit] = field(default_factory=list)
+
+
+def adaptation_warnings(pieces: int, seconds: float, share: dict[str, float], config: AdaptationConfig) -> list[str]:
+    """Why a set of ``pieces`` (``seconds`` of audio, heard by the unadapted model as ``share``) should not be
+    trusted to adapt by ``config``; empty when it looks trustworthy. The one rule of ``adapt`` and the service."""
+    warnings = []
+    neutral = config.method == "neutral"
+    min_pieces, min_seconds = (ENROL_MIN_PIECES, ENROL_MIN_SECONDS) if neutral else (ADAPT_MIN_PIECES,
+                                                                                   ADAPT_MIN_SECONDS)
+    if pieces < min_pieces or seconds < min_seconds:
+        warnings.append(f"too small to trust: {pieces} pieces, {seconds:.0f} s of audio (needs at least "
+                        f"{min_pieces} pieces and {min_seconds:g} s)")
+    top = max(share, key=share.get) if share else None
+    if not neutral and top is not None and share[top] > ADAPT_MAX_SHARE and config.method not in ADAPT_ROBUST:
+        warnings.append(f"too uniform to trust: {share[top]:.0%} of it sounds {top}; normalising by it would "
+                        f"pull {top} toward the middle. Add recordings of other moods, or do not adapt")
+    return warnings
 
 
 def _seconds(value: float) -> str:
@@ -200,6 +234,7 @@ class EmotionModel:
             raise ConfigError(f"vad: expected 'auto', 'silero', 'energy' or 'none', got {vad!r}") from exc
         self._lock = threading.Lock()
         self.adaptation: Adaptation | None = None  # set by adapt()
+        self.strict_pipeline = self.pipeline  # what adapt() started from
 
     def __repr__(self) -> str:
         return (f"EmotionModel({self.source!r}, {len(self.pipeline.members)} model(s), labels={self.labels}, "
@@ -232,19 +267,38 @@ class EmotionModel:
             return self.labels[int(proba.argmax())]
         return [self.labels[int(i)] for i in proba.argmax(1)]
 
-    def adapt(self, items: Sequence[AudioInput], sample_rate: int | None = None) -> EmotionModel:
-        """Adapt to one person or setting: standardise features with the statistics of their unlabelled
-        recordings (``items``: paths or arrays) instead of the training data's. Returns ``self``.
+    def adapt(self, items: Sequence[AudioInput], sample_rate: int | None = None, *, neutral: bool = False,
+              config: AdaptationConfig | None = None) -> EmotionModel:
+        """Adapt this model, in place, to one person or setting (see :meth:`adapted`). Returns ``self``.
 
-        Each input is cut into pieces of ``ADAPT_PIECE_SECONDS`` (its quiet pieces left out). The result is in
-        :attr:`adaptation`, with warnings when the set is too small or too uniform to be trusted (see
-        ``ADAPT_*``). Predictions made after this are adapted results: report them beside strict ones, never as
-        them. Call it on a freshly loaded model (adapting twice measures the second set against the first).
+        Call it on a freshly loaded model (adapting twice measures the second set against the first).
         """
+        model = self.adapted(items, sample_rate, neutral=neutral, config=config)
+        with self._lock:
+            if self.pipeline is not model.strict_pipeline:
+                raise ConfigError(f"{self.source}: adapted by another call meanwhile; adapt a freshly loaded model")
+            self.pipeline, self.adaptation, self.source = model.pipeline, model.adaptation, model.source
+        return self
+
+    def adapted(self, items: Sequence[AudioInput], sample_rate: int | None = None, *, neutral: bool = False,
+                config: AdaptationConfig | None = None) -> EmotionModel:
+        """A copy of this model adapted to one person or setting: it standardises features with statistics moved
+        toward those of their unlabelled recordings (``items``: paths or arrays); this model stays strict.
+
+        ``neutral=True``: the recordings are a calm reading in the person's ordinary voice (an enrolment), and
+        the model is adapted by :data:`NEUTRAL_ENROLMENT`; otherwise by ``config`` (default
+        :data:`serkit.inference.pipeline.ADAPTATION`). See :mod:`serkit.features.adaptation` for the methods.
+
+        Each input is cut into pieces of ``ADAPT_PIECE_SECONDS`` (its quiet pieces left out). What it was adapted
+        to is in the copy's :attr:`adaptation`, with warnings when the set is too small or too uniform to be
+        trusted (see ``ADAPT_*``). Its predictions are adapted results: report them beside strict ones, never as
+        them.
+        """
+        if neutral and config is not None:
+            raise ConfigError("adapt: give neutral=True or a config, not both")
         if _is_single(items):
             items = [items]
-        if self.pipeline.segments is not None:
-            raise ConfigError(f"{self.source}: adaptation is not available for segment models")
+        self._check_adaptable()
         items = list(items)
         names = [str(x) if not isinstance(x, np.ndarray) else f"<array {i}>" for i, x in enumerate(items)]
         rate = _check_rate(sample_rate) if any(isinstance(x, np.ndarray) for x in items) else None
@@ -271,26 +325,63 @@ class EmotionModel:
             raise AudioError(None, f"adapt: no usable audio in {len(items)} input(s)"
                                    + (f" ({failures[0][0]}: {failures[0][1]})" if failures else ""))
         with self._lock:  # the extractor, model and normaliser are shared with predictions: one batch at a time
-            pipeline = self.pipeline
-            X = pipeline.extractor.pool(pipeline.extractor.from_signals(pieces))
-            heard = pipeline.proba_of_features(X, None, len(pieces)).argmax(1)
-        share = {lab: float(np.mean(heard == j)) for j, lab in enumerate(self.labels)}
-        warnings = []
-        if len(pieces) < ADAPT_MIN_PIECES or seconds < ADAPT_MIN_SECONDS:
-            warnings.append(f"too small to trust: {len(pieces)} pieces, {seconds:.0f} s of audio (needs at least "
-                            f"{ADAPT_MIN_PIECES} pieces and {ADAPT_MIN_SECONDS:g} s)")
-        top = max(share, key=share.get)
-        if share[top] > ADAPT_MAX_SHARE:
-            warnings.append(f"too uniform to trust: {share[top]:.0%} of it sounds {top}; normalising by it would "
-                            f"pull {top} toward the middle. Add recordings of other moods, or do not adapt")
-        adapted = pipeline.adapted(X, source=self.source)
+            X = self.pipeline.extractor.pool(self.pipeline.extractor.from_signals(pieces))
+        what = "a calm reading of " if neutral else ""
+        return self.adapted_to_features(X, seconds=seconds, pieces=len(pieces), neutral=neutral, config=config,
+                                        inputs=len(items) - len(failures), failures=failures,
+                                        label=f"adapted to {what}{len(items) - len(failures)} recording(s)")
+
+    def adapted_to_features(self, X: np.ndarray, *, seconds: float, pieces: int | None = None, label: str,
+                            neutral: bool = False, config: AdaptationConfig | None = None, inputs: int = 1,
+                            failures: Sequence[tuple[str, str]] = ()) -> EmotionModel:
+        """:meth:`adapted` from pooled features of the person's material (``X``: one row per piece or window,
+        ``seconds`` of audio, ``pieces`` of :data:`ADAPT_PIECE_SECONDS` for the warnings, default ``len(X)``);
+        ``label`` says what it was adapted to (it ends the copy's :attr:`source`). The service adapts from the
+        window features its analyses kept."""
+        if neutral and config is not None:
+            raise ConfigError("adapt: give neutral=True or a config, not both")
+        config = NEUTRAL_ENROLMENT if neutral else (config or ADAPTATION)
+        self._check_adaptable()
+        X = np.asarray(X)
+        if not len(X):
+            raise ConfigError(f"{self.source}: adapt: no material to adapt to")
         with self._lock:
-            if self.pipeline is not pipeline:
-                raise ConfigError(f"{self.source}: adapted by another call meanwhile; adapt a freshly loaded model")
-            self.pipeline = adapted
-            self.adaptation = Adaptation(len(items) - len(failures), len(pieces), seconds, share, warnings, failures)
-            self.source = f"{self.source} (adapted to {len(items) - len(failures)} recording(s))"
-        return self
+            pipeline = self.pipeline
+            heard = pipeline.proba_of_features(X, None, len(X)).argmax(1)
+        share = {lab: float(np.mean(heard == j)) for j, lab in enumerate(self.labels)}
+        n = len(X) if pieces is None else pieces
+        warnings = adaptation_warnings(n, seconds, share, config)
+        adapted, fits = pipeline.adapted(X, source=self.source, config=config)
+        model = copy.copy(self)  # the same extractor, lock and settings; another pipeline
+        model.pipeline, model.strict_pipeline = adapted, pipeline
+        model.adaptation = Adaptation(inputs, n, seconds, share, warnings, list(failures), config, fits)
+        model.source = f"{self.source} ({label})"
+        return model
+
+    def distance_to_material(self, X: np.ndarray) -> VoiceDistance | None:
+        """How far the pooled features ``X`` of a recording lie from the material this model was adapted to
+        (:func:`serkit.features.adaptation.voice_distance`; ``unlike`` says: another voice or setting?); None for
+        a model that was not adapted."""
+        if self.adaptation is None or not self.adaptation.fits or X is None or not len(X):
+            return None
+        return voice_distance(self.strict_pipeline.members[0].normalizer, self.adaptation.fits[0].material_mean, X)
+
+    @property
+    def adaptable(self) -> bool:
+        """Whether :meth:`adapted` works for this model (single-stream, pooled, standardised features)."""
+        try:
+            self._check_adaptable()
+        except ConfigError:
+            return False
+        return True
+
+    def _check_adaptable(self) -> None:
+        if self.pipeline.segments is not None:
+            raise ConfigError(f"{self.source}: adaptation is not available for segment models")
+        if any(not isinstance(m.normalizer, FeatureNormalizer) or m.normalizer.scope == "none"
+               for m in self.pipeline.members):
+            raise ConfigError(f"{self.source}: this model does not standardise its features (or has several input "
+                              "streams), so there are no statistics to adapt")
 
     def predict_batch(self, items: Sequence[AudioInput], sample_rate: int | None = None, *,
                       vad: str | None = None) -> Predictions:
@@ -401,6 +492,21 @@ class EmotionModel:
         """Probabilities (N, C) of mono float waveforms at ``sample_rate`` (prepared as files would be)."""
         prepared = [prepare_signal(y, sample_rate, self.audio) for y in signals]
         return self.proba_of_prepared(prepared)
+
+    def features_of_signals(self, signals: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+        """Pooled features (N, ...) of mono float waveforms at ``sample_rate`` (an adaptable model's input to its
+        normaliser; see :attr:`adaptable`)."""
+        prepared = [prepare_signal(y, sample_rate, self.audio) for y in signals]
+        with self._lock:
+            return self.pipeline.extractor.pool(self.pipeline.extractor.from_signals(prepared))
+
+    def proba_of_features(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities (N, C) of pooled features from :meth:`features_of_signals` (of this model or of the
+        strict model it was adapted from: they share the extractor)."""
+        if not len(X):
+            return np.zeros((0, len(self.labels)))
+        with self._lock:
+            return self.pipeline.proba_of_features(np.asarray(X), None, len(X))
 
     def proba_of_prepared(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities (N, C) of waveforms already prepared with the model's audio config."""

@@ -30,6 +30,7 @@ import pandas as pd
 from serkit.audio import AudioConfig
 from serkit.errors import ConfigError
 from serkit.features import parse_frontend_config
+from serkit.features.adaptation import AdaptationConfig, AdaptationFit, adapt_normalizer
 from serkit.features.extractor import make_feature_extractor
 from serkit.features.normalization import FeatureNormalizer, StreamNormalizer, normalizer_from_state
 from serkit.features.segments import SegmentConfig, average_segments
@@ -42,6 +43,10 @@ from serkit.multi_input import num_items
 
 #: The label of an answer whose confidence is below the asked minimum (``--min-confidence``).
 UNCERTAIN = "uncertain"
+
+#: How serkit adapts a model to a person unless told otherwise (chosen on the training corpora only:
+#: benchmarks/adaptation.py, docs/benchmarks/adaptation.md).
+ADAPTATION = AdaptationConfig(method="standardise")
 
 
 @dataclass
@@ -91,6 +96,13 @@ class PipelineMember:
         proba = self.learner.predict_proba(self.normalizer.transform(X, speakers=speakers))
         if segment_owner is not None:
             proba = average_segments(proba, segment_owner, n_items)
+        return self._calibrated(proba)
+
+    def proba_of_normalised(self, Z) -> np.ndarray:
+        """Calibrated probabilities of features already normalised (one per item, no segments)."""
+        return self._calibrated(self.learner.predict_proba(Z))
+
+    def _calibrated(self, proba: np.ndarray) -> np.ndarray:
         temperature = self.bundle.info.get("temperature")
         if temperature is not None:  # fitted on the fold's validation speakers (recipe calibration)
             proba = apply_temperature(proba, float(temperature), probabilities=True)
@@ -151,22 +163,29 @@ class EmotionPipeline:
     def bundles(self) -> list[ModelBundle]:
         return [m.bundle for m in self.members]
 
-    def adapted(self, X, *, source: str = "this model") -> EmotionPipeline:
-        """A copy whose members standardise features with the statistics of ``X`` (features of unlabelled
-        recordings of one person or setting) instead of those of the training data: test-time adaptation.
-        Predictions made with it are adapted results and must be reported as such, never as strict ones.
+    def adapted(self, X, *, source: str = "this model", config: AdaptationConfig | None = None
+                ) -> tuple[EmotionPipeline, list[AdaptationFit]]:
+        """A copy whose members standardise features with statistics moved toward those of ``X`` (features of
+        unlabelled recordings of one person or setting) by ``config`` (:mod:`serkit.features.adaptation`; default
+        :data:`ADAPTATION`): test-time adaptation. Returns it and what each member estimated. Predictions made
+        with it are adapted results and must be reported as such, never as strict ones.
         """
-        members = []
+        config = config or ADAPTATION
+        members, fits = [], []
         for m in self.members:
             norm = m.normalizer
             if not isinstance(norm, FeatureNormalizer) or norm.scope == "none":
                 raise ConfigError(f"{source}: this model does not standardise its features (or has several input "
                                   "streams), so there are no statistics to adapt")
-            own = FeatureNormalizer("global", axis=norm.axis).fit(X)
+            try:
+                own, fit = adapt_normalizer(norm, X, config, proba=m.proba_of_normalised, labels=self.labels)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
             members.append(PipelineMember(m.bundle, own, m.learner))
+            fits.append(fit)
         adapted = copy.copy(self)  # the same extractor and labels, other members
         adapted.members = members
-        return adapted
+        return adapted, fits
 
     def predict_files(self, paths: Sequence[str | Path]) -> Predictions:
         """Probabilities of audio files, read and prepared as in training; unreadable files go to ``failures``."""

@@ -169,6 +169,9 @@ def _plot_trend(analyses: list[RecordingAnalysis], path: str | Path) -> Path:
     ax_s.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     for col, style in (("negative_share", "o-"), ("arousal", "s--"), ("valence", "^--")):
         ax_t.plot(x, frame[col].astype(float), style, label=col.replace("_", " "))
+    if "adapted_negative_share" in frame.columns:
+        ax_t.plot(x, frame["adapted_negative_share"].astype(float), "o:", color="C0", markerfacecolor="none",
+                  label="negative share, adapted")
     ax_t.axhline(0, color="0.7", linewidth=0.8)
     ax_t.set_ylim(-1.05, 1.05)
     ax_t.set_xticks(x, names, fontsize=8)
@@ -228,6 +231,8 @@ def _model_section(model: EmotionModel) -> str:
              f"{len(model.pipeline.members)} model file(s) averaged), classes: {_esc(', '.join(model.labels))}.</p>")]
     if card.get("summary"):
         parts.append(f"<p>{_esc(card['summary'])}</p>")
+    if card.get("headline"):  # what to expect for a person recorded anywhere: corpora never heard, trend fidelity
+        parts.append("<p><b>What to expect:</b> " + " ".join(_esc(x) for x in card["headline"]) + "</p>")
     accuracy = card.get("accuracy") or []
     if accuracy:
         def fmt(value: Any) -> str:
@@ -235,7 +240,8 @@ def _model_section(model: EmotionModel) -> str:
 
         rows = [[_esc(r.get("corpus", "?")), _esc(r.get("protocol", "?")), _esc(r.get("metric", "?")),
                  fmt(r.get("value")), fmt(r.get("std")), _esc(r.get("folds", "-"))] for r in accuracy]
-        parts.append("<p>Measured accuracy (from the model card; std over folds):</p>"
+        parts.append("<p>Measured accuracy on new speakers of the training corpora (from the model card; std over "
+                     "folds):</p>"
                      + _table(["corpus", "protocol", "metric", "value", "std", "folds"], rows, left=3))
     else:
         parts.append("<p>Measured accuracy: <b>not recorded</b> (this model file carries no model card).</p>")
@@ -266,6 +272,8 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
     out.append(f"<p>Negative emotions ({_esc(neg)}): <b>{_pct(s['negative_share'])}</b> of speech time. "
                f"Estimated arousal <b>{_num(s['arousal'])}</b>, valence <b>{_num(s['valence'])}</b> "
                "(scale -1 to +1; see the method notes).</p>")
+    if "adapted" in s:
+        out.append(_adapted_section(a, s))
     out.append(f"<p>Model confidence: the top class has on average probability <b>{s['confidence']:.2f}</b> "
                f"(chance level with {len(a.labels)} classes: {s['chance']:.2f}); "
                f"{_pct(s['uncertain_share'])} of speech time is uncertain (top probability below "
@@ -284,15 +292,35 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
     return "".join(out)
 
 
+def _adapted_section(a: RecordingAnalysis, s: dict) -> str:
+    """The adapted result beside the strict one: what it was adapted to, and both sets of shares."""
+    ad = s["adapted"]
+    rows = [[_esc(lab), _pct(s["share"][lab]), _pct(ad["share"][lab])] for lab in a.labels]
+    rows.append(["<b>negative</b>", f"<b>{_pct(s['negative_share'])}</b>", f"<b>{_pct(ad['negative_share'])}</b>"])
+    return (f"<h3>Adapted to the person: {_esc(ad['label'])}</h3>"
+            "<p>The same windows scored by the model adapted to this person's own voice (their recordings standardise "
+            "the features instead of the training data's statistics; labels unused). This is an <b>adapted</b> "
+            "result, shown beside the <b>strict</b> one; on voices and recordings unlike the training corpora it "
+            "follows the person's trend more faithfully (docs/benchmarks/trend.md).</p>"
+            + _table(["emotion", "strict: share of speech time", "adapted: share of speech time"], rows, left=1))
+
+
 def _trend_section(result: SessionsResult, trend: Path | None) -> str:
     frame = sessions_frame(result.analyses)
+    adapted = "adapted_negative_share" in frame.columns
     rows = [[_esc(r["date"] or "-"), _esc(r["recording"]), f"{r['speech_s']:.0f} s", _pct(r["negative_share"]),
+             *([_pct(_value(r["adapted_negative_share"])), _esc(_value(r["adapted"]) or "-")] if adapted else []),
              _num(r["arousal"]), _num(r["valence"]), "-" if r["confidence"] is None or
              (isinstance(r["confidence"], float) and math.isnan(r["confidence"])) else f"{r['confidence']:.2f}"]
             for r in frame.to_dict("records")]
-    return ("<h2>Trend across sessions</h2>" + _img(trend, "trend across sessions")
-            + _table(["date", "recording", "speech", "negative share", "arousal", "valence", "confidence"], rows,
-                     left=2))
+    header = ["date", "recording", "speech", "negative share (strict)",
+              *(["negative share (adapted)", "adapted to"] if adapted else []), "arousal", "valence", "confidence"]
+    return ("<h2>Trend across sessions</h2>" + _img(trend, "trend across sessions") + _table(header, rows, left=2))
+
+
+def _value(x: Any) -> Any:
+    """None for a missing cell (NaN in a frame where only some sessions have an adapted result)."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
 def _method_section(result: SessionsResult) -> str:

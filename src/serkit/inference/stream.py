@@ -105,6 +105,7 @@ class WindowResult:
     end: float
     region: int
     proba: np.ndarray
+    features: np.ndarray | None = None  # the window's pooled features (StreamAnalyzer keep_features)
 
     def label(self, labels: list[str]) -> str:
         return labels[int(np.argmax(self.proba))]
@@ -227,6 +228,9 @@ class StreamAnalyzer:
     channels : channels of the pushed audio; chunks are (n,) for mono or (n, channels), time first as
         ``soundfile`` reads them. They are averaged to mono.
     config : windowing (``smoothing`` and ``merge_gap`` apply to the offline timeline only).
+    keep_features : keep each window's pooled features in its result (``WindowResult.features``), so that the
+        windows can be scored again by an adapted model without running the encoder twice; the model must have
+        ``features_of_signals`` and ``proba_of_features`` (an adaptable :class:`~serkit.inference.api.EmotionModel`).
 
     Examples
     --------
@@ -241,6 +245,7 @@ class StreamAnalyzer:
     sample_rate: int
     channels: int = 1
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    keep_features: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)) \
@@ -320,9 +325,14 @@ class StreamAnalyzer:
     def _score(self, windows: list[Window]) -> list[WindowResult]:
         if not windows:
             return []
-        proba = self.model.proba_of_signals([w.samples for w in windows], VAD_SAMPLE_RATE)
-        return [WindowResult(w.start / VAD_SAMPLE_RATE, w.end / VAD_SAMPLE_RATE, w.region, p)
-                for w, p in zip(windows, proba)]
+        signals = [w.samples for w in windows]
+        if self.keep_features:
+            features = self.model.features_of_signals(signals, VAD_SAMPLE_RATE)
+            proba = self.model.proba_of_features(features)
+        else:
+            features, proba = [None] * len(windows), self.model.proba_of_signals(signals, VAD_SAMPLE_RATE)
+        return [WindowResult(w.start / VAD_SAMPLE_RATE, w.end / VAD_SAMPLE_RATE, w.region, p, x)
+                for w, p, x in zip(windows, proba, features)]
 
 
 def window_cells(results: list[WindowResult], regions: list[tuple[float, float]]) -> np.ndarray:

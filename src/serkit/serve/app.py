@@ -8,23 +8,25 @@ no data in it: it asks for the token and fetches everything through the API.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import soundfile as sf
-from fastapi import Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,12 +38,13 @@ from serkit.inference.analysis import analyze_recording, timeline_json
 from serkit.inference.api import EmotionModel
 from serkit.inference.report import GENERAL_LIMITS
 from serkit.inference.stream import AnalysisConfig
-from serkit.serve.limits import BodySizeLimit, RateLimiter
+from serkit.serve.limits import BodySizeLimit, RateLimiter, _reply
 from serkit.serve.model import load_service_model
-from serkit.serve.results import SESSION_FILES, person_trend, remove_tree
+from serkit.serve.results import SESSION_FILES, person_trend, remove_session_files
 from serkit.serve.runner import JobRunner
 from serkit.serve.settings import ServeSettings
-from serkit.serve.store import Store, new_id
+from serkit.serve.store import Store, clean_name, new_id
+from serkit.serve.uploads import Upload, UploadedFile, UploadError, read_upload
 
 log = logging.getLogger("serkit.serve")
 
@@ -64,7 +67,11 @@ LONG_CLIP_WINDOWS = 1.5
 #: Seconds a client is told to wait when the job queue is full.
 QUEUE_RETRY_AFTER = 30
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Uploads at a lower sample rate are refused: a 1 Hz header can claim hours in a few bytes, and telephone speech
+#: (8 kHz) is the lowest rate emotion has been measured on.
+MIN_SAMPLE_RATE = 8000
+
+VAD_CHOICES = ("auto", "silero", "energy", "none")
 
 
 class Caller(BaseModel):
@@ -89,6 +96,9 @@ class Service:
         self.load_error: str | None = None
         self.runner = JobRunner(settings, self.store, lambda: self.model)
         self.stopping = False
+        # /predict's classification: its own threads, apart from the pool that answers the light routes
+        self.inference = asyncio.Semaphore(settings.predict_workers)
+        self.inference_pool = ThreadPoolExecutor(settings.predict_workers, thread_name_prefix="serkit-predict")
 
     def load_model(self) -> None:
         started = time.monotonic()
@@ -115,23 +125,20 @@ class Service:
         return True, "ready"
 
 
-def caller(request: Request) -> Caller:
-    """The token's owner (401 without a known token), counted against its rate limit (429 over it)."""
-    service: Service = request.app.state.service
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise HTTPException(401, "missing token: send Authorization: Bearer <token> (serkit serve "
-                                 "--create-token NAME prints one)", headers={"WWW-Authenticate": "Bearer"})
-    token = service.store.token_for(secret.strip())
-    if token is None:
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-    request.state.token_name = token["name"]
-    wait = service.limiter.take(token["id"])
-    if wait:
-        raise HTTPException(429, f"rate limit: at most {service.settings.rate_limit} requests a minute per token",
-                            headers={"Retry-After": str(int(wait))})
-    return Caller(token_id=token["id"], name=token["name"])
+#: Declares the bearer scheme in the OpenAPI schema (so /docs can send a token); the check itself is the
+#: gatekeeper's, before the body is read.
+BEARER = HTTPBearer(auto_error=False, description="an API token from `serkit serve --create-token NAME`")
+
+
+def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Caller:
+    """The token's owner, as the gatekeeper found it before the body was read (401 there without a valid token,
+    429 over its rate limit)."""
+    found = request.scope.get("state", {}).get("caller")
+    if found is None:  # a route reached without the gatekeeper (it guards every /api/ path): refuse, never guess
+        raise HTTPException(401, "missing token: send Authorization: Bearer <token>",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.token_name = found.name
+    return found
 
 
 def loaded_model(request: Request) -> EmotionModel:
@@ -169,6 +176,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         log.info("stopping: no new jobs; waiting for the running one", extra={"fields": {
             "job": service.runner.current, "grace_s": settings.shutdown_grace}})
         await asyncio.to_thread(service.runner.stop, settings.shutdown_grace)
+        service.inference_pool.shutdown(wait=False, cancel_futures=True)
         service.store.close()
         log.info("stopped")
 
@@ -178,13 +186,21 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(TokenFirst, store=service.store)
+    app.add_middleware(Gatekeeper, service=service)
     app.add_middleware(AccessLog)
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
 
     @app.exception_handler(SerkitError)
     async def serkit_error(request: Request, exc: SerkitError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": settings.without_paths(str(exc))}, status_code=422)
+
+    async def receive(request: Request, *, max_files: int) -> Upload:
+        """The request's multipart body, spooled into the data folder within the limits (errors as HTTP)."""
+        try:
+            return await read_upload(request, settings.incoming_dir, max_files=max_files,
+                                     max_file_bytes=settings.max_upload_bytes)
+        except UploadError as exc:
+            raise HTTPException(exc.status, exc.detail) from None
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
@@ -207,8 +223,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
                 service.store.active_jobs()
             except Exception as exc:  # noqa: BLE001 - any database failure means not ready
                 ok, why = False, f"database: {exc}"
-        return JSONResponse({"status": why, "queued_or_running": service.store.active_jobs() if ok else None},
-                            status_code=200 if ok else 503)
+        return JSONResponse({"status": why}, status_code=200 if ok else 503)  # the queue is no one else's business
 
     static = Path(str(resources.files("serkit.serve").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -224,69 +239,43 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         """The model answering: classes, its card's measured accuracy and limits, and the notice."""
         card = m.card or {}
         return {"source": m.source, "labels": m.labels, "window_seconds": m.window_seconds,
-                "summary": card.get("summary"), "accuracy": card.get("accuracy") or [],
+                "summary": card.get("summary"), "headline": list(card.get("headline") or []),
+                "accuracy": card.get("accuracy") or [],
                 "limits": list(card.get("limits") or []) + GENERAL_LIMITS, "notice": NOT_A_DIAGNOSIS,
                 "probabilities": _probabilities_note(m)}
 
     # -- predict --------------------------------------------------------------------------------------
-    @app.post("/api/v1/predict", tags=["predict"])
-    def predict(_: Auth, m: Model, files: Annotated[list[UploadFile], File(description="audio clips")],
-                vad: Annotated[Literal["auto", "silero", "energy", "none"], Form()] = "auto") -> JSONResponse:
+    @app.post("/api/v1/predict", tags=["predict"], openapi_extra=_multipart_schema(
+        {"files": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "audio clips"},
+         "vad": {"type": "string", "enum": list(VAD_CHOICES), "default": "auto"}}, ["files"]))
+    async def predict(request: Request, _: Auth, m: Model) -> JSONResponse:
         """Emotion of one or more clips: label, probabilities, and per-window results for long clips.
 
         A batch goes on past clips that fail; they are listed in ``failures``. When every clip fails the answer
-        is 415 (none was audio) or 422 (audio that cannot be used: empty, silent, truncated).
+        is 415 (none was audio) or 422 (audio that cannot be used: empty, silent, truncated). At most
+        ``--predict-workers`` requests are classified at once, apart from the threads that answer the other
+        routes; a request waits for a free one up to its deadline (``--predict-timeout``), and clips not reached
+        by the deadline are answered as failures (503 when none was reached).
         """
-        if len(files) > MAX_PREDICT_FILES:
-            raise HTTPException(413, f"files: at most {MAX_PREDICT_FILES} per request, got {len(files)}")
-        saved: list[tuple[str, Path]] = []
-        failures: list[dict[str, Any]] = []
-        kinds: list[int] = []
+        deadline = time.monotonic() + settings.predict_timeout
+        upload = await receive(request, max_files=MAX_PREDICT_FILES)
         try:
-            for upload in files:
-                name = display_name(upload.filename)
-                try:
-                    path, info = save_audio(upload, service.settings.uploads_dir)
-                except UploadRejected as exc:
-                    failures.append({"file": name, "reason": exc.detail})
-                    kinds.append(exc.status)
-                    continue
-                if info.duration > settings.predict_max_seconds:
-                    path.unlink(missing_ok=True)
-                    failures.append({"file": name, "reason": f"{info.duration:.0f} s long: /predict takes clips up "
-                                     f"to {settings.predict_max_seconds:g} s; submit longer recordings as a session "
-                                     "(an analysis job)"})
-                    kinds.append(413)
-                    continue
-                saved.append((name, path))
-            result = m.predict_batch([p for _, p in saved], vad=vad) if saved else None
-            by_path = {str(p): n for n, p in saved}
-            predictions = []
-            if result is not None:
-                for path, reason in result.failures:
-                    failures.append({"file": by_path[path], "reason": reason})
-                    kinds.append(422)
-                for i, path in enumerate(result.paths):
-                    proba = result.proba[i]
-                    item = {"file": by_path[path], "label": m.labels[int(proba.argmax())],
-                            "confidence": round(float(proba.max()), 5),
-                            "probabilities": {lab: round(float(v), 5) for lab, v in zip(m.labels, proba)},
-                            "duration_s": round(sf.info(path).duration, 3), "windows": None}
-                    if item["duration_s"] > LONG_CLIP_WINDOWS * m.window_seconds:
-                        a = analyze_recording(path, m, AnalysisConfig(vad=vad))
-                        tl = timeline_json(a)
-                        item["windows"] = [{"start": w["start"], "end": w["end"], "probabilities": w["probabilities"],
-                                            "label": max(w["probabilities"], key=w["probabilities"].get)}
-                                           for w in tl["windows"]]
-                        item["segments"] = tl["segments"]
-                    predictions.append(item)
+            vad = _vad(upload.fields.get("vad"))
+            files = upload.files_of("files")
+            if not files:
+                raise HTTPException(422, "files: the form holds no file (send one or more parts named files)")
+            try:
+                await asyncio.wait_for(service.inference.acquire(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise HTTPException(503, f"busy: no classifier was free within the {settings.predict_timeout:g} s "
+                                         "deadline; try again", headers={"Retry-After": "5"}) from None
+            try:
+                body, status = await asyncio.get_running_loop().run_in_executor(
+                    service.inference_pool, partial(predict_files, m, files, vad, deadline, settings))
+            finally:
+                service.inference.release()
         finally:
-            for _, path in saved:
-                path.unlink(missing_ok=True)
-        body = {"model": m.source, "labels": m.labels, "predictions": predictions, "failures": failures,
-                "notice": NOT_A_DIAGNOSIS}
-        status = 200 if predictions else (415 if kinds and all(k == 415 for k in kinds) else
-                                          (max(kinds) if kinds and len(set(kinds)) == 1 else 422))
+            upload.discard()
         return JSONResponse(body, status_code=status)
 
     # -- people ---------------------------------------------------------------------------------------
@@ -305,9 +294,9 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
     @app.post("/api/v1/people", tags=["people"], status_code=201)
     def create_person(who: Auth, body: PersonIn) -> dict[str, Any]:
         """A person whose sessions are tracked (only this token sees them)."""
-        name = _CONTROL.sub("", body.name).strip()
+        name = clean_name(body.name)
         if not name:
-            raise HTTPException(422, "name: empty after removing control characters")
+            raise HTTPException(422, "name: empty after removing control and format characters")
         return service.store.create_person(who.token_id, name)
 
     @app.get("/api/v1/people", tags=["people"])
@@ -331,34 +320,46 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
             if deleted is None:
                 raise HTTPException(404, f"person {pid!r}: not found")
             for sid, name in zip([s["id"] for s in sessions], audio):
-                remove_session_files(sid, name)
-            remove_tree(settings.people_dir / pid)
+                remove_session_files(settings, sid, name, pid)
         return {"deleted": pid, "sessions": deleted}
 
     # -- sessions and jobs ------------------------------------------------------------------------------
-    @app.post("/api/v1/people/{pid}/sessions", tags=["sessions"], status_code=202)
-    def create_session(who: Auth, pid: str, file: Annotated[UploadFile, File(description="the recording")],
-                       date: Annotated[str | None, Form(description="YYYY-MM-DD or YYYY-MM-DDTHH:MM; "
-                                                                    "default: now")] = None,
-                       vad: Annotated[Literal["auto", "silero", "energy", "none"], Form()] = "auto") -> JSONResponse:
-        """Upload a recording as a session of this person: its analysis is queued as a job (id returned at once)."""
-        owned_person(who, pid)
-        when = parse_session_date(date)
-        if service.store.active_jobs() >= settings.queue_size:  # refuse before storing the upload
-            raise queue_full()
-        name = display_name(file.filename)
+    @app.post("/api/v1/people/{pid}/sessions", tags=["sessions"], status_code=202,
+              openapi_extra=_multipart_schema(
+                  {"file": {"type": "string", "format": "binary", "description": "the recording"},
+                   "date": {"type": "string", "description": "YYYY-MM-DD or YYYY-MM-DDTHH:MM; default: now"},
+                   "vad": {"type": "string", "enum": list(VAD_CHOICES), "default": "auto"}}, ["file"]))
+    async def create_session(request: Request, who: Auth, pid: str) -> JSONResponse:
+        """Upload a recording as a session of this person: its analysis is queued as a job (id returned at once).
+
+        Refused before the body is read: an unknown person (404), a full queue or this token's full share of it
+        (429). Refused at upload: not audio (415), a sample rate under 8 kHz or unusable audio (422), a recording
+        longer than ``--max-session-minutes`` by its header (413)."""
+        upload = await receive(request, max_files=1)
         try:
-            path, _ = save_audio(file, settings.uploads_dir, check_frames=True)
-        except UploadRejected as exc:
-            raise HTTPException(exc.status, f"file {name!r}: {exc.detail}") from None
+            when = parse_session_date(upload.fields.get("date"))
+            vad = _vad(upload.fields.get("vad"))
+            parts = upload.files_of("file")
+            if len(parts) != 1:
+                raise HTTPException(422, "file: the form must hold one part named file (the recording)")
+            name = display_name(parts[0].filename)
+            try:
+                path, info = await run_in_threadpool(accept_audio, parts[0].path, settings.uploads_dir,
+                                                     check_frames=True, max_seconds=60 * settings.max_session_minutes)
+            except UploadRejected as exc:
+                raise HTTPException(exc.status, f"file {name!r}: {exc.detail}") from None
+        finally:
+            upload.discard()
         created = service.store.create_session(who.token_id, pid, date=when, recording=name, audio=path.name,
-                                               config={"analysis": {"vad": vad}}, queue_size=settings.queue_size)
-        if created is None:
+                                               config={"analysis": {"vad": vad}}, queue_size=settings.queue_size,
+                                               token_share=settings.token_share)
+        if isinstance(created, str):
             path.unlink(missing_ok=True)
-            raise queue_full()
+            raise queue_full(created, settings)
         session, job = created
         service.runner.wake()
-        log.info("job queued", extra={"fields": {"job": job["id"], "session": session["id"]}})
+        log.info("job queued", extra={"fields": {"job": job["id"], "session": session["id"],
+                                                 "duration_s": round(info.duration, 1)}})
         return JSONResponse({"session": session, "job": job}, status_code=202)
 
     @app.get("/api/v1/people/{pid}/sessions", tags=["sessions"])
@@ -372,6 +373,11 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         session["job"] = service.store.job(who.token_id, session["job_id"]) if session["job_id"] else None
         session["files"] = ({n: f"/api/v1/sessions/{sid}/files/{n}" for n in SESSION_FILES}
                             if session["status"] == "done" else {})
+        # summary["adapted"] is the result adapted to the person's other sessions when it was analysed;
+        # "baseline" says what the person's baseline gives this session now (the trend's figures)
+        session["baseline"] = None
+        if session["status"] == "done" and service.model is not None:
+            session["baseline"] = trend(who, session["person_id"], service.model)["baselines"].get(sid)
         return session
 
     @app.get("/api/v1/sessions/{sid}/files/{name}", tags=["sessions"])
@@ -395,8 +401,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
             audio = service.store.session_audio(sid)
             if not service.store.delete_session(who.token_id, sid):
                 raise HTTPException(404, f"session {sid!r}: not found")
-            remove_session_files(sid, audio)
-            remove_tree(settings.people_dir / session["person_id"])
+            remove_session_files(settings, sid, audio, session["person_id"])
         return {"deleted": sid}
 
     @app.delete("/api/v1/sessions/{sid}/recording", tags=["sessions"])
@@ -413,8 +418,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
             if session["status"] in ("queued", "running") and session["job_id"]:
                 service.store.fail_job(session["job_id"], "its recording was deleted")
                 service.store.forget_recording(who.token_id, sid)
-            remove_session_files(sid, audio)
-            remove_tree(settings.people_dir / session["person_id"])
+            remove_session_files(settings, sid, audio, session["person_id"])
         return {"deleted": f"recording of session {sid}"}
 
     @app.get("/api/v1/sessions/{sid}/recording", tags=["sessions"])
@@ -443,7 +447,10 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
 
     @app.get("/api/v1/people/{pid}/trend", tags=["people"])
     def get_trend(who: Auth, pid: str, m: Model) -> dict[str, Any]:
-        """A person's analysed sessions in date order: shares per emotion, negative share, arousal, valence."""
+        """A person's analysed sessions in date order: shares per emotion, negative share, arousal, valence; and
+        beside them (``adapted_*`` columns, ``adapted`` naming what they were adapted to) the same adapted to the
+        person's other sessions, where their baseline is used. ``baseline`` says whether it is used and why not;
+        ``baselines`` says it per session. Adapted figures are adapted results, never strict ones."""
         t = trend(who, pid, m)
         folder = t.pop("folder")
         t["files"] = ({"trend.png": f"/api/v1/people/{pid}/trend.png",
@@ -467,12 +474,6 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         return FileResponse(folder / name, media_type="image/png" if name.endswith(".png") else "text/html",
                             headers=_private(name))
 
-    def remove_session_files(sid: str, audio: str | None) -> None:
-        remove_tree(settings.results_dir / sid)
-        remove_tree(settings.results_dir / f".{sid}.tmp")
-        if audio:
-            (settings.uploads_dir / audio).unlink(missing_ok=True)
-
     return app
 
 
@@ -484,9 +485,12 @@ def _private(name: str) -> dict[str, str]:
     return headers
 
 
-def queue_full() -> HTTPException:
-    return HTTPException(429, "the analysis queue is full; try again later",
-                         headers={"Retry-After": str(QUEUE_RETRY_AFTER)})
+def queue_full(kind: str, settings: ServeSettings) -> HTTPException:
+    """429 for a full queue ("queue") or a token's full share of it ("share")."""
+    detail = ("the analysis queue is full; try again later" if kind == "queue" else
+              f"this token already has {settings.token_share} analysis job(s) queued or running, its share of the "
+              "queue; wait for one to finish")
+    return HTTPException(429, detail, headers={"Retry-After": str(QUEUE_RETRY_AFTER)})
 
 
 class UploadRejected(Exception):
@@ -496,22 +500,24 @@ class UploadRejected(Exception):
 
 
 def display_name(filename: str | None) -> str:
-    """The client's file name, only ever shown (never a path): last component, no control characters, short."""
+    """The client's file name, only ever shown (never a path): last component, no control or format characters
+    (bidi overrides, zero-width joiners: they can make a name display as another), short."""
     name = re.split(r"[\\/]", filename or "")[-1]
-    name = _CONTROL.sub("", name).strip()[:120]
+    name = clean_name(name)[:120]
     return name or "recording"
 
 
-def save_audio(upload: UploadFile, folder: Path, *, check_frames: bool = False) -> tuple[Path, Any]:
-    """Copy an upload to ``folder/<random>.upload`` and recognise it by content (libsndfile).
+def accept_audio(part: Path, folder: Path, *, check_frames: bool = False,
+                 max_seconds: float | None = None) -> tuple[Path, Any]:
+    """Move an uploaded part to ``folder/<random>.upload`` once libsndfile recognises it as audio by its content.
 
     Raises :class:`UploadRejected`: 400 for an empty upload, 415 for anything libsndfile does not read as audio,
-    422 (``check_frames``) for audio that cannot be analysed (truncated, no frames).
+    422 for a sample rate under :data:`MIN_SAMPLE_RATE` or (``check_frames``) audio that cannot be analysed
+    (truncated, no frames), 413 when its header says it lasts longer than ``max_seconds``.
     """
     path = folder / f"{new_id()}.upload"
     try:
-        with path.open("wb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
+        part.replace(path)
         if path.stat().st_size == 0:
             raise UploadRejected(400, "empty upload (0 bytes)")
         try:
@@ -521,6 +527,12 @@ def save_audio(upload: UploadFile, folder: Path, *, check_frames: bool = False) 
             detail = detail.replace(str(path), "the upload")
             raise UploadRejected(415, f"not audio that libsndfile can read ({detail}); send WAV, FLAC, Ogg "
                                       "(Vorbis/Opus), MP3 or another libsndfile format") from None
+        if info.samplerate < MIN_SAMPLE_RATE:
+            raise UploadRejected(422, f"sample rate {info.samplerate} Hz: serkit needs at least {MIN_SAMPLE_RATE} Hz "
+                                      "(speech below 8 kHz has lost what emotion is heard in)")
+        if max_seconds is not None and info.duration > max_seconds:
+            raise UploadRejected(413, f"{info.duration / 60:.0f} min long by its header: this server takes "
+                                      f"recordings up to {max_seconds / 60:g} min (--max-session-minutes)")
         if check_frames:
             try:
                 open_audio(path).close()
@@ -532,6 +544,72 @@ def save_audio(upload: UploadFile, folder: Path, *, check_frames: bool = False) 
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def predict_files(m: EmotionModel, files: list[UploadedFile], vad: str, deadline: float,
+                  settings: ServeSettings) -> tuple[dict[str, Any], int]:
+    """``/predict``'s answer for uploaded parts, one clip at a time until ``deadline`` (time.monotonic): the
+    answer body and its status."""
+    predictions: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    kinds: list[int] = []
+    for k, part in enumerate(files):
+        name = display_name(part.filename)
+        if time.monotonic() > deadline:
+            late = [display_name(f.filename) for f in files[k:]]
+            failures += [{"file": n, "reason": f"not analysed: the request ran past its {settings.predict_timeout:g} s "
+                                             "deadline (--predict-timeout); send fewer or shorter clips"} for n in late]
+            kinds += [503] * len(late)
+            break
+        try:
+            path, info = accept_audio(part.path, settings.uploads_dir)
+        except UploadRejected as exc:
+            failures.append({"file": name, "reason": exc.detail})
+            kinds.append(exc.status)
+            continue
+        try:
+            if info.duration > settings.predict_max_seconds:
+                failures.append({"file": name, "reason": f"{info.duration:.0f} s long: /predict takes clips up to "
+                                 f"{settings.predict_max_seconds:g} s; submit longer recordings as a session "
+                                 "(an analysis job)"})
+                kinds.append(413)
+                continue
+            result = m.predict_batch([path], vad=vad)
+            if result.failures:
+                failures.append({"file": name, "reason": result.failures[0][1]})
+                kinds.append(422)
+                continue
+            proba = result.proba[0]
+            item = {"file": name, "label": m.labels[int(proba.argmax())], "confidence": round(float(proba.max()), 5),
+                    "probabilities": {lab: round(float(v), 5) for lab, v in zip(m.labels, proba)},
+                    "duration_s": round(info.duration, 3), "windows": None}
+            if item["duration_s"] > LONG_CLIP_WINDOWS * m.window_seconds:
+                tl = timeline_json(analyze_recording(path, m, AnalysisConfig(vad=vad)))
+                item["windows"] = [{"start": w["start"], "end": w["end"], "probabilities": w["probabilities"],
+                                    "label": max(w["probabilities"], key=w["probabilities"].get)}
+                                   for w in tl["windows"]]
+                item["segments"] = tl["segments"]
+            predictions.append(item)
+        finally:
+            path.unlink(missing_ok=True)
+    body = {"model": m.source, "labels": m.labels, "predictions": predictions, "failures": failures,
+            "notice": NOT_A_DIAGNOSIS}
+    status = 200 if predictions else (415 if kinds and all(k == 415 for k in kinds) else
+                                      (max(kinds) if kinds and len(set(kinds)) == 1 else 422))
+    return body, status
+
+
+def _vad(value: str | None) -> str:
+    value = "auto" if value is None or not value.strip() else value.strip()
+    if value not in VAD_CHOICES:
+        raise HTTPException(422, f"vad: expected one of {', '.join(VAD_CHOICES)}, got {value!r}")
+    return value
+
+
+def _multipart_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its multipart form itself (:mod:`serkit.serve.uploads`)."""
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}}
 
 
 def parse_session_date(text: str | None) -> str:
@@ -547,26 +625,80 @@ def parse_session_date(text: str | None) -> str:
     return value.isoformat(timespec="minutes")
 
 
-class TokenFirst:
-    """ASGI middleware: an ``/api/v1`` request without a known token is answered 401 before its body is read
-    (the route's own check then applies the rate limit and finds the caller)."""
+#: Routes whose body is an upload: (method, path pattern). Sessions' person is checked before the body is read.
+_PREDICT = re.compile(r"^/api/v1/predict/?$")
+_SESSIONS = re.compile(r"^/api/v1/people/(?P<pid>[^/]+)/sessions/?$")
 
-    def __init__(self, app, store: Store):
-        self.app, self.store = app, store
+
+class Gatekeeper:
+    """ASGI middleware: everything about an ``/api/`` request that can be decided before its body is read is
+    decided here, so that a refused upload costs its sender nothing but the headers.
+
+    - a missing, unknown, revoked or expired token: 401;
+    - over the token's rate limit: 429 (the request is counted here, once);
+    - an upload (``/predict``, a new session) while ``max_uploads`` are being received: 503;
+    - a new session for a person the token does not own: 404; with the queue or the token's share full: 429.
+
+    The caller it found is left in the request's state for the routes. Every answer under ``/api/`` also gets
+    ``Cache-Control: no-store`` (unless it sets its own), ``X-Content-Type-Options: nosniff`` and
+    ``Referrer-Policy: no-referrer``.
+    """
+
+    def __init__(self, app, service: Service):
+        self.app, self.service = app, service
+        self.uploads = 0  # bodies being received (the event loop is one thread: no lock needed)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/api/") and scope["method"] != "OPTIONS":
-            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip() or self.store.token_for(secret.strip()) is None:
-                body = json.dumps({"detail": "missing or unknown token: send Authorization: Bearer <token> "
-                                             "(serkit serve --create-token NAME prints one)"}).encode()
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                    (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith("/api/") or scope["method"] == "OPTIONS":
+            return await self.app(scope, receive, send)
+        send = _with_api_headers(send)
+        service, settings = self.service, self.service.settings
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, secret = header.partition(" ")
+        token = service.store.token_for(secret.strip()) if scheme.lower() == "bearer" and secret.strip() else None
+        if token is None:
+            return await _reply(send, 401, "missing, unknown, revoked or expired token: send Authorization: Bearer "
+                                           "<token> (serkit serve --create-token NAME prints one)",
+                                [(b"www-authenticate", b"Bearer")])
+        wait = service.limiter.take(token["id"])
+        if wait:
+            return await _reply(send, 429, f"rate limit: at most {settings.rate_limit} requests a minute per token",
+                                [(b"retry-after", str(int(wait)).encode())])
+        scope.setdefault("state", {})["caller"] = Caller(token_id=token["id"], name=token["name"])
+        upload = scope["method"] == "POST" and (_PREDICT.match(scope["path"]) or _SESSIONS.match(scope["path"]))
+        if not upload:
+            return await self.app(scope, receive, send)
+        session = _SESSIONS.match(scope["path"])
+        if session:
+            if service.store.person(token["id"], session["pid"]) is None:
+                return await _reply(send, 404, f"person {session['pid']!r}: not found")
+            full = service.store.queue_full(token["id"], settings.queue_size, settings.token_share)
+            if full:
+                error = queue_full(full, settings)
+                return await _reply(send, 429, error.detail, [(b"retry-after", str(QUEUE_RETRY_AFTER).encode())])
+        if self.uploads >= settings.max_uploads:
+            return await _reply(send, 503, f"busy: {settings.max_uploads} uploads are being received; try again",
+                                [(b"retry-after", b"2")])
+        self.uploads += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.uploads -= 1
+
+
+#: Set on every API answer: nothing personal is cached, types are not sniffed, no referrer leaves the page.
+API_HEADERS = {b"cache-control": b"no-store", b"x-content-type-options": b"nosniff",
+               b"referrer-policy": b"no-referrer"}
+
+
+def _with_api_headers(send):
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            message = {**message, "headers": [*message.get("headers", []),
+                                              *((k, v) for k, v in API_HEADERS.items() if k not in present)]}
+        await send(message)
+    return wrapped
 
 
 class AccessLog:

@@ -1,8 +1,9 @@
 """Result files of the service: one folder per analysed session, one per person's trend, written atomically.
 
 A session's folder is written beside its final place and renamed into it, so a reader (or a restart after a
-kill) sees all of timeline.json/csv, timeline.png and report.html or none of them. A person's trend is rebuilt
-from the stored timelines (the analysis code makes the plots and the report; nothing is recomputed here).
+kill) sees all of timeline.json/csv, timeline.png, report.html and the windows' features or none of them. A
+person's trend is rebuilt from the stored timelines (the analysis code makes the plots and the report), and its
+adapted results from the stored features (the encoder is not run again; :mod:`serkit.serve.baseline`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from serkit.inference.analysis import RecordingAnalysis, SessionsResult, build_analysis, sessions_frame
+from serkit.inference.analysis import (
+    RecordingAnalysis,
+    SessionsResult,
+    build_analysis,
+    sessions_frame,
+    with_adaptation,
+)
 from serkit.inference.api import EmotionModel
 from serkit.inference.report import write_analysis
 from serkit.inference.stream import AnalysisConfig, WindowResult
+from serkit.serve.baseline import person_baselines, save_features
+from serkit.utils import atomic_write_text
 
 #: matplotlib's pyplot keeps global state: the job thread and request threads plot one at a time.
 PLOT_LOCK = threading.Lock()
@@ -34,13 +43,28 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_session_files(settings, sid: str, audio: str | None, person_id: str | None) -> None:
+    """Everything on disk of a deleted session: its results (features included), its recording, and the
+    person's trend folders that showed it (they are rebuilt without it)."""
+    if not sid:
+        raise ValueError("remove_session_files: no session id")  # never the whole results folder
+    remove_tree(settings.results_dir / sid)
+    remove_tree(settings.results_dir / f".{sid}.tmp")
+    if audio:
+        (settings.uploads_dir / audio).unlink(missing_ok=True)
+    if person_id:
+        remove_tree(settings.people_dir / person_id)
+
+
 def write_session_results(analysis: RecordingAnalysis, results_dir: Path, sid: str, model: EmotionModel) -> Path:
-    """Timeline, plot and report of one session into ``results_dir/sid`` (replacing an older set whole)."""
+    """Timeline, plot and report of one session into ``results_dir/sid`` (replacing an older set whole), with
+    its windows' features when the analysis kept them (the person's baselines are built from them)."""
     final = results_dir / sid
     tmp = results_dir / f".{sid}.tmp"
     remove_tree(tmp)
     with PLOT_LOCK:
         write_analysis(SessionsResult([analysis]), tmp, model)
+    save_features(analysis.features, tmp)
     old = results_dir / f".{sid}.old"
     if final.exists():
         final.rename(old)
@@ -71,13 +95,16 @@ def analysis_from_timeline(timeline: dict[str, Any], model: EmotionModel, *, nam
 
 def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[dict[str, Any]],
                  model: EmotionModel) -> dict[str, Any]:
-    """Trend of a person's analysed sessions: rows per session, and trend.png and report.html on disk.
+    """Trend of a person's analysed sessions: rows per session (strict, and adapted to the person's other
+    sessions where their baseline is used), each session's baseline, and trend.png and report.html on disk.
 
-    The files are rebuilt when the set of analysed sessions changes (a folder per set, named by its hash).
-    Sessions analysed with another label set than the model's (an older model) are listed as excluded.
+    The files are rebuilt when the set of analysed sessions changes (a folder per set, named by its hash), and
+    so are the baselines: each session's is the model adapted to the person's other sessions
+    (:mod:`serkit.serve.baseline`). Sessions analysed with another label set than the model's (an older model)
+    are listed as excluded.
     """
     done = [s for s in sessions if s["status"] == "done"]
-    usable, excluded, analyses = [], [], []
+    usable, excluded, timelines = [], [], []
     for s in done:
         path = results_dir / s["id"] / "timeline.json"
         try:
@@ -90,14 +117,13 @@ def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[d
                                                               f"({', '.join(timeline['labels'])})"})
             continue
         usable.append(s)
-        analyses.append(analysis_from_timeline(timeline, model, name=f"{s['date'][:10]} {s['recording']}",
-                                               date=parse_date(s["date"]), peak_dbfs=s.get("peak_dbfs")))
-    names = [a.path for a in analyses]
-    for k, a in enumerate(analyses):  # report sections and plots are keyed by name: keep names unique
-        if names.count(a.path) > 1:
-            a.path = f"{a.path} #{k + 1}"
-    key = hashlib.sha256(json.dumps([[s["id"], s["date"]] for s in usable]).encode()).hexdigest()[:16]
+        timelines.append(timeline)
+    key = hashlib.sha256(json.dumps([model.source, [[s["id"], s["date"]] for s in usable]]).encode()).hexdigest()[:16]
     out = people_dir / pid / key
+    cached = _read_json(out / "baselines.json")
+    analyses, baselines = [], {}
+    if cached is None or not (out / "report.html").is_file():
+        analyses, baselines = _session_analyses(results_dir, usable, timelines, model)
     with PLOT_LOCK:  # one build at a time: two requests for the same trend must not share the temporary folder
         if analyses and not (out / "report.html").is_file():
             from serkit.inference.report import plot_trend, write_report
@@ -108,12 +134,64 @@ def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[d
             trend = plot_trend(analyses, tmp / "trend.png")
             plots = {a.path: results_dir / s["id"] / "timeline.png" for a, s in zip(analyses, usable)}
             write_report(SessionsResult(analyses), tmp / "report.html", model, plots, trend)
+            atomic_write_text(tmp / "baselines.json", json.dumps(
+                {"sessions": {sid: b.describe() for sid, b in baselines.items()},
+                 "rows": _rows(analyses, usable)}, default=str))
             for old in (people_dir / pid).iterdir():  # earlier sets are stale
                 if old.is_dir() and old.name != tmp.name:
                     remove_tree(old)
             tmp.rename(out)
+        cached = _read_json(out / "baselines.json") if usable else None
+    rows = cached["rows"] if cached else []
+    described = cached["sessions"] if cached else {}
+    return {"labels": list(model.labels), "sessions": rows, "excluded": excluded,
+            "baselines": described, "baseline": _baseline_status(described, model),
+            "folder": out if usable else None}
+
+
+def _session_analyses(results_dir: Path, usable: list[dict], timelines: list[dict], model: EmotionModel):
+    """The usable sessions' analyses rebuilt from their timelines, each with its adapted result where its
+    baseline is used, and every session's baseline."""
+    analyses = []
+    for s, timeline in zip(usable, timelines):
+        analyses.append(analysis_from_timeline(timeline, model, name=f"{s['date'][:10]} {s['recording']}",
+                                               date=parse_date(s["date"]), peak_dbfs=s.get("peak_dbfs")))
+    names = [a.path for a in analyses]
+    for k, a in enumerate(analyses):  # report sections and plots are keyed by name: keep names unique
+        if names.count(a.path) > 1:
+            a.path = f"{a.path} #{k + 1}"
+    rows = [{"id": s["id"], "speech_s": a.speech_seconds} for s, a in zip(usable, analyses)]
+    baselines, features = person_baselines(results_dir, rows, model)
+    for s, a in zip(usable, analyses):
+        b = baselines[s["id"]]
+        # features of other windows than the timeline's (a damaged file) give no adapted result
+        if b.model is not None and features[s["id"]] is not None and len(features[s["id"]]) == len(a.windows):
+            for w, x in zip(a.windows, features[s["id"]]):
+                w.features = x
+            with_adaptation(a, b.model, b.label)
+    return analyses, baselines
+
+
+def _rows(analyses: list[RecordingAnalysis], usable: list[dict]) -> list[dict[str, Any]]:
     rows = sessions_frame(analyses).replace({np.nan: None}).to_dict("records") if analyses else []
     for row, s in zip(rows, usable):
         row["session_id"], row["date"] = s["id"], s["date"]
-    return {"labels": list(model.labels), "sessions": rows, "excluded": excluded, "folder": out if analyses else None}
+    return rows
 
+
+def _baseline_status(described: dict[str, dict], model: EmotionModel) -> dict[str, Any]:
+    """The person's baseline in one line for the page: used (for how many sessions), or why not yet."""
+    used = [sid for sid, b in described.items() if b["used"]]
+    if used:
+        return {"used": True, "sessions": len(used), "method": described[used[0]]["method"],
+                "why_not": None}
+    reasons = sorted({r for b in described.values() for r in b["why_not"]})
+    return {"used": False, "sessions": 0, "method": None,
+            "why_not": reasons or ["no analysed session of this person yet"]}
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -12,13 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from serkit.errors import SerkitError
-from serkit.inference.analysis import analyze_recording
+from serkit.inference.analysis import analyze_recording, with_adaptation
 from serkit.inference.api import EmotionModel
 from serkit.inference.stream import AnalysisConfig
-from serkit.serve.results import parse_date, remove_tree, write_session_results
+from serkit.serve.baseline import load_features, session_baseline
+from serkit.serve.results import parse_date, remove_session_files, remove_tree, write_session_results
 from serkit.serve.settings import ServeSettings
 from serkit.serve.store import Store
 
@@ -26,6 +28,9 @@ log = logging.getLogger("serkit.serve")
 
 #: Seconds between progress writes to the database.
 PROGRESS_EVERY = 0.5
+
+#: Seconds between retention sweeps (``--retain-days``); one also runs at start.
+RETENTION_EVERY = 600.0
 
 
 class JobStopped(Exception):
@@ -42,6 +47,7 @@ class JobRunner:
         self._abort_reason: str | None = None
         self._cancelled: set[str] = set()
         self.current: str | None = None
+        self._last_retention = 0.0
         #: Held while a job's results are committed and while a session's files are deleted, so that a delete
         #: racing with the end of its job leaves neither orphan files nor a half-deleted session.
         self.commit_lock = threading.Lock()
@@ -49,12 +55,50 @@ class JobRunner:
 
     # -- control ------------------------------------------------------------------------------------
     def start(self) -> None:
+        """Recover from the last process (it may have been killed), then start the job thread."""
         # Result folders half-written by a killed process are never read (their names start with "."): drop them.
         for stale in [*self.settings.results_dir.glob(".*.tmp"), *self.settings.people_dir.glob("*/.*.tmp")]:
             remove_tree(stale)
         for action in self.store.recover_interrupted(self.settings.max_attempts, self.audio_exists):
-            log.warning("job recovered after restart", extra={"fields": action})
+            if action["action"] == "failed" and action.get("audio") and not self.settings.keep_audio:
+                self._drop_audio(action["session"], self.settings.uploads_dir / action["audio"])
+            log.warning("job recovered after restart", extra={"fields": {k: v for k, v in action.items()
+                                                                         if k != "audio"}})
+        self.sweep_orphans()
+        self.apply_retention()
         self._thread.start()
+
+    def sweep_orphans(self) -> None:
+        """Delete what a killed process left that nothing refers to: bodies half received (``incoming/``, no
+        request is in flight at start) and uploads no session holds (a ``/predict`` clip, a session refused or
+        deleted while the process died)."""
+        for part in self.settings.incoming_dir.glob("*"):
+            part.unlink(missing_ok=True)
+        kept = self.store.referenced_audio()
+        for upload in self.settings.uploads_dir.glob("*.upload"):
+            if upload.name not in kept:
+                upload.unlink(missing_ok=True)
+                log.warning("orphaned upload deleted", extra={"fields": {"file": upload.name}})
+
+    def apply_retention(self) -> None:
+        """Delete the sessions uploaded more than ``retain_days`` ago, with their recordings, results and jobs
+        (and the trend folders that showed them); nothing when no retention limit is set."""
+        days = self.settings.retain_days
+        if days is None:
+            return
+        self._last_retention = time.monotonic()
+        before = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+        expired = self.store.expired_sessions(before)
+        for s in expired:
+            if s["job_id"]:
+                self.cancel(s["job_id"])
+            with self.commit_lock:
+                if self.store.delete_session_any(s["id"]):
+                    remove_session_files(self.settings, s["id"], s["audio"], s["person_id"])
+        if expired:
+            self.store.checkpoint()
+            log.info("retention: old sessions deleted", extra={"fields": {"sessions": len(expired),
+                                                                          "retain_days": days}})
 
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stopping.is_set()
@@ -84,6 +128,11 @@ class JobRunner:
     # -- the thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            if self.settings.retain_days is not None and time.monotonic() - self._last_retention > RETENTION_EVERY:
+                try:
+                    self.apply_retention()
+                except Exception:  # the database went away: log, and the jobs go on
+                    log.exception("retention sweep failed")
             try:
                 job = self.store.claim_next_job()
             except Exception:  # the database went away (a disk error): log, retry, never die silently
@@ -116,8 +165,14 @@ class JobRunner:
         log.info("job started", extra={"fields": {"job": jid, "session": sid, "attempt": job["attempts"]}})
         last = [0.0]
 
+        limit = 60 * self.settings.max_job_minutes
+
         def progress(fraction: float) -> None:
             self._check(jid)
+            if time.monotonic() - started > limit:
+                raise JobStopped(f"the analysis took longer than this server's limit of "
+                                 f"{self.settings.max_job_minutes:g} min per job (--max-job-minutes) and was stopped "
+                                 f"at {100 * fraction:.0f} %")
             if time.monotonic() - last[0] >= PROGRESS_EVERY:
                 last[0] = time.monotonic()
                 self.store.set_progress(jid, min(fraction, 0.99))
@@ -129,10 +184,11 @@ class JobRunner:
                 raise SerkitError("the uploaded recording is no longer there (deleted before it was analysed)")
             model = self._model()
             config = AnalysisConfig(**job["config"].get("analysis", {}))
-            analysis = analyze_recording(audio, model, config, progress=progress)
+            analysis = analyze_recording(audio, model, config, progress=progress, keep_features=model.adaptable)
             analysis.path = session["recording"]
             analysis.date, analysis.date_source = parse_date(session["date"]), "given at upload"
             self._check(jid)
+            self._adapt_to_person(analysis, session, model)
             with self.commit_lock:  # a delete that came after the last check wins
                 if jid in self._cancelled or self.store.session(None, sid) is None:
                     raise JobStopped("deleted")
@@ -147,17 +203,30 @@ class JobRunner:
                 log.info("job stopped: its session was deleted", extra={"fields": {"job": jid}})
             else:
                 self.store.fail_job(jid, str(exc))
-                log.warning("job stopped by shutdown", extra={"fields": {"job": jid, "reason": str(exc)}})
+                log.warning("job stopped", extra={"fields": {"job": jid, "reason": str(exc)}})
         except SerkitError as exc:  # AudioError included: the reason names what is wrong with the recording
-            reason = getattr(exc, "reason", None) or str(exc)
+            reason = self.settings.without_paths(getattr(exc, "reason", None) or str(exc))
             self.store.fail_job(jid, reason)
             log.info("job failed", extra={"fields": {"job": jid, "reason": reason}})
         except Exception as exc:  # a bug must fail one job, not the thread
             log.exception("job crashed", extra={"fields": {"job": jid}})
-            self.store.fail_job(jid, f"internal error: {type(exc).__name__}: {exc}")
+            self.store.fail_job(jid, self.settings.without_paths(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
             if audio is not None and not self.settings.keep_audio:
                 self._drop_audio(sid, audio)
+
+    def _adapt_to_person(self, analysis, session: dict, model: EmotionModel) -> None:
+        """The session's adapted result beside its strict one, from the person's other analysed sessions as they
+        are now (the person's trend rebuilds every baseline as sessions accumulate)."""
+        if analysis.features is None:
+            return
+        others = [{"id": s["id"], "speech_s": (s["summary"] or {}).get("speech_s") or 0.0}
+                  for s in self.store.analysed_sessions(session["person_id"]) if s["id"] != session["id"]]
+        features = {s["id"]: load_features(self.settings.results_dir, s["id"]) for s in others}
+        rows = [*others, {"id": session["id"], "speech_s": analysis.speech_seconds}]
+        b = session_baseline(model, session["id"], rows, features)
+        if b.model is not None:
+            with_adaptation(analysis, b.model, b.label)
 
     def _drop_audio(self, sid: str, audio: Path) -> None:
         with self.commit_lock:

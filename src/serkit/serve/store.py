@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from serkit.errors import SerkitError
 
 #: The schema this code reads and writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Version 1: the first schema (kept verbatim: migrations start from it).
 SCHEMA_V1 = """
@@ -74,14 +76,49 @@ INSERT INTO schema_version VALUES (1);
 MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE sessions ADD COLUMN peak_dbfs REAL"],
+    # Version 3: token ids are never reused (AUTOINCREMENT: a new token can never inherit a deleted one's people),
+    # and tokens can expire and be revoked. SQLite cannot add AUTOINCREMENT to a table, so the table is rebuilt
+    # (foreign keys are off while it is: see FOREIGN_KEYS_OFF); every token keeps its id.
+    3: ["CREATE TABLE tokens_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
+        "created TEXT NOT NULL, expires TEXT, revoked TEXT)",
+        "INSERT INTO tokens_v3 (id, name, hash, created) SELECT id, name, hash, created FROM tokens",
+        "DROP TABLE tokens",
+        "ALTER TABLE tokens_v3 RENAME TO tokens",
+        "CREATE INDEX sessions_created ON sessions(created)",
+        "CREATE INDEX jobs_token ON jobs(token_id, state)"],
 }
+
+#: Migrations that rebuild a table others refer to: run with foreign-key enforcement off (it cannot be switched
+#: inside a transaction), then checked with ``PRAGMA foreign_key_check`` before they commit.
+FOREIGN_KEYS_OFF = {3}
 
 #: Job states; ``queued`` and ``running`` count against the queue bound.
 ACTIVE_STATES = ("queued", "running")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return _iso(datetime.now(timezone.utc))
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+#: Unicode categories stripped from every name shown or stored: controls (Cc), and format characters (Cf: bidi
+#: overrides and isolates, zero-width joiners), which can make a name display as something else.
+STRIPPED_CATEGORIES = ("Cc", "Cf")
+
+
+def clean_name(text: str | None) -> str:
+    """A name as stored and shown: without control and format characters, surrounding spaces stripped."""
+    return "".join(ch for ch in (text or "") if unicodedata.category(ch) not in STRIPPED_CATEGORIES).strip()
+
+
+def private_files(db: Path) -> None:
+    """The database and its WAL files readable by their owner only, whatever the umask was."""
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        if path.exists():
+            os.chmod(path, 0o600)
 
 
 def hash_token(secret: str) -> str:
@@ -110,7 +147,10 @@ class Store:
                               "folder on a network file system?")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        # deleted rows are overwritten with zeros, not left readable in free pages (checkpoint() clears the WAL)
+        self.conn.execute("PRAGMA secure_delete=ON")
         self.migrate()
+        private_files(self.path)
 
     # -- schema --------------------------------------------------------------------------------------
     def version(self) -> int:
@@ -131,10 +171,21 @@ class Store:
                 self.conn.executescript("BEGIN;" + SCHEMA_V1 + "COMMIT;")
                 version = 1
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                with self._tx() as c:
-                    for statement in MIGRATIONS[target]:
-                        c.execute(statement)
-                    c.execute("UPDATE schema_version SET version = ?", (target,))
+                keys_off = target in FOREIGN_KEYS_OFF
+                if keys_off:
+                    self.conn.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with self._tx() as c:
+                        for statement in MIGRATIONS[target]:
+                            c.execute(statement)
+                        broken = c.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise SerkitError(f"{self.path}: migration to version {target} would break "
+                                              f"{len(broken)} reference(s); the database is left as it was")
+                        c.execute("UPDATE schema_version SET version = ?", (target,))
+                finally:
+                    if keys_off:
+                        self.conn.execute("PRAGMA foreign_keys=ON")
 
     def _tx(self):
         return _Transaction(self.conn, self._lock)
@@ -156,18 +207,66 @@ class Store:
             self.conn.close()
 
     # -- tokens --------------------------------------------------------------------------------------
-    def create_token(self, name: str) -> str:
-        """A new token for ``name``; the secret is returned once and only its hash is stored."""
-        name = name.strip()
+    def create_token(self, name: str, *, expires_days: float | None = None) -> str:
+        """A new token for ``name`` (valid for ``expires_days``, or until revoked); the secret is returned once and
+        only its hash is stored."""
+        name = clean_name(name)
         if not name:
             raise SerkitError("--create-token: give the token a name (who or what uses it)")
+        if expires_days is not None and not expires_days > 0:
+            raise SerkitError(f"--token-expires-days: expected a positive number of days, got {expires_days}")
         secret = "sk-" + secrets.token_urlsafe(32)
+        expires = None if expires_days is None else _iso(datetime.now(timezone.utc) + timedelta(days=expires_days))
         with self._tx() as c:
-            c.execute("INSERT INTO tokens (name, hash, created) VALUES (?, ?, ?)", (name, hash_token(secret), now()))
+            c.execute("INSERT INTO tokens (name, hash, created, expires) VALUES (?, ?, ?, ?)",
+                      (name, hash_token(secret), now(), expires))
         return secret
 
     def token_for(self, secret: str) -> dict[str, Any] | None:
-        return self._one("SELECT id, name FROM tokens WHERE hash = ?", (hash_token(secret),))
+        """The token with this secret while it is valid (not revoked, not expired), else None."""
+        return self._one("SELECT id, name FROM tokens WHERE hash = ? AND revoked IS NULL AND "
+                         "(expires IS NULL OR expires > ?)", (hash_token(secret), now()))
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token (never its secret): id, name, created, expires, revoked, and how much data it owns."""
+        return self._all("SELECT t.id, t.name, t.created, t.expires, t.revoked, "
+                         "(SELECT COUNT(*) FROM people p WHERE p.token_id = t.id) AS people, "
+                         "(SELECT COUNT(*) FROM sessions s WHERE s.token_id = t.id) AS sessions "
+                         "FROM tokens t ORDER BY t.id")
+
+    def revoke_tokens(self, name: str) -> int:
+        """Revoke every valid token named ``name``: they get 401 from the next request on; their data stays
+        theirs (:meth:`delete_token_data` removes it). Returns how many were revoked."""
+        with self._tx() as c:
+            return c.execute("UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL",
+                             (now(), clean_name(name))).rowcount
+
+    def delete_token_data(self, name: str) -> tuple[list[str], list[str]]:
+        """Delete the people, sessions and jobs of the revoked or expired tokens named ``name`` (valid tokens are
+        refused: revoke them first). Returns (session ids, audio file names) whose files go next; the token rows
+        stay, so their ids are never taken again."""
+        name = clean_name(name)
+        with self._tx() as c:
+            ids = [r[0] for r in c.execute("SELECT id FROM tokens WHERE name = ? AND (revoked IS NOT NULL OR "
+                                           "(expires IS NOT NULL AND expires <= ?))", (name, now()))]
+            valid = c.execute("SELECT COUNT(*) FROM tokens WHERE name = ? AND revoked IS NULL AND (expires IS NULL "
+                              "OR expires > ?)", (name, now())).fetchone()[0]
+            if not ids:
+                raise SerkitError(f"--delete-token-data: no revoked or expired token named {name!r}"
+                                  + (" (it is still valid: --revoke-token it first)" if valid else ""))
+            marks = ",".join("?" * len(ids))
+            rows = c.execute(f"SELECT id, audio FROM sessions WHERE token_id IN ({marks})", ids).fetchall()
+            c.execute(f"DELETE FROM jobs WHERE token_id IN ({marks})", ids)
+            c.execute(f"DELETE FROM sessions WHERE token_id IN ({marks})", ids)
+            people = [r[0] for r in c.execute(f"SELECT id FROM people WHERE token_id IN ({marks})", ids)]
+            c.execute(f"DELETE FROM people WHERE token_id IN ({marks})", ids)
+        self.checkpoint()
+        return [r[0] for r in rows] + [f"person:{p}" for p in people], [r[1] for r in rows if r[1]]
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it, so that what was deleted does not linger in it."""
+        with self._lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- people --------------------------------------------------------------------------------------
     def create_person(self, token_id: int, name: str) -> dict[str, Any]:
@@ -192,17 +291,20 @@ class Store:
                 return None
             sids = [r[0] for r in c.execute("SELECT id FROM sessions WHERE person_id = ?", (pid,))]
             c.execute("DELETE FROM people WHERE id = ?", (pid,))  # sessions and jobs cascade
+        self.checkpoint()
         return sids
 
     # -- sessions and jobs ---------------------------------------------------------------------------
     def create_session(self, token_id: int, pid: str, *, date: str, recording: str, audio: str,
-                       config: dict[str, Any], queue_size: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """A session and its queued analysis job, or None when ``queue_size`` jobs are already active."""
+                       config: dict[str, Any], queue_size: int, token_share: int | None = None
+                       ) -> tuple[dict[str, Any], dict[str, Any]] | str:
+        """A session and its queued analysis job; or, when the queue has no room, why not ("queue", or "share":
+        ``token_share`` jobs of this token are already active)."""
         sid, jid, t = new_id(), new_id(), now()
         with self._tx() as c:
-            active = c.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN {ACTIVE_STATES}").fetchone()[0]
-            if active >= queue_size:
-                return None
+            full = self._queue_full(c, token_id, queue_size, token_share)
+            if full:
+                return full
             c.execute("INSERT INTO sessions (id, person_id, token_id, date, recording, status, audio, created) "
                       "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)", (sid, pid, token_id, date, recording, audio, t))
             c.execute("INSERT INTO jobs (id, session_id, token_id, state, config, created) VALUES "
@@ -223,13 +325,21 @@ class Store:
             f"SELECT {self._SESSION_COLS} FROM sessions s LEFT JOIN jobs j ON j.session_id = s.id "
             "WHERE s.person_id = ? AND s.token_id = ? ORDER BY s.date, s.created", (pid, token_id))]
 
+    def analysed_sessions(self, pid: str) -> list[dict[str, Any]]:
+        """A person's analysed sessions (any token's: for the job thread), with their summaries, in date order."""
+        return [_decode(r) for r in self._all(
+            f"SELECT {self._SESSION_COLS} FROM sessions s LEFT JOIN jobs j ON j.session_id = s.id "
+            "WHERE s.person_id = ? AND s.status = 'done' ORDER BY s.date, s.created", (pid,))]
+
     def session_audio(self, sid: str) -> str | None:
         row = self._one("SELECT audio FROM sessions WHERE id = ?", (sid,))
         return row["audio"] if row else None
 
     def delete_session(self, token_id: int, sid: str) -> bool:
         with self._tx() as c:
-            return c.execute("DELETE FROM sessions WHERE id = ? AND token_id = ?", (sid, token_id)).rowcount > 0
+            gone = c.execute("DELETE FROM sessions WHERE id = ? AND token_id = ?", (sid, token_id)).rowcount > 0
+        self.checkpoint()
+        return gone
 
     def forget_recording(self, token_id: int, sid: str) -> bool:
         """The session stays (date, name) but its audio and results are gone: it leaves the trend."""
@@ -249,13 +359,36 @@ class Store:
             row["config"] = json.loads(row["config"])
         return row
 
-    def active_jobs(self) -> int:
-        return int(self._one(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {ACTIVE_STATES}")["n"])
+    def active_jobs(self, token_id: int | None = None) -> int:
+        """Jobs queued or running (of one token, or of all)."""
+        where, args = ("", ()) if token_id is None else (" AND token_id = ?", (token_id,))
+        return int(self._one(f"SELECT COUNT(*) AS n FROM jobs WHERE state IN {ACTIVE_STATES}{where}", args)["n"])
+
+    def queue_full(self, token_id: int, queue_size: int, token_share: int | None = None) -> str | None:
+        """None when a job of ``token_id`` may be queued; else "queue" (all ``queue_size`` places are taken) or
+        "share" (the token has its ``token_share`` of them)."""
+        with self._lock:
+            return self._queue_full(self.conn, token_id, queue_size, token_share)
+
+    @staticmethod
+    def _queue_full(c, token_id: int, queue_size: int, token_share: int | None) -> str | None:
+        if c.execute(f"SELECT COUNT(*) FROM jobs WHERE state IN {ACTIVE_STATES}").fetchone()[0] >= queue_size:
+            return "queue"
+        if token_share is not None and c.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE state IN {ACTIVE_STATES} AND token_id = ?",
+                (token_id,)).fetchone()[0] >= token_share:
+            return "share"
+        return None
 
     def claim_next_job(self) -> dict[str, Any] | None:
-        """The oldest queued job, marked running (its attempt counted) in the same transaction."""
+        """The next queued job, marked running (its attempt counted) in the same transaction. Tokens take turns:
+        the queued job of the token whose last job started longest ago (or never) goes first, that token's
+        oldest first, so a token with many jobs queued cannot keep another's waiting behind all of them."""
         with self._tx() as c:
-            row = c.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created, rowid LIMIT 1").fetchone()
+            row = c.execute("SELECT j.id FROM jobs j WHERE j.state = 'queued' ORDER BY "
+                            "(SELECT MAX(k.started) FROM jobs k WHERE k.token_id = j.token_id) IS NOT NULL, "
+                            "(SELECT MAX(k.started) FROM jobs k WHERE k.token_id = j.token_id), j.created, j.rowid "
+                            "LIMIT 1").fetchone()
             if row is None:
                 return None
             c.execute("UPDATE jobs SET state = 'running', progress = 0, started = ?, attempts = attempts + 1 "
@@ -288,10 +421,11 @@ class Store:
 
     def recover_interrupted(self, max_attempts: int, audio_exists: Callable[[str | None], bool]) -> list[dict]:
         """Jobs left ``running`` by a process that died: queued again while attempts remain and their audio is
-        there, otherwise failed with the reason. Returns what was done, one dict per job."""
+        there, otherwise failed with the reason. Returns what was done, one dict per job (a failed one names its
+        session's audio, ``audio``, which the caller deletes unless recordings are kept)."""
         done = []
-        for row in self._all("SELECT j.id, j.attempts, s.audio FROM jobs j JOIN sessions s ON s.id = j.session_id "
-                             "WHERE j.state = 'running'"):
+        for row in self._all("SELECT j.id, j.attempts, j.session_id, s.audio FROM jobs j JOIN sessions s "
+                             "ON s.id = j.session_id WHERE j.state = 'running'"):
             if not audio_exists(row["audio"]):
                 reason = "interrupted: the server stopped during the analysis and the upload is no longer there"
             elif row["attempts"] >= max_attempts:
@@ -306,8 +440,24 @@ class Store:
                 done.append({"job": row["id"], "action": "requeued", "attempts": row["attempts"]})
                 continue
             self.fail_job(row["id"], reason)
-            done.append({"job": row["id"], "action": "failed", "reason": reason})
+            done.append({"job": row["id"], "action": "failed", "reason": reason, "session": row["session_id"],
+                         "audio": row["audio"]})
         return done
+
+    def referenced_audio(self) -> set[str]:
+        """The upload file names some session still refers to (any other file in uploads/ is an orphan)."""
+        return {r["audio"] for r in self._all("SELECT audio FROM sessions WHERE audio IS NOT NULL")}
+
+    def expired_sessions(self, before: str) -> list[dict[str, Any]]:
+        """Sessions uploaded before ``before`` (ISO time), of any token: the retention limit deletes them."""
+        return self._all("SELECT s.id, s.person_id, s.audio, j.id AS job_id FROM sessions s LEFT JOIN jobs j "
+                         "ON j.session_id = s.id WHERE s.created < ?", (before,))
+
+    def delete_session_any(self, sid: str) -> bool:
+        """Delete a session of any token (the retention limit)."""
+        with self._tx() as c:
+            gone = c.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount > 0
+        return gone
 
 
 class _Transaction:

@@ -286,6 +286,9 @@ def _run_fold(recipe, split: Split, table, X, y, labels, waveforms, extractor, f
     normalizer = (StreamNormalizer if is_multi(X) else FeatureNormalizer)(**layer_axes, scope=recipe.normalization,
                                                                           unseen="own_audio")
     normalizer.fit(X_tr, speakers=spk_tr)
+    if isinstance(normalizer, FeatureNormalizer) and recipe.normalization == "global":
+        # each class's mean over the clean training items: what adapting to a person compares their material with
+        normalizer.fit_class_means(take_items(X, tr), [labels[i] for i in y_items[tr]])
     X_tr = normalizer.transform(X_tr, speakers=spk_tr)
     X_va = normalizer.transform(take_items(X, va), speakers=spk_items[va]) if len(va) else None
     y_va = y_items[va] if len(va) else None  # with segments, early stopping watches segment-level scores

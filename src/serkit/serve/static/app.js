@@ -119,6 +119,9 @@ function notice(info) {
   return h("div", {class: "notice", role: "note"}, h("b", {}, "Not a diagnosis. "), info.notice.replace(/^This is not a diagnosis\. /, ""));
 }
 function accuracyLine(info) {
+  // the card's headline: what to expect for a person recorded anywhere (corpora never heard, trend fidelity)
+  if (info.headline && info.headline.length) return h("p", {class: "muted", id: "accuracy"}, info.headline.join(" "),
+    " ", h("a", {href: "#/model"}, "Model details"));
   const rows = (info.accuracy || []).filter((r) => r.metric === "UA" || r.metric === "ua");
   const first = rows.find((r) => r.corpus === "all") || rows[0];
   if (!first) return h("p", {class: "muted"}, "Measured accuracy: not recorded for this model. ", h("a", {href: "#/model"}, "Model details"));
@@ -353,11 +356,32 @@ async function sessionPage(sid) {
     reportBox.replaceChildren(await reportFrame(`/sessions/${sid}/files/report.html`, "analysis report")); reportButton.hidden = true; }}, "Show the full report");
   const body = summary.windows ? [
     h("h3", {}, "Timeline"), legend(tl.labels), h("div", {class: "scroll"}, timelineSvg(tl)),
-    h("h3", {}, "Share of speech time per emotion"), shares(summary, tl.labels), facts(summary)]
+    h("h3", {}, "Share of speech time per emotion (strict)"), shares(summary, tl.labels), facts(summary),
+    adaptedBlock(summary, s.baseline, tl.labels)]
     : [h("p", {class: "notice", id: "no-speech"}, "No speech was detected in this recording, so nothing was classified.")];
   show(...head, accuracyLine(info), ...body,
     h("details", {}, h("summary", {}, "Plot"), png),
     h("div", {class: "row"}, reportButton, del), reportBox);
+}
+
+// The result adapted to the person beside the strict one, or why there is none yet.
+function adaptedBlock(summary, baseline, labels) {
+  if (summary.adapted) {
+    const a = summary.adapted;
+    return h("div", {id: "adapted"}, h("h3", {}, "Adapted to the person"),
+      h("p", {class: "muted"}, `An adapted result: ${a.label} (the model's feature statistics moved toward this `
+        + "person's own voice; no labels used). The strict result above is the model as shipped."),
+      shares(a, labels), h("p", {}, `Negative emotions: adapted ${pct(a.negative_share)}, strict ${pct(summary.negative_share)}.`));
+  }
+  const why = baseline && baseline.why_not && baseline.why_not.length ? baseline.why_not.join("; ") : "no other analysed session of this person yet";
+  return h("p", {class: "muted", id: "adapted"}, `No personal baseline for this session yet: ${why}. Only the strict result is shown.`);
+}
+
+function baselineLine(b) {
+  if (b.used) return h("p", {class: "muted", id: "baseline"}, `Personal baseline in use for ${b.sessions} session(s) (${b.method}): `
+    + "each is also scored adapted to this person's other sessions (dotted line, \"adapted\" column), an adapted result "
+    + "beside the strict one (solid bars and dashed line: the model as shipped).");
+  return h("p", {class: "muted", id: "baseline"}, `No personal baseline yet: ${b.why_not.join("; ")}. The trend shows strict results only.`);
 }
 
 // -- people -------------------------------------------------------------------------------------------
@@ -392,13 +416,16 @@ function trendSvg(rows, labels) {
     out.append(svg("text", {x: cx - bw / 2, y: top + plotH + 16}, r.date.slice(0, 10)));
     out.append(svg("text", {x: cx - bw / 2, y: top + plotH + 30}, String(r.recording.slice(11, 29))));
   });
-  const pts = rows.map((r, i) => r.negative_share === null ? null : `${left + slot * (i + 0.5)},${y(r.negative_share)}`).filter(Boolean);
-  if (pts.length) {
-    out.append(svg("polyline", {points: pts.join(" "), fill: "none", stroke: "#000", "stroke-width": 2, "stroke-dasharray": "5 3"}));
-    for (const p of pts) { const [cx, cy] = p.split(","); out.append(svg("circle", {cx, cy, r: 4, fill: "#000"})); }
-  }
+  const line = (key, attrs, cls) => {
+    const pts = rows.map((r, i) => r[key] === null || r[key] === undefined ? null : `${left + slot * (i + 0.5)},${y(r[key])}`).filter(Boolean);
+    if (!pts.length) return;
+    out.append(svg("polyline", {points: pts.join(" "), fill: "none", "stroke-width": 2, class: cls, ...attrs}));
+    for (const p of pts) { const [cx, cy] = p.split(","); out.append(svg("circle", {cx, cy, r: 4, fill: attrs.stroke, class: cls})); }
+  };
+  line("negative_share", {stroke: "#000", "stroke-dasharray": "5 3"}, "strict");
+  line("adapted_negative_share", {stroke: "#1f6fb5", "stroke-dasharray": "1 3"}, "adapted");
   for (const p of [0, 0.5, 1]) out.append(svg("text", {x: 4, y: y(p) + 4}, pct(p).replace(".0 ", " ")));
-  out.append(svg("text", {x: left, y: H - 4}, "bars: share of speech time per emotion; dashed line: share of negative emotions"));
+  out.append(svg("text", {x: left, y: H - 4}, "bars: share of speech time per emotion (strict); dashed: negative share, strict; dotted blue: adapted to the person"));
   return out;
 }
 
@@ -425,9 +452,13 @@ async function personPage(pid) {
     parts.push(h("h3", {}, "Trend across sessions"), h("div", {class: "legend"},
       trend.labels.map((l) => h("span", {}, h("i", {class: "swatch", style: `background:${colour(l)}`}), l))),
     h("div", {class: "scroll"}, trendSvg(trend.sessions, trend.labels)),
+    baselineLine(trend.baseline),
     h("div", {class: "scroll"}, h("table", {id: "trend-table"},
-      h("tr", {}, ["date", "negative share", "arousal", "valence", "confidence"].map((c) => h("th", {scope: "col"}, c))),
+      h("tr", {}, ["date", "negative share (strict)", "negative share (adapted)", "adapted to", "arousal", "valence", "confidence"]
+        .map((c) => h("th", {scope: "col"}, c))),
       trend.sessions.map((r) => h("tr", {}, h("td", {}, r.date.replace("T", " ")), h("td", {}, pct(r.negative_share)),
+        h("td", {}, r.adapted_negative_share == null ? "-" : pct(r.adapted_negative_share)),
+        h("td", {}, r.adapted || (trend.baselines[r.session_id] || {why_not: []}).why_not.join("; ") || "-"),
         h("td", {}, num(r.arousal)), h("td", {}, num(r.valence)), h("td", {}, r.confidence === null ? "-" : r.confidence.toFixed(2)))))),
     h("details", {}, h("summary", {}, "Plot"), png), h("div", {class: "row"}, reportButton), reportBox);
   }
