@@ -263,7 +263,8 @@ def test_tokens_take_turns_in_the_queue(tmp_path, tiny_model):
         pa, pb = person(s), person(s, headers=s.b)
         rec = write_tones(tmp_path / "r.wav", [("sad", 2.0)] * 3)
         s.service.runner._stopping.set()  # hold the job thread: queue first, then let it run
-        s.service.runner._thread.join(5)
+        for thread in s.service.runner._threads:
+            thread.join(5)
         a_jobs = [submit(s, pa, rec).json()["job"]["id"] for _ in range(3)]
         b_job = submit(s, pb, rec, headers=s.b).json()["job"]["id"]
         order = []

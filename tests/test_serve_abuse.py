@@ -94,7 +94,7 @@ def test_uploads_at_once_are_bounded_and_spool_inside_the_data_folder(tmp_path, 
             task = asyncio.ensure_future(s.app(*first[:3]))
             await asyncio.sleep(0.3)  # the first body is half received: its part lies in incoming/
             spooled = [p.suffix for p in s.settings.incoming_dir.iterdir()]
-            second = _asgi(s.app, "POST", "/api/v1/predict", auth, [body])
+            second = _asgi(s.app, "POST", "/api/v1/predict", {**auth, **s.b}, [body])  # another token
             await s.app(*second[:3])
             hold.set()
             await task
@@ -145,6 +145,23 @@ def test_recordings_too_long_by_their_header_or_at_absurd_rates_are_refused(tmp_
         s.client.__exit__(None, None, None)
 
 
+def test_another_tokens_job_starts_while_a_long_one_runs(tmp_path, tiny_model):
+    s = start(tmp_path, SlowModel(tiny_model, 0.3), queue_per_token=3)  # two job workers by default
+    try:
+        pa, pb = person(s), person(s, headers=s.b)
+        long = write_tones(tmp_path / "long.wav", [("sad", 4.0)] * 15)
+        hostile = [submit(s, pa, long).json()["job"]["id"] for _ in range(3)]
+        wait_for(lambda: s.client.get(f"/api/v1/jobs/{hostile[0]}", headers=s.a).json()["state"] == "running")
+        honest = submit(s, pb, write_tones(tmp_path / "short.wav", [("happy", 2.0)]), headers=s.b).json()
+        done = finished(s, honest["job"]["id"], headers=s.b)
+        assert done["state"] == "done"
+        # meanwhile the first token ran one job at a time on the other worker: its first still runs
+        states = [s.client.get(f"/api/v1/jobs/{j}", headers=s.a).json()["state"] for j in hostile]
+        assert states == ["running", "queued", "queued"]
+    finally:
+        s.client.__exit__(None, None, None)
+
+
 def test_a_job_over_the_wall_clock_limit_is_stopped(tmp_path, tiny_model):
     s = start(tmp_path, SlowModel(tiny_model, 0.4), max_job_minutes=0.01)  # 0.6 s
     try:
@@ -164,16 +181,20 @@ def test_predict_is_bounded_and_light_routes_answer_meanwhile(tmp_path, tiny_mod
         files = [("files", (f"c{k}.wav", wav_bytes(tone(0.8, SR, 450.0)), "audio/wav")) for k in range(3)]
         answers = {}
 
-        def heavy(key):
-            answers[key] = s.client.post("/api/v1/predict", headers=s.a, files=files)
+        def heavy(key, headers):
+            answers[key] = s.client.post("/api/v1/predict", headers=headers, files=files)
 
-        threads = [threading.Thread(target=heavy, args=(k,)) for k in range(2)]
+        threads = [threading.Thread(target=heavy, args=(k, h)) for k, h in enumerate((s.a, s.b))]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+            time.sleep(0.2)
+        time.sleep(0.3)
         started = time.monotonic()
         assert s.client.get("/api/v1/people", headers=s.a).status_code == 200
         assert time.monotonic() - started < 1.0  # the light route did not wait behind the classification
+        # a token's second /predict while its first is in progress: 429 before its body is read
+        again = s.client.post("/api/v1/predict", headers=s.a, files=files[:1])
+        assert again.status_code == 429 and "in progress" in again.json()["detail"]
         for t in threads:
             t.join()
         statuses = sorted(a.status_code for a in answers.values())

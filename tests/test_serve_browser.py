@@ -116,7 +116,13 @@ def test_page_upload_timeline_and_trend_in_chromium(browser, tmp_path):
         assert "emodb-03a01Wa-angry.wav" in page and "Not a diagnosis" in page
         card = ModelBundle.load(default_model_path()).info["model_card"]  # the model the page's server runs
         ua = next(a["value"] for a in card["accuracy"] if a["corpus"] == "all" and a["metric"].lower() == "ua")
-        assert f"{100 * ua:.1f} %" in browser.find_element(By.ID, "accuracy").text  # the card's measured UA
+        accuracy = browser.find_element(By.ID, "accuracy").text
+        if card.get("headline"):  # the card's figures for a person recorded anywhere: corpora never heard, trends
+            assert card["headline"][0] in accuracy and "never heard" in accuracy
+        else:
+            assert f"{100 * ua:.1f} %" in accuracy  # the card's measured UA
+        # one session of this person: no baseline yet, and the page says why
+        assert "No personal baseline for this session yet" in browser.find_element(By.ID, "adapted").text
         labels = {e.get_attribute("data-label") for e in browser.find_elements(By.CSS_SELECTOR, "#timeline rect.segment")}
         assert labels and labels <= set(ModelBundle.load(default_model_path()).labels)
         shares = browser.find_element(By.ID, "shares").text
@@ -156,6 +162,10 @@ def test_page_upload_timeline_and_trend_in_chromium(browser, tmp_path):
         assert all(name in sessions for name in ("emodb-03a01Wa-angry.wav", "week2.wav", "recording-2026-03-16.wav"))
         assert "done" in sessions
         assert "Not a diagnosis" in browser.find_element(By.ID, "main").text
+        # three short sessions are too little of this person's voice for a baseline: the page says so
+        baseline = browser.find_element(By.ID, "baseline").text
+        assert "No personal baseline yet" in baseline and "too small to trust" in baseline
+        assert "negative share (adapted)" in rows[0].text
         shot("person")
 
         browser.get(f"http://127.0.0.1:{server.port}/#/model")

@@ -36,10 +36,10 @@ def env() -> dict[str, str]:
 class Server:
     """A server process and an HTTP client for it; stderr (the JSON log) goes to a file."""
 
-    def __init__(self, argv: list[str], data_dir: Path, port: int):
+    def __init__(self, argv: list[str], data_dir: Path, port: int, extra_env: dict[str, str] | None = None):
         self.port, self.data_dir = port, data_dir
         self.log = data_dir.parent / f"server-{port}-{time.monotonic_ns()}.log"
-        self.proc = subprocess.Popen(argv, env=env(), cwd=REPO, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(argv, env={**env(), **(extra_env or {})}, cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=self.log.open("wb"))
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
@@ -74,10 +74,11 @@ def cli_server(data_dir: Path, model: Path | None) -> Server:
                    "--rate-limit", "0"] + (["--model", str(model)] if model else []), data_dir, port)
 
 
-def slow_server(data_dir: Path, model: Path, delay: float, grace: float = 10.0) -> Server:
+def slow_server(data_dir: Path, model: Path, delay: float, grace: float = 10.0,
+                extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     return Server([sys.executable, str(REPO / "tests" / "serve_launch.py"), str(data_dir), str(port), str(model),
-                   str(delay), str(grace)], data_dir, port)
+                   str(delay), str(grace)], data_dir, port, extra_env)
 
 
 def new_token(data_dir: Path, name: str = "t") -> dict[str, str]:
@@ -190,3 +191,72 @@ def test_sigterm_during_analysis_fails_the_job_with_the_reason(tmp_path, tiny_mo
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     assert list((data / "uploads").iterdir()) == [] and not list((data / "results").iterdir())
+
+
+def _slow_upload(port: int, headers: dict, pid: str, body_head: bytes) -> socket.socket:
+    """A session upload whose body stops after its first bytes (the connection is left open)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = (f"POST /api/v1/people/{pid}/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: {headers['Authorization']}"
+            "\r\nContent-Type: multipart/form-data; boundary=zz\r\nContent-Length: 10000000\r\n\r\n")
+    sock.sendall(head.encode() + b'--zz\r\nContent-Disposition: form-data; name="file"; filename="r.wav"\r\n\r\n'
+                 + body_head)
+    return sock
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["upload", "queued", "running twice", "writing results"])
+def test_a_kill_at_every_step_of_a_job_loses_nothing_and_keeps_nothing(tmp_path, tiny_model_path, step):
+    """Kill the server at one step of a job, restart it: no job lost or run twice, no audio left that should be
+    gone, a sound database."""
+    data = tmp_path / "data"
+    headers = new_token(data)
+    rec = write_tones(tmp_path / "r.wav", [("sad", 3.0), ("happy", 3.0)] * 6)
+    pause = {"SERKIT_TEST_PAUSE_BEFORE_COMMIT": "30"} if step == "writing results" else None
+    server = slow_server(data, tiny_model_path, delay=0.3 if step != "writing results" else 0.0, extra_env=pause)
+    server.wait_ready()
+    pid = server.http.post("/api/v1/people", headers=headers, json={"name": "Pat"}).json()["id"]
+    accepted = []
+    if step == "upload":
+        sock = _slow_upload(server.port, headers, pid, rec.read_bytes()[:50000])
+        wait_for(lambda: list((data / "incoming").glob("*.part")), timeout=30)
+    else:
+        accepted.append(submit(server, headers, pid, rec))
+        if step == "queued":
+            accepted.append(submit(server, headers, pid, rec, date="2026-02-02"))
+        wait_for(lambda: job(server, headers, accepted[0]["job"]["id"])["state"] == "running", timeout=60)
+        if step == "writing results":
+            wait_for(lambda: any(line.get("message") == "pausing before commit" for line in server.log_lines()),
+                     timeout=60)
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    if step == "upload":
+        sock.close()
+    kills = 1
+    if step == "running twice":  # killed again during the retry: the job is then failed, its audio deleted
+        server = slow_server(data, tiny_model_path, delay=0.3)
+        server.wait_ready()
+        wait_for(lambda: job(server, headers, accepted[0]["job"]["id"])["attempts"] == 2, timeout=60)
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+        kills = 2
+    server = slow_server(data, tiny_model_path, delay=0.0)
+    try:
+        server.wait_ready()
+        for created in accepted:
+            final = wait_for(lambda c=created: (j := job(server, headers, c["job"]["id"]))["state"]
+                             in ("done", "failed") and j, timeout=120)
+            assert final["state"] == ("failed" if kills == 2 else "done"), final
+            assert final["attempts"] == (2 if created is accepted[0] else 1)  # the first was running at the kill
+            if kills == 2:
+                sid = created["session"]["id"]
+                assert "not retried again" in final["error"]
+                assert server.http.get(f"/api/v1/sessions/{sid}/recording", headers=headers).status_code == 404
+        sessions = server.http.get(f"/api/v1/people/{pid}/sessions", headers=headers).json()
+        assert len(sessions) == len(accepted)  # nothing lost, nothing duplicated, the cut-off upload not stored
+    finally:
+        assert server.stop(signal.SIGTERM) in CLEAN_EXIT
+    assert list((data / "uploads").iterdir()) == [] and list((data / "incoming").iterdir()) == []
+    assert not list((data / "results").glob(".*"))
+    db = sqlite3.connect(data / "serkit.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('running', 'queued')").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM sessions WHERE audio IS NOT NULL").fetchone()[0] == 0
+    db.close()

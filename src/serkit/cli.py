@@ -550,7 +550,11 @@ def serve(
                                           "stopped and marked failed"),
     queue_per_token: int | None = typer.Option(None, "--queue-per-token", help="jobs one token may have queued or "
                                                "running (default: a quarter of --queue-size, at least 1)"),
-    predict_workers: int = typer.Option(1, "--predict-workers", help="/predict requests classified at once"),
+    predict_workers: int = typer.Option(2, "--predict-workers", help="/predict requests classified at once"),
+    predict_per_token: int | None = typer.Option(None, "--predict-per-token", help="/predict requests one token may "
+                                                 "have in progress (default: half of --predict-workers, at least 1)"),
+    job_workers: int = typer.Option(2, "--job-workers", help="analysis jobs run at once; with 2 or more a token "
+                                    "runs one at a time while another token waits"),
     predict_timeout: float = typer.Option(60.0, "--predict-timeout", help="seconds a /predict request may take, "
                                           "waiting included"),
     max_uploads: int = typer.Option(4, "--max-uploads", help="request bodies received at once (more: 503)"),
@@ -569,6 +573,7 @@ def serve(
                                  queue_size=queue_size, shutdown_grace=shutdown_grace,
                                  max_session_minutes=max_session_minutes, max_job_minutes=max_job_minutes,
                                  queue_per_token=queue_per_token, predict_workers=predict_workers,
+                                 predict_per_token=predict_per_token, job_workers=job_workers,
                                  predict_timeout=predict_timeout, max_uploads=max_uploads, retain_days=retain_days)
     except ValidationError as exc:
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"

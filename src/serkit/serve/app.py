@@ -174,7 +174,7 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
         yield
         service.stopping = True
         log.info("stopping: no new jobs; waiting for the running one", extra={"fields": {
-            "job": service.runner.current, "grace_s": settings.shutdown_grace}})
+            "jobs": sorted(service.runner.running), "grace_s": settings.shutdown_grace}})
         await asyncio.to_thread(service.runner.stop, settings.shutdown_grace)
         service.inference_pool.shutdown(wait=False, cancel_futures=True)
         service.store.close()
@@ -647,6 +647,7 @@ class Gatekeeper:
     def __init__(self, app, service: Service):
         self.app, self.service = app, service
         self.uploads = 0  # bodies being received (the event loop is one thread: no lock needed)
+        self.predicting: dict[int, int] = {}  # /predict requests in progress, per token
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/api/") or scope["method"] == "OPTIONS":
@@ -669,6 +670,10 @@ class Gatekeeper:
         if not upload:
             return await self.app(scope, receive, send)
         session = _SESSIONS.match(scope["path"])
+        predicting = self.predicting.get(token["id"], 0)
+        if not session and predicting >= settings.token_predicts:
+            return await _reply(send, 429, f"this token already has {predicting} /predict request(s) in progress "
+                                           "(its share of the classifiers); wait for them", [(b"retry-after", b"2")])
         if session:
             if service.store.person(token["id"], session["pid"]) is None:
                 return await _reply(send, 404, f"person {session['pid']!r}: not found")
@@ -680,10 +685,16 @@ class Gatekeeper:
             return await _reply(send, 503, f"busy: {settings.max_uploads} uploads are being received; try again",
                                 [(b"retry-after", b"2")])
         self.uploads += 1
+        if not session:
+            self.predicting[token["id"]] = predicting + 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.uploads -= 1
+            if not session:
+                self.predicting[token["id"]] -= 1
+                if not self.predicting[token["id"]]:
+                    del self.predicting[token["id"]]
 
 
 #: Set on every API answer: nothing personal is cached, types are not sniffed, no referrer leaves the page.

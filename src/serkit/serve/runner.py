@@ -38,7 +38,11 @@ class JobStopped(Exception):
 
 
 class JobRunner:
-    """Runs queued analysis jobs in one background thread (the model is shared with the request threads)."""
+    """Runs queued analysis jobs in ``settings.job_workers`` background threads (the model is shared with the
+    request threads, and between them: they take turns at it batch by batch).
+
+    With more than one worker, a token runs at most one job at a time while another token has jobs waiting: a
+    token that queued hours of audio takes one worker, and the next token's job starts on another at once."""
 
     def __init__(self, settings: ServeSettings, store: Store, model: Callable[[], EmotionModel]):
         self.settings, self.store, self._model = settings, store, model
@@ -46,12 +50,14 @@ class JobRunner:
         self._stopping = threading.Event()
         self._abort_reason: str | None = None
         self._cancelled: set[str] = set()
-        self.current: str | None = None
+        self.running: set[str] = set()  # the jobs the workers are on
         self._last_retention = 0.0
+        self._retention_lock = threading.Lock()
         #: Held while a job's results are committed and while a session's files are deleted, so that a delete
         #: racing with the end of its job leaves neither orphan files nor a half-deleted session.
         self.commit_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="serkit-jobs", daemon=True)
+        self._threads = [threading.Thread(target=self._loop, name=f"serkit-jobs-{k}", daemon=True)
+                         for k in range(settings.job_workers)]
 
     # -- control ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,7 +72,8 @@ class JobRunner:
                                                                          if k != "audio"}})
         self.sweep_orphans()
         self.apply_retention()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def sweep_orphans(self) -> None:
         """Delete what a killed process left that nothing refers to: bodies half received (``incoming/``, no
@@ -100,8 +107,13 @@ class JobRunner:
             log.info("retention: old sessions deleted", extra={"fields": {"sessions": len(expired),
                                                                           "retain_days": days}})
 
+    @property
+    def current(self) -> str | None:
+        """A job a worker is on (None when all are idle)."""
+        return next(iter(self.running), None)
+
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopping.is_set()
+        return all(t.is_alive() for t in self._threads) and not self._stopping.is_set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -114,13 +126,15 @@ class JobRunner:
         """Take no new job; let the running one finish for ``grace`` seconds, then stop it (marked failed)."""
         self._stopping.set()
         self._wake.set()
-        if not self._thread.is_alive():
-            return
-        self._thread.join(grace)
-        if self._thread.is_alive():
+        ends = time.monotonic() + grace
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, ends - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
             self._abort_reason = (f"the server was stopped before the analysis finished (it waited {grace:g} s); "
                                   "upload the recording again")
-            self._thread.join(60)
+            for thread in self._threads:
+                thread.join(60)
 
     def audio_exists(self, name: str | None) -> bool:
         return bool(name) and (self.settings.uploads_dir / name).is_file()
@@ -128,13 +142,16 @@ class JobRunner:
     # -- the thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            if self.settings.retain_days is not None and time.monotonic() - self._last_retention > RETENTION_EVERY:
+            if self.settings.retain_days is not None and time.monotonic() - self._last_retention > RETENTION_EVERY \
+                    and self._retention_lock.acquire(blocking=False):  # one worker sweeps
                 try:
                     self.apply_retention()
                 except Exception:  # the database went away: log, and the jobs go on
                     log.exception("retention sweep failed")
+                finally:
+                    self._retention_lock.release()
             try:
-                job = self.store.claim_next_job()
+                job = self.store.claim_next_job(one_per_token=len(self._threads) > 1)
             except Exception:  # the database went away (a disk error): log, retry, never die silently
                 log.exception("cannot read the job queue")
                 time.sleep(1.0)
@@ -143,12 +160,13 @@ class JobRunner:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
-            self.current = job["id"]
+            self.running.add(job["id"])
             try:
                 self._run(job)
             finally:
-                self.current = None
+                self.running.discard(job["id"])
                 self._cancelled.discard(job["id"])
+                self._wake.set()  # another worker may now take a job this one's token held back
 
     def _check(self, jid: str) -> None:
         if jid in self._cancelled:

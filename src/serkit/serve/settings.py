@@ -38,6 +38,10 @@ class ServeSettings(BaseModel):
         quarter of the queue, at least 1.
     predict_workers : ``/predict`` requests classified at once (each on its own thread, apart from the threads
         that answer the light routes); more wait for a free one.
+    predict_per_token : ``/predict`` requests one token may have in progress at once (more: 429 before the body
+        is read); None: half of ``predict_workers``, at least 1, so another token always finds a free one.
+    job_workers : analysis jobs run at once (threads; they take turns at the model). With more than one, a token
+        runs one job at a time while others wait, so one token's long recordings cannot hold up another's.
     predict_timeout : seconds a ``/predict`` request may take, waiting included; clips not reached by then are
         answered as failures (503 when none was).
     max_uploads : request bodies being received at once; more are answered 503 before their body is read.
@@ -61,10 +65,17 @@ class ServeSettings(BaseModel):
     max_session_minutes: float = Field(180.0, gt=0)
     max_job_minutes: float = Field(30.0, gt=0)
     queue_per_token: int | None = Field(None, ge=1)
-    predict_workers: int = Field(1, ge=1, le=64)
+    predict_workers: int = Field(2, ge=1, le=64)
+    predict_per_token: int | None = Field(None, ge=1)
+    job_workers: int = Field(2, ge=1, le=16)
     predict_timeout: float = Field(60.0, gt=0)
     max_uploads: int = Field(4, ge=1)
     retain_days: float | None = Field(None, gt=0)
+
+    @property
+    def token_predicts(self) -> int:
+        """``/predict`` requests one token may have in progress at once."""
+        return self.predict_per_token or max(1, self.predict_workers // 2)
 
     @property
     def token_share(self) -> int:

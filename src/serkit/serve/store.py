@@ -380,12 +380,16 @@ class Store:
             return "share"
         return None
 
-    def claim_next_job(self) -> dict[str, Any] | None:
+    def claim_next_job(self, *, one_per_token: bool = False) -> dict[str, Any] | None:
         """The next queued job, marked running (its attempt counted) in the same transaction. Tokens take turns:
         the queued job of the token whose last job started longest ago (or never) goes first, that token's
-        oldest first, so a token with many jobs queued cannot keep another's waiting behind all of them."""
+        oldest first, so a token with many jobs queued cannot keep another's waiting behind all of them. With
+        ``one_per_token`` a token that has a job running gets no second one (the service's workers then serve
+        several tokens at once)."""
+        busy = (" AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.token_id = j.token_id AND r.state = 'running')"
+                if one_per_token else "")
         with self._tx() as c:
-            row = c.execute("SELECT j.id FROM jobs j WHERE j.state = 'queued' ORDER BY "
+            row = c.execute(f"SELECT j.id FROM jobs j WHERE j.state = 'queued'{busy} ORDER BY "
                             "(SELECT MAX(k.started) FROM jobs k WHERE k.token_id = j.token_id) IS NOT NULL, "
                             "(SELECT MAX(k.started) FROM jobs k WHERE k.token_id = j.token_id), j.created, j.rowid "
                             "LIMIT 1").fetchone()
