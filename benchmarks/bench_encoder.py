@@ -89,6 +89,9 @@ def main() -> None:
         base34 = WhisperFrontend(config=WhisperConfig(weights="whisper-base", layers=[3, 4]))
         add("whisper-base, layers 3+4, unpadded (the recipes)", best_rtf(lambda y: base34(torch.from_numpy(y)),
                                                                            items, args.repeats))
+        base34_q = WhisperFrontend(config=WhisperConfig(weights="whisper-base", layers=[3, 4], precision="int8"))
+        add("whisper-base, layers 3+4, unpadded, int8 Linear layers", best_rtf(
+            lambda y: base34_q(torch.from_numpy(y)), items, args.repeats))
         base_all = WhisperFrontend(config=WhisperConfig(weights="whisper-base", layers=list(range(7))))
         add("whisper-base, all 6 layers, unpadded", best_rtf(lambda y: base_all(torch.from_numpy(y)), items,
                                                              args.repeats))
@@ -143,9 +146,13 @@ def main() -> None:
         paths.append(tmpdir / f"clip{i}.wav")
         sf.write(paths[-1], y, SR)
     for name, path in bundles:
-        pipeline = EmotionPipeline.load(path)
-        add(f"file -> probabilities: {name}", best_rtf(lambda _y, p=pipeline: p.predict_files(paths[:1]),
-                                                         items, args.repeats), note=str(path))
+        precisions = ["float32", "int8"] if "whisper" in str(EmotionPipeline.load(path).bundles[0].recipe.get(
+            "frontend")) else [None]
+        for precision in precisions:
+            pipeline = EmotionPipeline.load(path, precision=precision)
+            label = f"file -> probabilities: {name}" + (f", {precision} encoder" if precision else "")
+            add(label, best_rtf(lambda _y, p=pipeline: p.predict_files(paths[:1]), items, args.repeats),
+                note=str(path))
     shutil.rmtree(tmpdir)
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -159,8 +166,10 @@ def main() -> None:
          f"{SECONDS:.0f} s. 1-minute load average before / after: {load_before:.2f} / {load_after:.2f} (2 cores; "
          "above 2 the machine was shared and times are pessimistic)."),
         "",
-        ("RTF = compute seconds / audio seconds, best of the timed rounds. Target (issue 13): whisper-base up to "
-         "layer 4 on unpadded 3 s clips at RTF <= 0.02 on 1 thread."),
+        ("RTF = compute seconds / audio seconds, best of the timed rounds. Targets: whisper-base up to layer 4 on "
+         "unpadded 3 s clips at RTF <= 0.02 on 1 thread (issue 13); file to calibrated probabilities with the "
+         "default model at RTF <= 0.008 on 1 thread (issue 26). The int8 rows quantise the encoder's Linear "
+         "layers (dynamic int8; docs/benchmarks/precision.md measures what it costs in accuracy)."),
         "",
         "| path | RTF | x faster than real time |",
         "|---|---:|---:|",

@@ -9,7 +9,8 @@ Usage::
 Each RUN is a run folder written by ``serkit train`` with ``protocol.name: leave_one_corpus_out`` (its
 ``summary.json``, ``results.csv`` and ``predictions.csv``), optionally named ``LABEL=RUN`` (default: the recipe's
 name). Per held-out corpus: the mean over the run's seeds of the fold's UA, WA and macro F1 (sample std over seeds
-when there are several), the test clips and the classes tested; the mean row is the mean over the corpora (each
+when there are several), the test clips, the classes tested, and the collapse: the largest ratio of a class's
+share of the answers to its true share (the target is at most 2); the mean row is the mean over the corpora (each
 corpus weighs the same, whatever its size). Corpora below ``--min-ua`` (45 %) are named. With several runs, a
 comparison table gives each run's UA per corpus and its difference from the first run (the baseline).
 Writes ``--out`` (Markdown) and a ``.json`` beside it with every number, atomically.
@@ -70,11 +71,14 @@ def read_run(path: Path, label: str | None = None) -> dict:
         corpora.append(match["corpus"])
     results = results.assign(corpus=corpora)
     classes: dict[str, list[str]] = {}
+    collapse: dict[str, dict] = {}
     predictions = path / "predictions.csv"
     if predictions.is_file():
-        preds = pd.read_csv(predictions, usecols=["fold", "true"])
+        preds = pd.read_csv(predictions, usecols=["fold", "true", "pred"])
         preds["corpus"] = preds["fold"].astype(str).str.extract(FOLD_NAME)["corpus"]
         classes = {c: sorted(part["true"].astype(str).unique()) for c, part in preds.groupby("corpus")}
+        collapse = {c: collapse_of(part["true"].astype(str), part["pred"].astype(str))
+                    for c, part in preds.groupby("corpus")}
     rows = []
     for corpus, part in results.groupby("corpus", sort=True):
         row: dict = {"corpus": corpus, "seeds": sorted(int(s) for s in part["seed"])}
@@ -84,6 +88,7 @@ def read_run(path: Path, label: str | None = None) -> dict:
         row["n_test"] = int(part["n_test"].iloc[0]) if "n_test" in part.columns else None
         row["tag"] = ",".join(sorted(set(part["tag"].astype(str)))) if "tag" in part.columns else None
         row["classes"] = classes.get(corpus)
+        row.update(collapse.get(corpus, {}))
         rows.append(row)
     return {
         "label": label or str(summary.get("recipe") or path.name), "path": str(path),
@@ -92,6 +97,19 @@ def read_run(path: Path, label: str | None = None) -> dict:
         "missing_folds": summary.get("missing_folds", []), "rows": rows,
         "mean": {m: float(np.mean([r[m] for r in rows])) for m in METRICS},
     }
+
+
+def collapse_of(true: pd.Series, pred: pd.Series) -> dict:
+    """How far the answers on a corpus collapse onto one class: the largest ratio of a class's share of the
+    answers to its true share (over the classes the corpus has; the target is at most 2), that class, and the
+    share of answers given to classes the corpus does not have at all."""
+    truth = true.value_counts(normalize=True)
+    said = pred.value_counts(normalize=True)
+    ratios = {c: float(said.get(c, 0.0) / share) for c, share in truth.items()}
+    worst = max(ratios, key=ratios.get)
+    return {"collapse_ratio": ratios[worst], "collapse_class": worst,
+            "collapse_share": float(said.get(worst, 0.0)),
+            "absent_share": float(said[[c for c in said.index if c not in truth.index]].sum())}
 
 
 def _pct(value: float | None, std: float | None = None) -> str:
@@ -113,15 +131,21 @@ def markdown(runs: list[dict], min_ua: float, command: str) -> str:
         if run["missing_folds"]:
             parts += [f"**INCOMPLETE**: {len(run['missing_folds'])} fold(s) did not finish: "
                       + ", ".join(run["missing_folds"]), ""]
-        parts += ["| held-out corpus | UA | WA | macro F1 | test clips | classes tested |", "|---|---|---|---|---|---|"]
+        parts += ["| held-out corpus | UA | WA | macro F1 | test clips | worst class ratio | classes tested |",
+                  "|---|---|---|---|---|---|---|"]
         for r in run["rows"]:
+            ratio = (f"{r['collapse_ratio']:.2f} ({r['collapse_class']}: {100 * r['collapse_share']:.0f} % of the "
+                     f"answers)" + (f"; {100 * r['absent_share']:.0f} % to classes it lacks" if r['absent_share']
+                                    else "") if "collapse_ratio" in r else "")
             parts.append(f"| {r['corpus']} | {_pct(r['ua'], r['ua_std'])} | {_pct(r['wa'], r['wa_std'])} | "
                          f"{_pct(r['macro_f1'], r['macro_f1_std'])} | {r['n_test'] if r['n_test'] is not None else ''}"
-                         f" | {', '.join(r['classes']) if r['classes'] else ''} |")
+                         f" | {ratio} | {', '.join(r['classes']) if r['classes'] else ''} |")
         mean = run["mean"]
         parts.append(f"| **mean** | **{_pct(mean['ua'])}** | **{_pct(mean['wa'])}** | **{_pct(mean['macro_f1'])}** "
                      "| | |")
-        parts += ["", f"Below {min_ua:g} % UA: {', '.join(below) if below else 'none'}.", ""]
+        over = [r["corpus"] for r in run["rows"] if r.get("collapse_ratio", 0) > 2]
+        parts += ["", f"Below {min_ua:g} % UA: {', '.join(below) if below else 'none'}. Collapse (a class given more "
+                  f"than twice its true share of a corpus's clips): {', '.join(over) if over else 'none'}.", ""]
     if len(runs) > 1:
         base = runs[0]
         corpora = sorted({r["corpus"] for run in runs for r in run["rows"]})

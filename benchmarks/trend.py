@@ -65,6 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=20)
     p.add_argument("--enrol", type=int, default=5, help="neutral clips of the enrolment reading")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["float32", "int8"], help="re-encode at this encoder precision "
+                   "(default: the recipe's own)")
     p.add_argument("--cache-dir", type=Path, help="feature cache, as serkit train --cache-dir (default $SERKIT_CACHE/features)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "trend.md")
     return p.parse_args(argv)
@@ -157,7 +159,7 @@ def _mean_fidelity(items: list[dict]) -> dict[str, float | None]:
 
 def run_kind(kind: str, run: Path, args) -> dict:
     started = time.perf_counter()
-    material = read_run_material(run, cache_dir=args.cache_dir)
+    material = read_run_material(run, cache_dir=args.cache_dir, precision=args.precision)
     speakers = []
     for fold in material.folds:
         spk = material.table["speaker"].to_numpy()[fold.split.test]
@@ -188,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
               "adaptation": ADAPTATION.model_dump(), "enrolment": NEUTRAL_ENROLMENT.model_dump(),
               "negative_labels": list(NEGATIVE_LABELS), "shares": args.shares, "per_share": args.per_share,
               "size": args.size, "enrol": args.enrol, "seed": args.seed, "targets": TARGETS, "runs": runs,
+              "precision": args.precision,
               "png": args.out.with_suffix(".png").name}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1))

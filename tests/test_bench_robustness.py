@@ -363,3 +363,13 @@ def test_loco_table_labels_may_hold_an_equals_sign_and_run_past_a_path_length(tm
         "trimmed (--set audio.trim_silence_db=30)", "runs/x")
     long_label = "a label far longer than any file name may be " * 10
     assert loco_table._label_and_run(f"{long_label}=runs/x") == (long_label, "runs/x")
+
+
+def test_loco_table_collapse_is_the_largest_share_over_true_share():
+    true = pd.Series(["sad"] * 20 + ["happy"] * 40 + ["angry"] * 40)
+    pred = pd.Series(["sad"] * 50 + ["happy"] * 30 + ["surprised"] * 20)  # half the answers sad, a fifth absent
+    c = loco_table.collapse_of(true, pred)
+    assert c["collapse_class"] == "sad" and c["collapse_ratio"] == pytest.approx(2.5)
+    assert c["collapse_share"] == pytest.approx(0.5) and c["absent_share"] == pytest.approx(0.2)
+    even = loco_table.collapse_of(true, true)
+    assert even["collapse_ratio"] == pytest.approx(1.0) and even["absent_share"] == 0.0

@@ -77,6 +77,29 @@ def test_sdnn_and_lstm_paper_shapes():
         create_model("mountzouris2023_sdnn", num_classes=8, input_shape=(40, 228))
 
 
+def test_lstms_read_the_last_frame_before_the_padding():
+    from serkit.models.layers import padded_lengths
+
+    torch.manual_seed(0)
+    clip = torch.randn(1, 40, 30)
+    silence = torch.full((40, 1), -0.7)  # the features of zero padding: one frame, repeated
+    padded = torch.cat([clip, silence.expand(40, 50)[None]], dim=2)  # 30 frames of speech, then 50 of padding
+    full = torch.randn(1, 40, 80)
+    assert padded_lengths(torch.cat([padded, full])).tolist() == [30, 80]
+    for name in ("mountzouris2023_lstm", "mountzouris2023_lstm_atn"):
+        model = create_model(name, num_classes=5, input_shape=(40, 80)).eval()
+        short = create_model(name, num_classes=5, input_shape=(40, 30)).eval()
+        short.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            # the padded clip gets exactly what the clip alone gets: the padding is neither read nor attended to
+            torch.testing.assert_close(model(padded), short(clip))
+            old = create_model(name, num_classes=5, input_shape=(40, 80), read="last").eval()
+            old.load_state_dict(model.state_dict())
+            assert not torch.allclose(old(padded), short(clip))  # reading after the padding changes the answer
+    with pytest.raises(ValueError, match="read"):
+        create_model("mountzouris2023_lstm", num_classes=5, input_shape=(40, 30), read="first")
+
+
 @pytest.mark.parametrize("name,shape", ALL_TORCH)
 def test_gradients_reach_every_parameter(name, shape):
     model = create_model(name, num_classes=4, input_shape=shape)

@@ -259,6 +259,25 @@ def test_loud_db_joins_the_config_dump_only_when_set():
         parse_frontend_config({"name": "whisper", "loud_db": -3})
 
 
+def test_int8_encoder_quantises_the_linear_layers_and_stays_close_to_float(tiny_models):
+    cfg = WhisperConfig(weights=str(tiny_models["ct2"]), layers=[1, 2], loud_db=15)
+    full, quant = WhisperFrontend(config=cfg), WhisperFrontend(config=cfg.model_copy(update={"precision": "int8"}))
+    modules = list(quant.encoder.modules())
+    assert not any(type(m) is torch.nn.Linear for m in modules)  # every nn.Linear replaced by a quantised one
+    assert sum(type(m).__module__.startswith("torch.ao.nn.quantized") and type(m).__name__ == "Linear"
+               for m in modules) == sum(type(m) is torch.nn.Linear for m in full.encoder.modules())
+    assert isinstance(quant.encoder.conv1, torch.nn.Conv1d)  # the convolutions stay float
+    ys = [torch.from_numpy(_speechlike(1.5, seed=k)) for k in range(4)]
+    with torch.no_grad():
+        a, b = torch.stack([full(y) for y in ys]), torch.stack([quant(y) for y in ys])
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert (cos > 0.99).all() and not torch.equal(a, b)
+    # the precision joins the config dump (so the cache keys the int8 features apart) only when int8
+    assert "precision" not in cfg.model_dump() and "precision" not in cfg.model_copy(
+        update={"precision": "float32"}).model_dump()
+    assert quant.config.model_dump()["precision"] == "int8"
+
+
 def test_audio_longer_than_a_chunk_is_encoded_chunk_by_chunk(tiny_models):
     fe = WhisperFrontend(config=WhisperConfig(weights=str(tiny_models["hf"]), layers=[2]))
     assert fe.chunk_samples == 2 * SR  # the tiny model's 100 positions cover 2 s (OpenAI's 1500: 30 s)

@@ -294,6 +294,11 @@ def _model_option() -> typer.models.OptionInfo:
                         "folder (its fold models are averaged); default: serkit's default model")
 
 
+def _precision_option() -> typer.models.OptionInfo:
+    return typer.Option(None, "--precision", help="a pretrained encoder's precision: int8 or float32 (default: "
+                        "the shipped model's default, a model file's own recipe otherwise)")
+
+
 def _check_not_models(files: list[Path]) -> None:
     """A model file or run folder among the audio inputs: the user meant --model (not a file to skip)."""
     for path in files:
@@ -314,6 +319,7 @@ def predict(
     min_confidence: float | None = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
                                                 help="answer 'uncertain' for a file whose top (calibrated) "
                                                      "probability is below this, e.g. 0.5"),
+    precision: str | None = _precision_option(),
 ) -> None:
     """Predict the emotion of audio files, each judged as a whole.
 
@@ -333,7 +339,7 @@ def predict(
         if out is not None and out.is_dir():
             raise SerkitError(f"--out {out}: is a folder; give a CSV file name, e.g. {out / 'predictions.csv'}")
         paths = find_audio_files(files)
-        emotion_model = load_model(model, vad=vad)
+        emotion_model = load_model(model, vad=vad, precision=precision)
         result = emotion_model.predict_batch(paths)
     except SerkitError as exc:
         _fail(exc)
@@ -422,6 +428,7 @@ def analyze(
     enrol: list[Path] | None = typer.Option(None, "--enrol", help="a short calm reading in the person's ordinary "
                                             "voice (files or folders, repeatable): also give the results adapted "
                                             "to it, beside the strict ones"),
+    precision: str | None = _precision_option(),
 ) -> None:
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
@@ -441,7 +448,7 @@ def analyze(
     try:
         _check_not_models(recordings)
         check_output_dir(out, kind="analyze", force=force)  # before the work, not after
-        emotion_model = load_model(model, vad=vad)
+        emotion_model = load_model(model, vad=vad, precision=precision)
         adapted, label = _adapted_model(emotion_model, recordings, adapt=adapt, baseline=baseline, enrol=enrol)
         result = analyze_recordings(recordings, emotion_model, config, keep_features=adapted is not None,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
@@ -560,6 +567,7 @@ def serve(
     max_uploads: int = typer.Option(4, "--max-uploads", help="request bodies received at once (more: 503)"),
     retain_days: float | None = typer.Option(None, "--retain-days", help="delete sessions uploaded more than this "
                                              "many days ago, with their files (default: keep)"),
+    precision: str | None = _precision_option(),
 ) -> None:
     """The REST API and web page: upload recordings, see timelines and a person's trend (not a diagnosis)."""
     from pydantic import ValidationError
@@ -574,7 +582,8 @@ def serve(
                                  max_session_minutes=max_session_minutes, max_job_minutes=max_job_minutes,
                                  queue_per_token=queue_per_token, predict_workers=predict_workers,
                                  predict_per_token=predict_per_token, job_workers=job_workers,
-                                 predict_timeout=predict_timeout, max_uploads=max_uploads, retain_days=retain_days)
+                                 predict_timeout=predict_timeout, max_uploads=max_uploads, retain_days=retain_days,
+                                 precision=precision)
     except ValidationError as exc:
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
                                     for e in exc.errors())))

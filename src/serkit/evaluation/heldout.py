@@ -48,9 +48,11 @@ class RunMaterial:
         return self.table["corpus"].to_numpy()[rows]
 
 
-def read_run_material(run_dir: str | Path, *, cache_dir: str | Path | None = None,
-                      progress: bool = False) -> RunMaterial:
-    """Read ``run_dir``'s recipe, corpora, features and finished fold models.
+def read_run_material(run_dir: str | Path, *, cache_dir: str | Path | None = None, progress: bool = False,
+                      precision: str | None = None) -> RunMaterial:
+    """Read ``run_dir``'s recipe, corpora, features and finished fold models. ``precision`` re-encodes the
+    utterances with a pretrained encoder at that precision (``int8``: what the fold models would see from a
+    quantised encoder), the recipe's own when None.
 
     Raises
     ------
@@ -66,7 +68,12 @@ def read_run_material(run_dir: str | Path, *, cache_dir: str | Path | None = Non
         raise ConfigError(f"{run}: held-out material is read for single-stream recipes without segments only")
     table = load_recipe_corpus(recipe).utterances.reset_index(drop=True)
     cache = FeatureCache(Path(cache_dir) if cache_dir else default_cache_dir() / "features")
-    extractor = make_feature_extractor(recipe.audio, recipe.frontend, pooling=recipe.pooling, cache=cache)
+    frontend = recipe.frontend
+    if precision is not None:
+        if "precision" not in type(frontend).model_fields:
+            raise ConfigError(f"{run}: its frontend {frontend.name!r} has no precision to choose")
+        frontend = frontend.model_copy(update={"precision": precision})
+    extractor = make_feature_extractor(recipe.audio, frontend, pooling=recipe.pooling, cache=cache)
     feats = extractor.from_paths(table["path"].tolist(), progress=progress, channels=table_channels(table))
     table = table.iloc[feats.rows].reset_index(drop=True)
     splits = make_splits(table, recipe.protocol)

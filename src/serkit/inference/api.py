@@ -44,6 +44,10 @@ AudioInput = str | os.PathLike | np.ndarray
 #: on unheard speech; docs/model_card_cnn.md).
 SHIPPED_MODELS: dict[str, str] = {"default": "pretrained/default.pt", "cnn": "pretrained/cnn.pt"}
 
+#: The encoder precision of the shipped models (``load_model(precision=None)``); ``"float32"`` is the option
+#: (docs/benchmarks/encoder.md measures both).
+DEFAULT_PRECISION = "float32"
+
 #: Window length (s) used by the analysis when a model has no fixed clip duration (e.g. eGeMAPS models).
 FALLBACK_WINDOW_SECONDS = 3.0
 
@@ -138,7 +142,7 @@ def shipped_model_path(name: str) -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = "torch",
-               device: str = "cpu", vad: str = "auto") -> EmotionModel:
+               device: str = "cpu", vad: str = "auto", precision: str | None = None) -> EmotionModel:
     """Load a model for prediction.
 
     Parameters
@@ -149,6 +153,9 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
     device : torch device for the torch backend.
     vad : voice activity detection that finds the speech in inputs longer than the model's clip: "auto"
         (silero-vad when installed, else energy), "silero", "energy" or "none".
+    precision : a pretrained encoder's precision, ``"float32"`` or ``"int8"`` (see
+        :class:`serkit.features.WhisperConfig`); None: :data:`DEFAULT_PRECISION` for the shipped models, the
+        recipe's own for a model file or run folder. Models without an encoder ignore it.
 
     Raises
     ------
@@ -161,8 +168,9 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, backend: str = 
         if not path.is_file():
             raise ConfigError(f"serkit's {name} model is not installed (expected at {path}); pass a model file "
                               "or a run folder written by `serkit train` instead")
-        return EmotionModel(path, backend=backend, device=device, source=name, vad=vad)
-    return EmotionModel(name_or_path, backend=backend, device=device, vad=vad)
+        return EmotionModel(path, backend=backend, device=device, source=name, vad=vad,
+                            precision=DEFAULT_PRECISION if precision is None else precision)
+    return EmotionModel(name_or_path, backend=backend, device=device, vad=vad, precision=precision)
 
 
 def to_mono(y: np.ndarray, name: str) -> np.ndarray:
@@ -215,8 +223,8 @@ class EmotionModel:
     """
 
     def __init__(self, model: str | os.PathLike, *, backend: str = "torch", device: str = "cpu",
-                 source: str | None = None, vad: str = "auto"):
-        self.pipeline = EmotionPipeline.load(model, device=device, backend=backend)
+                 source: str | None = None, vad: str = "auto", precision: str | None = None):
+        self.pipeline = EmotionPipeline.load(model, device=device, backend=backend, precision=precision)
         first = self.pipeline.bundles[0]
         self.source = source or str(model)
         self.labels: list[str] = list(self.pipeline.labels)

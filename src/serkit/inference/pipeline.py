@@ -109,6 +109,13 @@ class PipelineMember:
         return proba
 
 
+def _with_precision(frontend, precision: str | None):
+    """``frontend`` at ``precision`` when it has that choice (a pretrained encoder), else as it is."""
+    if precision is None or "precision" not in type(frontend).model_fields:
+        return frontend
+    return frontend.model_copy(update={"precision": precision})
+
+
 class EmotionPipeline:
     """Audio -> features -> normalised -> model(s) -> probabilities, for one model file or a fold ensemble.
 
@@ -116,7 +123,8 @@ class EmotionPipeline:
     folds of one run do).
     """
 
-    def __init__(self, members: Sequence[PipelineMember], *, device: str = "cpu", source: str = "model"):
+    def __init__(self, members: Sequence[PipelineMember], *, device: str = "cpu", source: str = "model",
+                 precision: str | None = None):
         if not members:
             raise ConfigError(f"{source}: no model to build a pipeline from")
         self.members = list(members)
@@ -132,18 +140,25 @@ class EmotionPipeline:
         self.audio = AudioConfig.model_validate(recipe["audio"])
         self.segments = SegmentConfig.model_validate(recipe["segments"]) if recipe.get("segments") else None
         if recipe.get("frontends"):  # a multi-input model: one frontend per stream
-            frontend = {name: parse_frontend_config(cfg) for name, cfg in recipe["frontends"].items()}
+            frontend = {name: _with_precision(parse_frontend_config(cfg), precision)
+                        for name, cfg in recipe["frontends"].items()}
         else:
-            frontend = parse_frontend_config(recipe["frontend"])
+            frontend = _with_precision(parse_frontend_config(recipe["frontend"]), precision)
+        self.precision = precision
         self.extractor = make_feature_extractor(self.audio, frontend, pooling=recipe.get("pooling", "none"),
                                                 device=device, segments=self.segments)
 
     @classmethod
-    def load(cls, model: str | Path, *, device: str = "cpu", backend: str = "torch") -> EmotionPipeline:
+    def load(cls, model: str | Path, *, device: str = "cpu", backend: str = "torch",
+             precision: str | None = None) -> EmotionPipeline:
         """The pipeline of a model file (``.pt`` or ``.onnx``) or of every fold model of a run folder.
 
         ``backend="onnx"`` runs the torch networks as ONNX graphs with onnxruntime (exported in memory).
+        ``precision`` (``float32`` or ``int8``) sets a pretrained encoder's precision (``WhisperConfig.precision``),
+        whatever the model was trained with; None keeps the recipe's. Frontends without the choice ignore it.
         """
+        if precision not in (None, "float32", "int8"):
+            raise ConfigError(f"precision: expected 'float32' or 'int8', got {precision!r}")
         if backend not in ("torch", "onnx"):
             raise ConfigError(f"backend: expected 'torch' or 'onnx', got {backend!r}")
         members = []
@@ -157,7 +172,7 @@ class EmotionPipeline:
                     raise ConfigError(f"backend 'onnx' is not available: {exc} (it needs the onnx and onnxruntime "
                                       "packages)") from None
             members.append(PipelineMember(bundle, normalizer_from_state(bundle.normalizer), learner))
-        return cls(members, device=device, source=str(model))
+        return cls(members, device=device, source=str(model), precision=precision)
 
     @property
     def bundles(self) -> list[ModelBundle]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from serkit.models.layers import LuongDotAttention, activation
+from serkit.models.layers import LuongDotAttention, activation, padded_lengths
 from serkit.models.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,11 @@ class MountzourisLSTM(nn.Module):
     LSTM 100 (sequence out) -> LSTM 50 -> dropout 0.5 -> dense. With attention the second LSTM returns its
     sequence, Luong dot attention with the last state as query gives a 128-unit attentional state, then
     dropout 0.5 and the dense layer. Input: MFCC sequences (B, n_mfcc, T).
+
+    ``read``: ``last_valid`` (default) takes the state of each clip's last frame before the zero padding that
+    brings every clip to the recipe's length (:func:`~serkit.models.layers.padded_lengths`), and the attention
+    ignores the padding; ``last`` takes the state after the padding, as the model did before (up to 150 frames of
+    silence after a short clip wash its speech out of the LSTM's state; kept for the ablation).
     """
 
     def __init__(
@@ -153,10 +158,14 @@ class MountzourisLSTM(nn.Module):
         hidden: Sequence[int] = (100, 50),
         dropout: float = 0.5,
         attention_units: int = 128,
+        read: Literal["last_valid", "last"] = "last_valid",
     ):
         super().__init__()
         if len(input_shape) != 2:
             raise ValueError(f"input_shape: expected (n_mfcc, frames), got {tuple(input_shape)}")
+        if read not in ("last_valid", "last"):
+            raise ValueError(f"read: expected 'last_valid' or 'last', got {read!r}")
+        self.read = read
         sizes = [int(input_shape[0]), *hidden]
         self.lstms = nn.ModuleList(nn.LSTM(a, b, batch_first=True) for a, b in zip(sizes[:-1], sizes[1:]))
         self.attention = LuongDotAttention(sizes[-1], attention_units) if attention else None
@@ -164,10 +173,16 @@ class MountzourisLSTM(nn.Module):
         self.head = nn.Linear(attention_units if attention else sizes[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lengths = padded_lengths(x) if self.read == "last_valid" else None
         h = x.transpose(1, 2)  # (B, T, n_mfcc)
         for lstm in self.lstms:
-            h, _ = lstm(h)
-        z = self.attention(h) if self.attention is not None else h[:, -1, :]
+            h, _ = lstm(h)  # forward LSTMs: a frame's state never depends on the padding after it
+        if self.attention is not None:
+            z = self.attention(h, lengths)
+        elif lengths is None:
+            z = h[:, -1, :]
+        else:
+            z = h[torch.arange(h.shape[0], device=h.device), lengths - 1]
         return self.head(self.dropout(z))
 
 

@@ -161,9 +161,10 @@ def _probabilities_note(model: EmotionModel) -> str:
     return "the model's softmax outputs (averaged over fold models); not recalibrated"
 
 
-def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionModel] = load_service_model):
-    """The service's ASGI app. ``load`` turns ``settings.model`` into the model (see :mod:`serkit.serve.model`)."""
-    service = Service(settings, load)
+def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionModel] | None = None):
+    """The service's ASGI app. ``load`` turns ``settings.model`` into the model (default:
+    :func:`serkit.serve.model.load_service_model` at ``settings.precision``)."""
+    service = Service(settings, load or partial(load_service_model, precision=settings.precision))
 
     @asynccontextmanager
     async def lifespan(app):

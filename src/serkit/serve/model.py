@@ -9,6 +9,7 @@ from __future__ import annotations
 from serkit.inference.api import EmotionModel, load_model
 
 
-def load_service_model(spec: str | None) -> EmotionModel:
-    """The model the service answers with: ``spec`` is None (serkit's default model), a model.pt or a run folder."""
-    return load_model(spec)
+def load_service_model(spec: str | None, precision: str | None = None) -> EmotionModel:
+    """The model the service answers with: ``spec`` is None (serkit's default model), a model.pt or a run folder;
+    ``precision`` its encoder's (``--precision``)."""
+    return load_model(spec, precision=precision)

@@ -10,7 +10,6 @@ import uvicorn
 from serkit.inference.api import EmotionModel
 from serkit.serve.app import create_app
 from serkit.serve.logs import log_config
-from serkit.serve.model import load_service_model
 from serkit.serve.results import remove_session_files, remove_tree
 from serkit.serve.settings import ServeSettings
 from serkit.serve.store import Store
@@ -59,7 +58,7 @@ def delete_token_data(settings: ServeSettings, name: str) -> int:
     return len(sessions)
 
 
-def run(settings: ServeSettings, load: Callable[[str | None], EmotionModel] = load_service_model) -> None:
+def run(settings: ServeSettings, load: Callable[[str | None], EmotionModel] | None = None) -> None:
     """Serve until SIGTERM or SIGINT; uvicorn then stops taking requests and the app's shutdown waits for the
     running job (``settings.shutdown_grace`` seconds) before it is stopped and marked failed."""
     app = create_app(settings, load)

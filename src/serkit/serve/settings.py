@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The service's files are its owner's alone (0600, folders 0700), whatever the umask it was started with: it sets
@@ -46,6 +48,7 @@ class ServeSettings(BaseModel):
         answered as failures (503 when none was).
     max_uploads : request bodies being received at once; more are answered 503 before their body is read.
     retain_days : sessions uploaded longer ago than this are deleted with their files (None: kept until deleted).
+    precision : a pretrained encoder's precision (``int8``, ``float32``; None: the model's default).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,6 +74,7 @@ class ServeSettings(BaseModel):
     predict_timeout: float = Field(60.0, gt=0)
     max_uploads: int = Field(4, ge=1)
     retain_days: float | None = Field(None, gt=0)
+    precision: Literal["float32", "int8"] | None = None
 
     @property
     def token_predicts(self) -> int:
