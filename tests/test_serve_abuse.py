@@ -281,7 +281,7 @@ def test_the_data_folder_is_private_whatever_the_umask(tmp_path, tiny_model):
             r = submit(s, pid, write_tones(tmp_path / "r.wav", [("sad", 2.0)]))
             sid = r.json()["session"]["id"]
             assert finished(s, r.json()["job"]["id"])["state"] == "done"
-            mode = lambda p: os.stat(p).st_mode & 0o777  # noqa: E731
+            mode = lambda p: os.stat(p).st_mode & 0o777
             assert mode(s.settings.data_dir) == 0o700
             for sub in ("uploads", "results", "people", "incoming"):
                 assert mode(s.settings.data_dir / sub) == 0o700, sub
@@ -378,7 +378,7 @@ def test_recovery_deletes_the_audio_of_jobs_it_fails_and_sweeps_orphans(tmp_path
         s.client.__exit__(None, None, None)
 
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture

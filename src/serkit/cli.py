@@ -429,6 +429,12 @@ def analyze(
                                             "voice (files or folders, repeatable): also give the results adapted "
                                             "to it, beside the strict ones"),
     precision: str | None = _precision_option(),
+    speakers: str | None = typer.Option(None, "--speakers", help="tell the voices apart: auto (count them) or "
+                                        "how many there are; each voice gets its own timeline lane, speakers.csv "
+                                        "says who spoke when (needs serkit[speakers])"),
+    person: list[str] | None = typer.Option(None, "--person", metavar="NAME=FILES", help="a known voice: "
+                                            "recordings of that person alone (comma-separated, repeatable); their "
+                                            "turns are labelled NAME (implies --speakers auto)"),
 ) -> None:
     """Emotion timeline and wellbeing-style report of long recordings (not a diagnosis)."""
     from pydantic import ValidationError
@@ -449,6 +455,7 @@ def analyze(
         _check_not_models(recordings)
         check_output_dir(out, kind="analyze", force=force)  # before the work, not after
         emotion_model = load_model(model, vad=vad, precision=precision)
+        voices = _speaker_analysis(speakers, person or [], emotion_model, config)
         adapted, label = _adapted_model(emotion_model, recordings, adapt=adapt, baseline=baseline, enrol=enrol)
         result = analyze_recordings(recordings, emotion_model, config, keep_features=adapted is not None,
                                     progress=lambda p: err_console.print(f"analysing {escape(str(p))}"))
@@ -456,6 +463,8 @@ def analyze(
             err_console.print(f"[red]failed:[/] {escape(path)}: {escape(reason)}", soft_wrap=True)
         if not result.analyses:
             raise SerkitError("no recording could be analysed")
+        if voices is not None:
+            _attach_voices(result.analyses, voices)
         if adapted is not None:
             _attach_adapted(result.analyses, adapted, label)
         written = write_analysis(result, out, emotion_model, force=force)
@@ -509,6 +518,42 @@ def _adapted_model(model, recordings: list[Path], *, adapt: bool, baseline: list
     for warning in a.warnings:
         err_console.print(f"[yellow]warning:[/] adaptation {escape(warning)}", soft_wrap=True)
     return adapted, label
+
+
+def _speaker_analysis(speakers: str | None, people: list[str], model, config):
+    """How ``serkit analyze`` tells voices apart (--speakers, --person), or None; enrols the people first."""
+    if speakers is None and not people:
+        return None
+    from serkit.inference.voices import SpeakerAnalysis, enrol_people, parse_person
+    from serkit.speakers import DiarizationConfig, ResemblyzerEncoder
+
+    count: str | int = "auto"
+    if speakers is not None and speakers != "auto":
+        try:
+            count = int(speakers)
+        except ValueError:
+            raise SerkitError(f"--speakers: expected auto or a number of speakers, got {speakers!r}") from None
+        if count < 1:
+            raise SerkitError(f"--speakers {count}: a recording has at least one speaker (or give auto)")
+    encoder = ResemblyzerEncoder()
+    profiles = enrol_people([parse_person(p) for p in people], model, encoder, config)
+    for p in profiles:
+        err_console.print(f"enrolled {escape(p.name)}: {p.seconds:.1f} s of speech", soft_wrap=True)
+    return SpeakerAnalysis(encoder, DiarizationConfig(speakers=count), profiles)
+
+
+def _attach_voices(analyses, voices) -> None:
+    from serkit.inference.voices import attach_speakers
+
+    for a in analyses:
+        attach_speakers(a, a.path, voices)
+        if a.speakers is not None:
+            err_console.print(f"{escape(a.name)}: {len(a.speakers.speakers)} speaker(s): "
+                              + ", ".join(f"{escape(a.speaker_names.get(s, s))} {t:.0f} s"
+                                          for s, t in a.speakers.seconds().items()), soft_wrap=True)
+        for name in a.not_heard:
+            err_console.print(f"[yellow]warning:[/] {escape(name)} is not heard in {escape(a.name)} (no voice in it "
+                              "matches their enrolment)", soft_wrap=True)
 
 
 def _attach_adapted(analyses, adapted, label: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ class Segment:
     proba: np.ndarray
     speech_seconds: float
     windows: int
+    speaker: str | None = None  # with diarization: whose speech it is
 
 
 @dataclass
@@ -95,6 +97,12 @@ class RecordingAnalysis:
     #: to ("adapted to this person's 4 sessions"): an adapted result, shown beside this strict one
     adapted: RecordingAnalysis | None = None
     adapted_label: str | None = None
+    #: with diarization (:func:`with_speakers`): who spoke when, each window's speaker, and the enrolled people
+    #: looked for but not heard
+    speakers: Any = None
+    window_speakers: list[str] | None = None
+    speaker_names: dict[str, str] = field(default_factory=dict)
+    not_heard: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> np.ndarray | None:
@@ -179,14 +187,15 @@ def analyze_signal(y: np.ndarray, sample_rate: int, model: EmotionModel, config:
 
 
 # -- timeline -----------------------------------------------------------------------------------------
-def smooth_windows(results: list[WindowResult], width: int) -> np.ndarray:
-    """Centred moving average of the window probabilities over ``width`` windows, never across regions."""
+def smooth_windows(results: list[WindowResult], width: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Centred moving average of the window probabilities over ``width`` windows, never across regions (or across
+    ``groups``: one id per window, e.g. a region and a speaker)."""
     if not results:
         return np.zeros((0, 0))
     proba = np.stack([r.proba for r in results]).astype(np.float64)
     if width <= 1:
         return proba
-    regions = np.array([r.region for r in results])
+    regions = np.array([r.region for r in results]) if groups is None else np.asarray(groups)
     out = np.empty_like(proba)
     half = width // 2
     for region in np.unique(regions):
@@ -197,9 +206,9 @@ def smooth_windows(results: list[WindowResult], width: int) -> np.ndarray:
 
 
 def merge_segments(labels: list[str], smoothed: np.ndarray, cells: np.ndarray, regions: np.ndarray,
-                   merge_gap: float) -> list[Segment]:
-    """Consecutive windows with the same top label -> segments; across a silence only when it is shorter than
-    ``merge_gap`` seconds."""
+                   merge_gap: float, speakers: Sequence[str] | None = None) -> list[Segment]:
+    """Consecutive windows with the same top label (and, with ``speakers``, the same speaker) -> segments; across
+    a silence only when it is shorter than ``merge_gap`` seconds."""
     segments: list[Segment] = []
     current: dict[str, Any] | None = None
     top = smoothed.argmax(1) if len(smoothed) else np.zeros(0, dtype=int)
@@ -208,18 +217,19 @@ def merge_segments(labels: list[str], smoothed: np.ndarray, cells: np.ndarray, r
         weight = current["weight"]
         proba = current["sum"] / weight if weight > 0 else current["sum"]
         segments.append(Segment(current["start"], current["end"], labels[current["label"]], proba, weight,
-                                current["n"]))
+                                current["n"], current["speaker"]))
 
     for i in range(len(smoothed)):
         a, b = float(cells[i, 0]), float(cells[i, 1])
+        speaker = speakers[i] if speakers is not None else None
         same_region = current is not None and regions[i] == current["region"]
-        joinable = current is not None and top[i] == current["label"] and (
+        joinable = current is not None and top[i] == current["label"] and speaker == current["speaker"] and (
             same_region or a - current["end"] < merge_gap)
         if not joinable:
             if current is not None:
                 close()
             current = {"start": a, "end": b, "label": int(top[i]), "region": regions[i], "n": 0,
-                       "sum": np.zeros(smoothed.shape[1]), "weight": 0.0}
+                       "sum": np.zeros(smoothed.shape[1]), "weight": 0.0, "speaker": speaker}
         current["end"], current["region"] = b, regions[i]
         current["sum"] += smoothed[i] * (b - a)
         current["weight"] += b - a
@@ -269,8 +279,37 @@ def with_adaptation(a: RecordingAnalysis, adapted: EmotionModel, label: str) -> 
                        channels=a.channels, peak=10 ** (a.peak_dbfs / 20) if np.isfinite(a.peak_dbfs) else 0.0,
                        vad=a.vad, window_seconds=a.window_seconds)
     b.date, b.date_source = a.date, a.date_source
+    if a.window_speakers is not None:
+        _split_by_speaker(b, a.speakers, a.window_speakers)
     a.adapted, a.adapted_label = b, label
     return a
+
+
+def with_speakers(a: RecordingAnalysis, diarization, names: dict[str, str] | None = None,
+                  looked_for: Sequence[str] = ()) -> RecordingAnalysis:
+    """Give ``a``'s windows their speakers from ``diarization`` (:mod:`serkit.speakers`; ``names`` maps its
+    speakers to enrolled people's names) and split its smoothing and segments at every change of speaker, so
+    that one timeline becomes one lane per speaker. ``looked_for``: the enrolled names; those no speaker matched
+    are listed in ``a.not_heard``. Returns ``a``."""
+    names = names or {}
+    speakers = [names.get(s, s) for s in (diarization.speaker_at(float(c[0]), float(c[1])) or "?" for c in a.cells)]
+    _split_by_speaker(a, diarization, speakers, names)
+    heard = {names.get(s, s) for s in diarization.speakers}
+    a.not_heard = [n for n in looked_for if n not in heard]
+    return a
+
+
+def _split_by_speaker(a: RecordingAnalysis, diarization, speakers: list[str], names: dict | None = None) -> None:
+    a.speakers, a.window_speakers = diarization, speakers
+    if names is not None:
+        a.speaker_names = names
+    if not a.windows:
+        return
+    regions = np.array([w.region for w in a.windows])
+    groups = np.cumsum([True] + [regions[i] != regions[i - 1] or speakers[i] != speakers[i - 1]
+                                 for i in range(1, len(speakers))])
+    a.smoothed = smooth_windows(a.windows, a.config.smoothing, groups)
+    a.segments = merge_segments(a.labels, a.smoothed, a.cells, regions, a.config.merge_gap, speakers)
 
 
 # -- summaries ------------------------------------------------------------------------------------------
@@ -338,6 +377,30 @@ def summarize(a: RecordingAnalysis) -> dict[str, Any]:
     if a.adapted is not None:
         adapted = summarize(a.adapted)
         out["adapted"] = {"label": a.adapted_label, **{k: adapted.get(k) for k in ADAPTED_SUMMARY}}
+    if a.window_speakers is not None:
+        out["speakers"] = speaker_summaries(a, weight, top)
+        out["not_heard"] = list(a.not_heard)
+    return out
+
+
+def speaker_summaries(a: RecordingAnalysis, weight: np.ndarray, top: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per speaker (diarized): speech time, shares per emotion, negative share, arousal and valence of their
+    windows only."""
+    who = np.array(a.window_speakers)
+    av = arousal_valence(a.labels, a.smoothed)
+    out = {}
+    for speaker in dict.fromkeys(a.window_speakers):
+        sel = who == speaker
+        w = weight[sel]
+        total = float(w.sum())
+        if total <= 0:
+            continue
+        neg = np.isin(np.array(a.labels)[top[sel]], NEGATIVE_LABELS)
+        out[speaker] = {"speech_s": total,
+                        "share": {lab: float(w[top[sel] == j].sum() / total) for j, lab in enumerate(a.labels)},
+                        "negative_share": float(w[neg].sum() / total),
+                        "arousal": float(np.average(av[sel, 0], weights=w)),
+                        "valence": float(np.average(av[sel, 1], weights=w))}
     return out
 
 
@@ -388,6 +451,7 @@ def analyze_recordings(inputs: list[str | Path], model: EmotionModel, config: An
 def timeline_frame(a: RecordingAnalysis) -> pd.DataFrame:
     """The segments: start, end, label, confidence and one probability column per label."""
     df = pd.DataFrame({"start": [s.start for s in a.segments], "end": [s.end for s in a.segments],
+                       **({"speaker": [s.speaker for s in a.segments]} if a.window_speakers is not None else {}),
                        "label": [s.label for s in a.segments],
                        "confidence": [float(s.proba.max()) for s in a.segments],
                        "speech_seconds": [s.speech_seconds for s in a.segments],
@@ -407,10 +471,13 @@ def timeline_json(a: RecordingAnalysis) -> dict[str, Any]:
         "channels": a.channels, "vad": a.vad, "window_s": a.window_seconds, "config": a.config.model_dump(),
         "summary": a.summary(),
         "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label,
-                      "probabilities": probs(s.proba)} for s in a.segments],
+                      "probabilities": probs(s.proba), **({"speaker": s.speaker} if s.speaker is not None else {})}
+                     for s in a.segments],
         "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "region": w.region,
-                     "probabilities": probs(w.proba), "smoothed": probs(a.smoothed[i])}
+                     "probabilities": probs(w.proba), "smoothed": probs(a.smoothed[i]),
+                     **({"speaker": a.window_speakers[i]} if a.window_speakers is not None else {})}
                     for i, w in enumerate(a.windows)],
+        **({"turns": speaker_turns(a)} if a.speakers is not None else {}),
         "speech_regions": [[round(s, 3), round(e, 3)] for s, e in a.regions],
         # the same windows scored adapted to the person (an adapted, not strict, result), when there is one
         **({"adapted": {"label": a.adapted_label,
@@ -421,13 +488,24 @@ def timeline_json(a: RecordingAnalysis) -> dict[str, Any]:
     }
 
 
+def speaker_turns(a: RecordingAnalysis) -> list[dict[str, Any]]:
+    """Who spoke when (diarized): one row per turn, speakers named as in the timeline."""
+    return [{"start": t.start, "end": t.end, "speaker": a.speaker_names.get(t.speaker, t.speaker)}
+            for t in a.speakers.turns]
+
+
 def write_timeline(a: RecordingAnalysis, out_dir: str | Path) -> dict[str, Path]:
-    """``timeline.csv`` (segments) and ``timeline.json`` (everything) in ``out_dir``."""
+    """``timeline.csv`` (segments) and ``timeline.json`` (everything) in ``out_dir``; with diarization also
+    ``speakers.csv`` (``start,end,speaker``, one row per turn)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = atomic_write_text(out_dir / "timeline.csv", timeline_frame(a).to_csv(index=False))
     js = atomic_write_text(out_dir / "timeline.json", json.dumps(timeline_json(a), indent=1, default=str))
-    return {"csv": csv, "json": js}
+    written = {"csv": csv, "json": js}
+    if a.speakers is not None:
+        turns = pd.DataFrame(speaker_turns(a), columns=["start", "end", "speaker"])
+        written["speakers"] = atomic_write_text(out_dir / "speakers.csv", turns.to_csv(index=False))
+    return written
 
 
 def sessions_frame(analyses: list[RecordingAnalysis]) -> pd.DataFrame:

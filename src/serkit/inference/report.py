@@ -100,7 +100,9 @@ def plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
 
 def _plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
     scale, xlabel = _time_axis(a.duration)
-    fig, axes = plt.subplots(3, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 0.6, 1.6]})
+    lanes = list(dict.fromkeys(a.window_speakers)) if a.window_speakers else []  # one lane per speaker
+    fig, axes = plt.subplots(3, 1, figsize=(12, 6.5 + 0.35 * max(0, len(lanes) - 1)), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 0.6 * max(1, len(lanes)), 1.6]})
     ax_p, ax_s, ax_av = axes
     if a.windows:
         # Each window's (smoothed) probabilities hold over its cell; zeros in the silences between regions.
@@ -115,7 +117,9 @@ def _plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
         ax_p.stackplot(x, np.array(ps).T, labels=a.labels, colors=[_colour(lab) for lab in a.labels],
                        linewidth=0)
         for seg in a.segments:
-            ax_s.broken_barh([(seg.start / scale, (seg.end - seg.start) / scale)], (0, 1), color=_colour(seg.label))
+            lane = len(lanes) - 1 - lanes.index(seg.speaker) if lanes and seg.speaker in lanes else 0
+            ax_s.broken_barh([(seg.start / scale, (seg.end - seg.start) / scale)], (lane + 0.1, 0.8),
+                             color=_colour(seg.label))
         av = arousal_valence(a.labels, a.smoothed)
         neg = negative_mass(a.labels, a.smoothed)
         mid = (a.cells[:, 0] + a.cells[:, 1]) / 2 / scale
@@ -135,8 +139,13 @@ def _plot_timeline(a: RecordingAnalysis, path: str | Path) -> Path:
                    f"hop {a.config.hop:g} s, smoothed over {a.config.smoothing})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=_colour(lab)) for lab in a.labels]
     ax_p.legend(handles, a.labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    ax_s.set_yticks([])
-    ax_s.set_ylabel("label", rotation=0, ha="right", va="center")
+    if lanes:
+        ax_s.set_ylim(0, len(lanes))
+        ax_s.set_yticks([len(lanes) - 1 - k + 0.5 for k in range(len(lanes))], [_drawable(x) for x in lanes],
+                        fontsize=8)
+    else:
+        ax_s.set_yticks([])
+        ax_s.set_ylabel("label", rotation=0, ha="right", va="center")
     ax_av.set_ylim(-1.05, 1.05)
     ax_av.axhline(0, color="0.7", linewidth=0.8)
     ax_av.set_ylabel("estimate")
@@ -272,6 +281,8 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
     out.append(f"<p>Negative emotions ({_esc(neg)}): <b>{_pct(s['negative_share'])}</b> of speech time. "
                f"Estimated arousal <b>{_num(s['arousal'])}</b>, valence <b>{_num(s['valence'])}</b> "
                "(scale -1 to +1; see the method notes).</p>")
+    if "speakers" in s:
+        out.append(_speakers_section(a, s))
     if "adapted" in s:
         out.append(_adapted_section(a, s))
     out.append(f"<p>Model confidence: the top class has on average probability <b>{s['confidence']:.2f}</b> "
@@ -285,11 +296,29 @@ def _session_section(a: RecordingAnalysis, plot: Path | None, max_segments: int 
         out.append(f"<h3>Negative emotions over time ({s['bin_seconds']:g} s bins)</h3>"
                    + _table(["time", "speech", "negative share", "mean P(negative)"], rows))
     shown = a.segments[:max_segments]
-    rows = [[f"{_fmt_time(g.start)}", f"{_fmt_time(g.end)}", _esc(g.label), f"{g.proba.max():.2f}"] for g in shown]
+    who = a.window_speakers is not None
+    rows = [[f"{_fmt_time(g.start)}", f"{_fmt_time(g.end)}", *([_esc(g.speaker)] if who else []), _esc(g.label),
+             f"{g.proba.max():.2f}"] for g in shown]
     more = (f'<p class="muted">First {max_segments} of {len(a.segments)} segments; all are in timeline.csv.</p>'
             if len(a.segments) > max_segments else "")
-    out.append("<h3>Timeline</h3>" + _table(["start", "end", "emotion", "probability"], rows, left=3) + more)
+    out.append("<h3>Timeline</h3>" + _table(["start", "end", *(["speaker"] if who else []), "emotion",
+                                              "probability"], rows, left=4 if who else 3) + more)
     return "".join(out)
+
+
+def _speakers_section(a: RecordingAnalysis, s: dict) -> str:
+    """Who spoke, and each speaker's own shares: a clinician's calm voice no longer dilutes a patient's."""
+    rows = []
+    for name, p in s["speakers"].items():
+        top = max(p["share"], key=p["share"].get)
+        rows.append([_esc(name), f"{p['speech_s']:.0f} s", _esc(top), _pct(p["negative_share"]), _num(p["arousal"]),
+                     _num(p["valence"])])
+    missing = (f"<p class='warn'>Not heard in this recording: {_esc(', '.join(s['not_heard']))} (enrolled, but no "
+               "voice here matches).</p>" if s.get("not_heard") else "")
+    return ("<h3>Speakers</h3><p>The speech was split between voices (speaker diarization; enrolled people by "
+            "name, other voices as S1, S2, ...). Each voice's figures are of its own speech only; the timeline "
+            "plot has one lane per voice.</p>" + missing
+            + _table(["speaker", "speech", "top emotion", "negative share", "arousal", "valence"], rows, left=3))
 
 
 def _adapted_section(a: RecordingAnalysis, s: dict) -> str:
