@@ -35,5 +35,6 @@ if __name__ == "__main__":
         _pause_before_commit(float(os.environ["SERKIT_TEST_PAUSE_BEFORE_COMMIT"]))
     data_dir, port, model_path, delay = sys.argv[1:5]
     grace = float(sys.argv[5]) if len(sys.argv) > 5 else 10.0
-    run(ServeSettings(data_dir=data_dir, port=int(port), rate_limit=0, shutdown_grace=grace),
+    # the test recordings are tones of one synthetic 'person': no diarization (test_serve_voices.py covers it)
+    run(ServeSettings(data_dir=data_dir, port=int(port), rate_limit=0, shutdown_grace=grace, speakers=False),
         load=lambda spec: SlowModel(load_model(model_path), float(delay)))

@@ -165,6 +165,8 @@ def test_page_upload_timeline_and_trend_in_chromium(browser, tmp_path):
         # three short sessions are too little of this person's voice for a baseline: the page says so
         baseline = browser.find_element(By.ID, "baseline").text
         assert "No personal baseline yet" in baseline and "too small to trust" in baseline
+        assert "No voice profile" in browser.find_element(By.ID, "voice").text  # and the way to enrol one
+        assert browser.find_element(By.ID, "enrol-voice").is_enabled()
         assert "negative share (adapted)" in rows[0].text
         shot("person")
 

@@ -613,6 +613,8 @@ def serve(
     retain_days: float | None = typer.Option(None, "--retain-days", help="delete sessions uploaded more than this "
                                              "many days ago, with their files (default: keep)"),
     precision: str | None = _precision_option(),
+    speakers: bool = typer.Option(True, "--speakers/--no-speakers", help="tell each session's voices apart (needs "
+                                  "serkit[speakers]); a person's voice profile then picks their turns"),
 ) -> None:
     """The REST API and web page: upload recordings, see timelines and a person's trend (not a diagnosis)."""
     from pydantic import ValidationError
@@ -628,7 +630,7 @@ def serve(
                                  queue_per_token=queue_per_token, predict_workers=predict_workers,
                                  predict_per_token=predict_per_token, job_workers=job_workers,
                                  predict_timeout=predict_timeout, max_uploads=max_uploads, retain_days=retain_days,
-                                 precision=precision)
+                                 precision=precision, speakers=speakers)
     except ValidationError as exc:
         _fail(SerkitError("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
                                     for e in exc.errors())))

@@ -11,6 +11,7 @@ circumplex model of affect (Russell 1980, "A circumplex model of affect", J. Per
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -297,6 +298,30 @@ def with_speakers(a: RecordingAnalysis, diarization, names: dict[str, str] | Non
     heard = {names.get(s, s) for s in diarization.speakers}
     a.not_heard = [n for n in looked_for if n not in heard]
     return a
+
+
+def restrict_to_speaker(a: RecordingAnalysis, speaker: str) -> tuple[RecordingAnalysis, np.ndarray]:
+    """``a`` as if only ``speaker`` had spoken: their windows, segments and speech (their turns) only, so that
+    their summary, a trend or a baseline is theirs alone. Returns it and the positions of the windows it kept.
+
+    Raises
+    ------
+    ConfigError
+        when ``a`` has no speakers (it was not diarized).
+    """
+    if a.window_speakers is None:
+        raise ConfigError(f"{a.name}: not diarized, so there is no one speaker's part to keep")
+    kept = np.flatnonzero(np.array(a.window_speakers) == speaker)
+    b = copy.copy(a)
+    b.windows = [a.windows[i] for i in kept]
+    b.cells, b.smoothed = a.cells[kept], a.smoothed[kept]
+    b.window_speakers = [speaker] * len(kept)
+    b.segments = [g for g in a.segments if g.speaker == speaker]
+    named = {k: v for k, v in a.speaker_names.items()}
+    if a.speakers is not None:
+        b.regions = [(t.start, t.end) for t in a.speakers.turns if named.get(t.speaker, t.speaker) == speaker]
+    b.adapted = None
+    return b, kept
 
 
 def _split_by_speaker(a: RecordingAnalysis, diarization, speakers: list[str], names: dict | None = None) -> None:

@@ -45,6 +45,7 @@ from serkit.serve.runner import JobRunner
 from serkit.serve.settings import ServeSettings
 from serkit.serve.store import Store, clean_name, new_id
 from serkit.serve.uploads import Upload, UploadedFile, UploadError, read_upload
+from serkit.serve.voices import Voices, enrol_from_session, load_voices
 
 log = logging.getLogger("serkit.serve")
 
@@ -79,6 +80,12 @@ class Caller(BaseModel):
     name: str
 
 
+class VoiceFromSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str = Field(..., min_length=1, max_length=64)
+    speaker: str = Field(..., min_length=1, max_length=64, description="the voice as the session's timeline names it")
+
+
 class PersonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(..., min_length=1, max_length=200, description="how the person is shown (a pseudonym is fine)")
@@ -94,7 +101,8 @@ class Service:
         self.limiter = RateLimiter(settings.rate_limit)
         self.model: EmotionModel | None = None
         self.load_error: str | None = None
-        self.runner = JobRunner(settings, self.store, lambda: self.model)
+        self.voices = Voices() if settings.speakers else None
+        self.runner = JobRunner(settings, self.store, lambda: self.model, self.voices)
         self.stopping = False
         # /predict's classification: its own threads, apart from the pool that answers the light routes
         self.inference = asyncio.Semaphore(settings.predict_workers)
@@ -363,6 +371,67 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
                                                  "duration_s": round(info.duration, 1)}})
         return JSONResponse({"session": session, "job": job}, status_code=202)
 
+    # -- a person's voice ---------------------------------------------------------------------------------
+    def voices_or_501() -> Voices:
+        if service.voices is None or not service.voices.available:
+            why = "the server runs with --no-speakers" if service.voices is None else service.voices.error
+            raise HTTPException(501, f"voice profiles need the speaker encoder: {why}")
+        return service.voices
+
+    @app.post("/api/v1/people/{pid}/voice", tags=["people"], openapi_extra=_multipart_schema(
+        {"file": {"type": "string", "format": "binary", "description": "a recording of this person alone"},
+         "vad": {"type": "string", "enum": list(VAD_CHOICES), "default": "auto"}}, ["file"]))
+    async def enrol_voice(request: Request, who: Auth, m: Model, pid: str) -> dict[str, Any]:
+        """Enrol the person's voice from a recording of them alone (a few sentences). Their sessions then count
+        only the voice that matches it; a session where none does is flagged and left out of their trend. The
+        profile (a speaker embedding) is stored with the person and deleted with them; it is never returned."""
+        person = owned_person(who, pid)
+        voices = voices_or_501()
+        upload = await receive(request, max_files=1)
+        try:
+            vad = _vad(upload.fields.get("vad"))
+            parts = upload.files_of("file")
+            if len(parts) != 1:
+                raise HTTPException(422, "file: the form must hold one part named file (a recording of the person)")
+            try:
+                path, _ = await run_in_threadpool(accept_audio, parts[0].path, settings.uploads_dir, check_frames=True,
+                                                  max_seconds=600.0)
+            except UploadRejected as exc:
+                raise HTTPException(exc.status, f"file: {exc.detail}") from None
+            try:
+                profile = await run_in_threadpool(voices.enrol_file, path, m, person["name"], vad)
+            except AudioError as exc:
+                raise HTTPException(422, f"enrolment: {exc.reason}") from None
+            finally:
+                path.unlink(missing_ok=True)
+        finally:
+            upload.discard()
+        service.store.set_voice(who.token_id, pid, profile.embedding, profile.seconds, "enrolment recording")
+        return owned_person(who, pid)
+
+    @app.post("/api/v1/people/{pid}/voice/from-session", tags=["people"])
+    def voice_from_session(who: Auth, pid: str, body: VoiceFromSession) -> dict[str, Any]:
+        """Make the person's voice profile from one of their sessions' voices that the user confirms is theirs
+        (``speaker`` as the session's timeline names it, e.g. ``S1``)."""
+        owned_person(who, pid)
+        session = owned_session(who, body.session_id)
+        if session["person_id"] != pid:
+            raise HTTPException(404, f"session {body.session_id!r}: not found among this person's sessions")
+        try:
+            embedding = enrol_from_session(load_voices(settings.results_dir, session["id"]), body.speaker)
+        except AudioError as exc:
+            raise HTTPException(422, f"speaker: {exc.reason}") from None
+        service.store.set_voice(who.token_id, pid, embedding, None, f"confirmed voice {body.speaker} of session "
+                                f"{session['date'][:10]}")
+        return owned_person(who, pid)
+
+    @app.delete("/api/v1/people/{pid}/voice", tags=["people"])
+    def delete_voice(who: Auth, pid: str) -> dict[str, Any]:
+        """Delete the person's voice profile: their sessions count whole again."""
+        owned_person(who, pid)
+        service.store.set_voice(who.token_id, pid, None)
+        return owned_person(who, pid)
+
     @app.get("/api/v1/people/{pid}/sessions", tags=["sessions"])
     def list_sessions(who: Auth, pid: str) -> list[dict[str, Any]]:
         return service.store.sessions(who.token_id, owned_person(who, pid)["id"])
@@ -443,8 +512,9 @@ def create_app(settings: ServeSettings, load: Callable[[str | None], EmotionMode
 
     # -- trend ---------------------------------------------------------------------------------------------
     def trend(who: Caller, pid: str, m: EmotionModel) -> dict[str, Any]:
-        owned_person(who, pid)
-        return person_trend(settings.people_dir, settings.results_dir, pid, service.store.sessions(who.token_id, pid), m)
+        person = owned_person(who, pid)
+        return person_trend(settings.people_dir, settings.results_dir, pid, service.store.sessions(who.token_id, pid),
+                            m, profile=service.store.voice_of(pid), person=person["name"])
 
     @app.get("/api/v1/people/{pid}/trend", tags=["people"])
     def get_trend(who: Auth, pid: str, m: Model) -> dict[str, Any]:
@@ -628,7 +698,7 @@ def parse_session_date(text: str | None) -> str:
 
 #: Routes whose body is an upload: (method, path pattern). Sessions' person is checked before the body is read.
 _PREDICT = re.compile(r"^/api/v1/predict/?$")
-_SESSIONS = re.compile(r"^/api/v1/people/(?P<pid>[^/]+)/sessions/?$")
+_SESSIONS = re.compile(r"^/api/v1/people/(?P<pid>[^/]+)/(?P<what>sessions|voice)/?$")
 
 
 class Gatekeeper:
@@ -678,7 +748,8 @@ class Gatekeeper:
         if session:
             if service.store.person(token["id"], session["pid"]) is None:
                 return await _reply(send, 404, f"person {session['pid']!r}: not found")
-            full = service.store.queue_full(token["id"], settings.queue_size, settings.token_share)
+            full = session["what"] == "sessions" and service.store.queue_full(token["id"], settings.queue_size,
+                                                                                settings.token_share)
             if full:
                 error = queue_full(full, settings)
                 return await _reply(send, 429, error.detail, [(b"retry-after", str(QUEUE_RETRY_AFTER).encode())])

@@ -100,12 +100,12 @@ def _spread(parts: list[np.ndarray], limit: int) -> np.ndarray:
     return X[np.linspace(0, len(X) - 1, limit).round().astype(int)]
 
 
-def person_baselines(results_dir: Path, sessions: list[dict[str, Any]], model: EmotionModel
-                     ) -> tuple[dict[str, Baseline], dict[str, np.ndarray | None]]:
+def person_baselines(sessions: list[dict[str, Any]], model: EmotionModel,
+                     features: dict[str, np.ndarray | None]) -> dict[str, Baseline]:
     """Every analysed session's baseline (``sessions``: the person's analysed sessions, each with ``id`` and
-    ``speech_s``), and each session's window features (None where it has none this model can use)."""
-    features = {s["id"]: _matching(load_features(results_dir, s["id"]), model) for s in sessions}
-    return {s["id"]: session_baseline(model, s["id"], sessions, features) for s in sessions}, features
+    ``speech_s``; ``features``: each session's window features, the person's windows only when a voice profile
+    says which they are)."""
+    return {s["id"]: session_baseline(model, s["id"], sessions, features) for s in sessions}
 
 
 def _matching(features: np.ndarray | None, model: EmotionModel) -> np.ndarray | None:

@@ -22,13 +22,17 @@ from serkit.inference.analysis import (
     RecordingAnalysis,
     SessionsResult,
     build_analysis,
+    merge_segments,
+    restrict_to_speaker,
     sessions_frame,
+    smooth_windows,
     with_adaptation,
 )
 from serkit.inference.api import EmotionModel
 from serkit.inference.report import write_analysis
 from serkit.inference.stream import AnalysisConfig, WindowResult
-from serkit.serve.baseline import person_baselines, save_features
+from serkit.serve.baseline import _matching, load_features, person_baselines, save_features
+from serkit.serve.voices import diarization_from_timeline, load_voices, person_speaker, save_voices
 from serkit.utils import atomic_write_text
 
 #: matplotlib's pyplot keeps global state: the job thread and request threads plot one at a time.
@@ -64,6 +68,7 @@ def write_session_results(analysis: RecordingAnalysis, results_dir: Path, sid: s
     remove_tree(tmp)
     with PLOT_LOCK:
         write_analysis(SessionsResult([analysis]), tmp, model)
+    save_voices(analysis, tmp)
     save_features(analysis.features, tmp)
     old = results_dir / f".{sid}.old"
     if final.exists():
@@ -84,27 +89,38 @@ def analysis_from_timeline(timeline: dict[str, Any], model: EmotionModel, *, nam
     labels = timeline["labels"]
     results = [WindowResult(w["start"], w["end"], w["region"], np.array([w["probabilities"][lab] for lab in labels]))
                for w in timeline["windows"]]
+    speakers = [w["speaker"] for w in timeline["windows"]] if timeline["windows"] and all(
+        "speaker" in w for w in timeline["windows"]) else None
     regions = [(float(s), float(e)) for s, e in timeline["speech_regions"]]
     peak = 10 ** (peak_dbfs / 20) if peak_dbfs is not None and np.isfinite(peak_dbfs) else 0.0
     a = build_analysis(name, model, AnalysisConfig(**timeline["config"]), results, regions,
                        duration=timeline["duration_s"], sample_rate=timeline["sample_rate"],
                        channels=timeline["channels"], peak=peak, vad=timeline["vad"], window_seconds=timeline["window_s"])
     a.date, a.date_source = date, "given at upload"
+    if speakers is not None:  # diarized: the windows' voices, and the segments split by them, as analysed
+        a.window_speakers = speakers
+        groups = np.cumsum([True] + [speakers[i] != speakers[i - 1] or results[i].region != results[i - 1].region
+                                     for i in range(1, len(speakers))])
+        a.smoothed = smooth_windows(a.windows, a.config.smoothing, groups)
+        a.segments = merge_segments(a.labels, a.smoothed, a.cells, np.array([w.region for w in a.windows]),
+                                    a.config.merge_gap, speakers)
     return a
 
 
 def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[dict[str, Any]],
-                 model: EmotionModel) -> dict[str, Any]:
+                 model: EmotionModel, *, profile: np.ndarray | None = None, person: str = "") -> dict[str, Any]:
     """Trend of a person's analysed sessions: rows per session (strict, and adapted to the person's other
     sessions where their baseline is used), each session's baseline, and trend.png and report.html on disk.
 
-    The files are rebuilt when the set of analysed sessions changes (a folder per set, named by its hash), and
-    so are the baselines: each session's is the model adapted to the person's other sessions
-    (:mod:`serkit.serve.baseline`). Sessions analysed with another label set than the model's (an older model)
-    are listed as excluded.
+    With the person's voice ``profile`` (:mod:`serkit.serve.voices`), each diarized session counts only the voice
+    that matches it (its turns, its windows, its features for the baselines), and a session where no voice
+    matches is left out, saying why. The files are rebuilt when the set of analysed sessions or the profile
+    changes (a folder per set, named by its hash), and so are the baselines: each session's is the model adapted
+    to the person's other sessions (:mod:`serkit.serve.baseline`). Sessions analysed with another label set than
+    the model's (an older model) are listed as excluded.
     """
     done = [s for s in sessions if s["status"] == "done"]
-    usable, excluded, timelines = [], [], []
+    usable, excluded, timelines, speakers = [], [], [], []
     for s in done:
         path = results_dir / s["id"] / "timeline.json"
         try:
@@ -116,14 +132,21 @@ def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[d
             excluded.append({"session_id": s["id"], "reason": "analysed by a model with other classes "
                                                               f"({', '.join(timeline['labels'])})"})
             continue
+        speaker, why = person_speaker(load_voices(results_dir, s["id"]), profile, person)
+        if why:
+            excluded.append({"session_id": s["id"], "reason": why, "flag": "voice"})
+            continue
         usable.append(s)
         timelines.append(timeline)
-    key = hashlib.sha256(json.dumps([model.source, [[s["id"], s["date"]] for s in usable]]).encode()).hexdigest()[:16]
+        speakers.append(speaker)
+    voice_key = None if profile is None else hashlib.sha256(np.asarray(profile, "<f4").tobytes()).hexdigest()[:8]
+    key = hashlib.sha256(json.dumps([model.source, voice_key, [[s["id"], s["date"]] for s in usable]]).encode()
+                         ).hexdigest()[:16]
     out = people_dir / pid / key
     cached = _read_json(out / "baselines.json")
     analyses, baselines = [], {}
     if cached is None or not (out / "report.html").is_file():
-        analyses, baselines = _session_analyses(results_dir, usable, timelines, model)
+        analyses, baselines = _session_analyses(results_dir, usable, timelines, speakers, model)
     with PLOT_LOCK:  # one build at a time: two requests for the same trend must not share the temporary folder
         if analyses and not (out / "report.html").is_file():
             from serkit.inference.report import plot_trend, write_report
@@ -149,25 +172,35 @@ def person_trend(people_dir: Path, results_dir: Path, pid: str, sessions: list[d
             "folder": out if usable else None}
 
 
-def _session_analyses(results_dir: Path, usable: list[dict], timelines: list[dict], model: EmotionModel):
-    """The usable sessions' analyses rebuilt from their timelines, each with its adapted result where its
-    baseline is used, and every session's baseline."""
-    analyses = []
-    for s, timeline in zip(usable, timelines):
-        analyses.append(analysis_from_timeline(timeline, model, name=f"{s['date'][:10]} {s['recording']}",
-                                               date=parse_date(s["date"]), peak_dbfs=s.get("peak_dbfs")))
+def _session_analyses(results_dir: Path, usable: list[dict], timelines: list[dict], speakers: list[str | None],
+                      model: EmotionModel):
+    """The usable sessions' analyses rebuilt from their timelines (the person's voice only, where ``speakers``
+    names it), each with its adapted result where its baseline is used, and every session's baseline."""
+    analyses, features = [], {}
+    for s, timeline, speaker in zip(usable, timelines, speakers):
+        a = analysis_from_timeline(timeline, model, name=f"{s['date'][:10]} {s['recording']}",
+                                   date=parse_date(s["date"]), peak_dbfs=s.get("peak_dbfs"))
+        x = _matching(load_features(results_dir, s["id"]), model)
+        if x is not None and len(x) != len(a.windows):
+            x = None  # features of other windows than the timeline's (a damaged file): no adapted result
+        if a.window_speakers is not None:
+            a.speakers = diarization_from_timeline(timeline, load_voices(results_dir, s["id"]) or {})
+        if speaker is not None and a.speakers is not None:
+            a, kept = restrict_to_speaker(a, speaker)
+            x = None if x is None else x[kept]
+        analyses.append(a)
+        features[s["id"]] = x
     names = [a.path for a in analyses]
     for k, a in enumerate(analyses):  # report sections and plots are keyed by name: keep names unique
         if names.count(a.path) > 1:
             a.path = f"{a.path} #{k + 1}"
     rows = [{"id": s["id"], "speech_s": a.speech_seconds} for s, a in zip(usable, analyses)]
-    baselines, features = person_baselines(results_dir, rows, model)
+    baselines = person_baselines(rows, model, features)
     for s, a in zip(usable, analyses):
-        b = baselines[s["id"]]
-        # features of other windows than the timeline's (a damaged file) give no adapted result
-        if b.model is not None and features[s["id"]] is not None and len(features[s["id"]]) == len(a.windows):
-            for w, x in zip(a.windows, features[s["id"]]):
-                w.features = x
+        b, x = baselines[s["id"]], features[s["id"]]
+        if b.model is not None and x is not None and len(x) == len(a.windows):
+            for w, v in zip(a.windows, x):
+                w.features = v
             with_adaptation(a, b.model, b.label)
     return analyses, baselines
 

@@ -23,6 +23,7 @@ from serkit.serve.baseline import load_features, session_baseline
 from serkit.serve.results import parse_date, remove_session_files, remove_tree, write_session_results
 from serkit.serve.settings import ServeSettings
 from serkit.serve.store import Store
+from serkit.serve.voices import Voices
 
 log = logging.getLogger("serkit.serve")
 
@@ -44,8 +45,10 @@ class JobRunner:
     With more than one worker, a token runs at most one job at a time while another token has jobs waiting: a
     token that queued hours of audio takes one worker, and the next token's job starts on another at once."""
 
-    def __init__(self, settings: ServeSettings, store: Store, model: Callable[[], EmotionModel]):
+    def __init__(self, settings: ServeSettings, store: Store, model: Callable[[], EmotionModel],
+                 voices: Voices | None = None):
         self.settings, self.store, self._model = settings, store, model
+        self.voices = voices
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._abort_reason: str | None = None
@@ -206,6 +209,12 @@ class JobRunner:
             analysis.path = session["recording"]
             analysis.date, analysis.date_source = parse_date(session["date"]), "given at upload"
             self._check(jid)
+            voice = None
+            if self.voices is not None and self.voices.available:
+                person = self.store.person_row(session["person_id"])
+                voice = self.voices.diarize(analysis, audio, self.store.voice_of(session["person_id"]),
+                                            person["name"] if person else "")
+                self._check(jid)
             self._adapt_to_person(analysis, session, model)
             with self.commit_lock:  # a delete that came after the last check wins
                 if jid in self._cancelled or self.store.session(None, sid) is None:
@@ -213,6 +222,7 @@ class JobRunner:
                 write_session_results(analysis, self.settings.results_dir, sid, model)
                 summary = analysis.summary()
                 self.store.finish_job(jid, summary, analysis.peak_dbfs if analysis.peak_dbfs > -1e9 else None)
+                self.store.set_session_voice(sid, voice)
             log.info("job done", extra={"fields": {"job": jid, "session": sid, "seconds": round(
                 time.monotonic() - started, 3), "duration_s": round(analysis.duration, 2)}})
         except JobStopped as exc:
@@ -235,11 +245,13 @@ class JobRunner:
 
     def _adapt_to_person(self, analysis, session: dict, model: EmotionModel) -> None:
         """The session's adapted result beside its strict one, from the person's other analysed sessions as they
-        are now (the person's trend rebuilds every baseline as sessions accumulate)."""
-        if analysis.features is None:
+        are now (the person's trend rebuilds every baseline as sessions accumulate). A session of several voices
+        gets none here: a baseline is the person's own voice, never a mix (their trend adapts their turns)."""
+        if analysis.features is None or (analysis.speakers is not None and len(analysis.speakers.speakers) > 1):
             return
         others = [{"id": s["id"], "speech_s": (s["summary"] or {}).get("speech_s") or 0.0}
-                  for s in self.store.analysed_sessions(session["person_id"]) if s["id"] != session["id"]]
+                  for s in self.store.analysed_sessions(session["person_id"]) if s["id"] != session["id"]
+                  and ((s["summary"] or {}).get("speakers") is None or len(s["summary"]["speakers"]) <= 1)]
         features = {s["id"]: load_features(self.settings.results_dir, s["id"]) for s in others}
         rows = [*others, {"id": session["id"], "speech_s": analysis.speech_seconds}]
         b = session_baseline(model, session["id"], rows, features)

@@ -48,6 +48,8 @@ class ServeSettings(BaseModel):
     max_uploads : request bodies being received at once; more are answered 503 before their body is read.
     retain_days : sessions uploaded longer ago than this are deleted with their files (None: kept until deleted).
     precision : a pretrained encoder's precision (``int8``, ``float32``; None: the model's default).
+    speakers : tell each session's voices apart (needs ``serkit[speakers]``; without it sessions are one voice, as
+        before): a person's voice profile then picks their turns (:mod:`serkit.serve.voices`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -74,6 +76,7 @@ class ServeSettings(BaseModel):
     max_uploads: int = Field(4, ge=1)
     retain_days: float | None = Field(None, gt=0)
     precision: Literal["float32", "int8"] | None = None
+    speakers: bool = True
 
     @property
     def token_predicts(self) -> int:

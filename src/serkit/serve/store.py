@@ -21,6 +21,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from serkit.errors import SerkitError
 
 #: The schema this code reads and writes.
@@ -85,7 +87,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "DROP TABLE tokens",
         "ALTER TABLE tokens_v3 RENAME TO tokens",
         "CREATE INDEX sessions_created ON sessions(created)",
-        "CREATE INDEX jobs_token ON jobs(token_id, state)"],
+        "CREATE INDEX jobs_token ON jobs(token_id, state)",
+        # a person's voice profile (a speaker embedding: personal data, never returned by the API) and whether
+        # each session's voices matched it
+        "ALTER TABLE people ADD COLUMN voice BLOB",
+        "ALTER TABLE people ADD COLUMN voice_seconds REAL",
+        "ALTER TABLE people ADD COLUMN voice_source TEXT",
+        "ALTER TABLE sessions ADD COLUMN voice TEXT"],
 }
 
 #: Migrations that rebuild a table others refer to: run with foreign-key enforcement off (it cannot be switched
@@ -276,13 +284,47 @@ class Store:
                       (pid, token_id, name, now()))
         return self.person(token_id, pid)
 
+    _PERSON_COLS = ("p.id, p.name, p.created, (SELECT COUNT(*) FROM sessions s WHERE s.person_id = p.id) AS sessions, "
+                    "p.voice IS NOT NULL AS has_voice, p.voice_seconds, p.voice_source")
+
     def person(self, token_id: int, pid: str) -> dict[str, Any] | None:
-        return self._one("SELECT p.id, p.name, p.created, (SELECT COUNT(*) FROM sessions s WHERE s.person_id = p.id) "
-                         "AS sessions FROM people p WHERE p.id = ? AND p.token_id = ?", (pid, token_id))
+        """A person as the API shows them: never their voice profile itself, only whether there is one."""
+        row = self._one(f"SELECT {self._PERSON_COLS} FROM people p WHERE p.id = ? AND p.token_id = ?", (pid, token_id))
+        if row is not None:
+            row["has_voice"] = bool(row["has_voice"])
+        return row
 
     def people(self, token_id: int) -> list[dict[str, Any]]:
-        return self._all("SELECT p.id, p.name, p.created, (SELECT COUNT(*) FROM sessions s WHERE s.person_id = p.id) "
-                         "AS sessions FROM people p WHERE p.token_id = ? ORDER BY p.created, p.name", (token_id,))
+        rows = self._all(f"SELECT {self._PERSON_COLS} FROM people p WHERE p.token_id = ? ORDER BY p.created, p.name",
+                         (token_id,))
+        for row in rows:
+            row["has_voice"] = bool(row["has_voice"])
+        return rows
+
+    def set_voice(self, token_id: int, pid: str, embedding: np.ndarray | None, seconds: float | None = None,
+                  source: str | None = None) -> bool:
+        """Store (or with None delete) a person's voice profile; False when the person is not the token's."""
+        blob = None if embedding is None else np.asarray(embedding, dtype="<f4").tobytes()
+        with self._tx() as c:
+            done = c.execute("UPDATE people SET voice = ?, voice_seconds = ?, voice_source = ? WHERE id = ? AND "
+                             "token_id = ?", (blob, None if blob is None else seconds,
+                                              None if blob is None else source, pid, token_id)).rowcount > 0
+        if embedding is None:
+            self.checkpoint()
+        return done
+
+    def person_row(self, pid: str) -> dict[str, Any] | None:
+        """A person's id and name (the job thread's; any token)."""
+        return self._one("SELECT id, name FROM people WHERE id = ?", (pid,))
+
+    def voice_of(self, pid: str) -> np.ndarray | None:
+        """A person's voice profile (the job thread's; any token)."""
+        row = self._one("SELECT voice FROM people WHERE id = ?", (pid,))
+        return None if row is None or row["voice"] is None else np.frombuffer(row["voice"], dtype="<f4").copy()
+
+    def set_session_voice(self, sid: str, voice: dict[str, Any] | None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE sessions SET voice = ? WHERE id = ?", (None if voice is None else json.dumps(voice), sid))
 
     def delete_person(self, token_id: int, pid: str) -> list[str] | None:
         """Delete a person with their sessions and jobs; returns the session ids (their files go next)."""
@@ -312,7 +354,7 @@ class Store:
         return self.session(token_id, sid), self.job(token_id, jid)
 
     _SESSION_COLS = ("s.id, s.person_id, s.date, s.recording, s.status, s.summary, s.error, s.created, s.peak_dbfs, "
-                     "s.audio IS NOT NULL AS has_audio, j.id AS job_id")
+                     "s.voice, s.audio IS NOT NULL AS has_audio, j.id AS job_id")
 
     def session(self, token_id: int | None, sid: str) -> dict[str, Any] | None:
         """A session (``token_id`` None: any token's, for the job thread)."""
@@ -489,5 +531,7 @@ class _Transaction:
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is not None:
         row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
+        if "voice" in row:
+            row["voice"] = json.loads(row["voice"]) if row.get("voice") else None
         row["has_audio"] = bool(row.get("has_audio"))
     return row

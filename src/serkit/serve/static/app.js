@@ -357,11 +357,18 @@ async function sessionPage(sid) {
   const body = summary.windows ? [
     h("h3", {}, "Timeline"), legend(tl.labels), h("div", {class: "scroll"}, timelineSvg(tl)),
     h("h3", {}, "Share of speech time per emotion (strict)"), shares(summary, tl.labels), facts(summary),
-    adaptedBlock(summary, s.baseline, tl.labels)]
+    adaptedBlock(summary, s.baseline, tl.labels), voicesLine(s.voice)]
     : [h("p", {class: "notice", id: "no-speech"}, "No speech was detected in this recording, so nothing was classified.")];
   show(...head, accuracyLine(info), ...body,
     h("details", {}, h("summary", {}, "Plot"), png),
     h("div", {class: "row"}, reportButton, del), reportBox);
+}
+
+function voicesLine(voice) {
+  if (!voice || !voice.speakers) return h("span", {});
+  if (voice.matched === null) return h("p", {class: "muted", id: "voices"}, `${voice.speakers} voice(s) heard.`);
+  return h("p", {class: voice.matched ? "muted" : "error", id: "voices"}, `${voice.speakers} voice(s) heard; `
+    + (voice.matched ? "the person's voice is one of them (its turns are theirs)." : "none matches the person's voice profile: flagged, left out of their trend."));
 }
 
 // The result adapted to the person beside the strict one, or why there is none yet.
@@ -375,6 +382,27 @@ function adaptedBlock(summary, baseline, labels) {
   }
   const why = baseline && baseline.why_not && baseline.why_not.length ? baseline.why_not.join("; ") : "no other analysed session of this person yet";
   return h("p", {class: "muted", id: "adapted"}, `No personal baseline for this session yet: ${why}. Only the strict result is shown.`);
+}
+
+// A person's voice profile: whether there is one, and enrolling or removing it.
+function voiceBlock(person) {
+  const file = h("input", {type: "file", id: "voice-file", accept: "audio/*"});
+  const enrol = h("button", {type: "submit", id: "enrol-voice"}, "Enrol their voice");
+  const form = h("form", {onsubmit: async (e) => {
+    e.preventDefault();
+    if (!file.files.length) { status("Choose a recording of this person alone first.", true); return; }
+    const body = new FormData();
+    body.append("file", file.files[0], file.files[0].name);
+    try { status("Enrolling..."); await api(`/people/${person.id}/voice`, {method: "POST", body}); status("Voice enrolled."); route(); }
+    catch (err) { status(err.message, true); }
+  }}, h("label", {for: "voice-file"}, "A recording of this person alone (a few calm sentences)"), file, h("div", {class: "row"}, enrol));
+  if (!person.has_voice) return h("div", {id: "voice"}, h("p", {class: "muted"}, "No voice profile: every session counts whole, "
+    + "whoever speaks in it. Enrol this person's voice to count only their turns in sessions with several voices."), form);
+  const remove = h("button", {type: "button", class: "secondary", onclick: async () => {
+    await api(`/people/${person.id}/voice`, {method: "DELETE"}); status("Voice profile deleted."); route(); }}, "Delete the voice profile");
+  return h("div", {id: "voice"}, h("p", {class: "muted"}, `Voice profile: enrolled (${person.voice_source || "enrolment"}`
+    + (person.voice_seconds ? `, ${person.voice_seconds.toFixed(0)} s of speech` : "") + "). Sessions count only the voice that "
+    + "matches it; the others show as \"other\", and a session without it is flagged and left out of the trend."), h("div", {class: "row"}, remove));
 }
 
 function baselineLine(b) {
@@ -441,7 +469,7 @@ async function personPage(pid) {
       return h("tr", {}, h("td", {}, s.date.replace("T", " ")), h("td", {}, h("a", {href: `#/session/${s.id}`}, s.recording)),
         h("td", {}, s.status), h("td", {}, top), h("td", {}, s.summary ? pct(s.summary.negative_share) : "-"));
     }))) : h("p", {}, "No sessions yet. ", h("a", {href: "#/"}, "Upload a recording"), ".");
-  const parts = [h("h2", {}, person.name), notice(info), accuracyLine(info), h("h3", {}, "Sessions"), list];
+  const parts = [h("h2", {}, person.name), notice(info), accuracyLine(info), voiceBlock(person), h("h3", {}, "Sessions"), list];
   if (trend.sessions.length) {
     const png = h("img", {class: "plot", alt: `trend plot of ${person.name}`, id: "trend-png"});
     blobUrl(`/people/${pid}/trend.png`).then((u) => { png.src = u; }, () => {});
@@ -462,7 +490,8 @@ async function personPage(pid) {
         h("td", {}, num(r.arousal)), h("td", {}, num(r.valence)), h("td", {}, r.confidence === null ? "-" : r.confidence.toFixed(2)))))),
     h("details", {}, h("summary", {}, "Plot"), png), h("div", {class: "row"}, reportButton), reportBox);
   }
-  for (const x of trend.excluded) parts.push(h("p", {class: "muted"}, `Left out of the trend: ${x.reason}`));
+  for (const x of trend.excluded) parts.push(h("p", {class: x.flag === "voice" ? "error" : "muted"},
+    `${x.flag === "voice" ? "Flagged" : "Left out of the trend"}: ${x.reason}`));
   parts.push(h("div", {class: "row"}, h("a", {class: "button", href: "#/"}, "Upload a recording"),
     h("button", {type: "button", class: "danger", onclick: async () => {
       if (!confirm(`Delete ${person.name} with all sessions and results?`)) return;
