@@ -148,6 +148,20 @@ def test_holdout_is_stratified_covering_and_speaker_dependent():
     assert split.name == "seed0"
 
 
+def test_select_on_test_is_the_papers_protocol_and_only_where_it_makes_sense():
+    table = emodb_like_table()
+    (plain,) = make_splits(table, ProtocolConfig(name="holdout", test_size=0.2))
+    (paper,) = make_splits(table, ProtocolConfig(name="holdout", test_size=0.2, select_on_test=True))
+    np.testing.assert_array_equal(paper.test, plain.test)  # the same split...
+    np.testing.assert_array_equal(paper.val, paper.test)  # ...whose test part also chooses the model
+    folds = make_splits(table, ProtocolConfig(name="kfold", k=3, select_on_test=True))
+    assert all(np.array_equal(f.val, f.test) for f in folds)
+    with pytest.raises(ValidationError, match="select_on_test"):
+        ProtocolConfig(name="loso", select_on_test=True)
+    with pytest.raises(ValidationError, match="select_on_test"):
+        ProtocolConfig(name="holdout", val_size=0.1, select_on_test=True)
+
+
 def test_holdout_80_10_10_stratified_on_three_columns():
     table = ravdess_like_table()
     cfg = ProtocolConfig(name="holdout", test_size=0.1, val_size=0.1, stratify_by=["label", "intensity", "gender"])

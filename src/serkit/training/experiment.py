@@ -503,6 +503,9 @@ def write_results(recipe: Recipe, out: Path, per_fold: pd.DataFrame, preds: pd.D
         f"pooled over all test predictions: UA {pooled['ua']:.4f}, WA {pooled['wa']:.4f}, "
         f"macro F1 {pooled['macro_f1']:.4f}",
     ]
+    if recipe.protocol.select_on_test:
+        notes.append("PAPER'S PROTOCOL, LEAKS: the test split also chose the model (early stopping and the best "
+                     "epoch watched it), as the paper did; the honest figure chooses on a validation part instead")
     if missing_folds:
         notes.append(f"INCOMPLETE: {len(missing_folds)} fold(s) did not finish and are not in this table: "
                      + ", ".join(missing_folds))

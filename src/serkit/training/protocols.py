@@ -120,6 +120,10 @@ class ProtocolConfig(BaseModel):
     train_corpus, test_corpus : cross_corpus: values of the ``corpus`` column.
     val_speakers : final: the speakers held out of training to choose the epoch (none: train on
         everything for ``training.max_epochs`` epochs).
+    select_on_test : holdout / kfold: the test split also chooses the model (early stopping and the best epoch
+        watch it): some papers' protocol, replicated to show that an implementation reaches their figure. It
+        leaks the test split into the model's selection; every result of it is labelled so (``serkit train``
+        writes it into results.md), and the honest figure needs ``val_size`` instead.
     train_only : values of the ``corpus`` column whose utterances join the training split of every fold
         and are never validated or tested on: extra training data for an evaluation on the other corpora
         (e.g. EmoDB leave-one-speaker-out with RAVDESS, nEMO and EMOVO added). The protocol splits the
@@ -144,9 +148,13 @@ class ProtocolConfig(BaseModel):
     test_corpus: str | None = None
     val_speakers: list[str] = Field(default_factory=list)
     train_only: list[str] = Field(default_factory=list)
+    select_on_test: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> ProtocolConfig:
+        if self.select_on_test and (self.name not in ("holdout", "kfold") or self.val_size > 0):
+            raise ValueError("select_on_test: for holdout or kfold without a validation part (val_size 0): the test "
+                             "split is the validation split")
         if self.train_only and self.name in ("cross_corpus", "leave_one_corpus_out"):
             raise ValueError(f"train_only: {self.name} chooses its training corpora itself; give train_only only "
                              "with holdout, kfold, loso, speaker_folds or final")
@@ -254,6 +262,8 @@ def _holdout(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
             train, test = _stratified_pick(everything, _strata(table, cfg.stratify_by), cfg.test_size, seed,
                                            cfg, "test_size")
         train, val = _pick_val(train, cfg.val_size, table, seed, cfg)
+        if cfg.select_on_test:  # the paper's protocol: the test split chooses the model (a leak, labelled)
+            val = test
         splits.append(Split.from_table(f"seed{seed}", train, val, test, seed, table))
     return splits
 
@@ -277,6 +287,8 @@ def _kfold(table: pd.DataFrame, cfg: ProtocolConfig) -> list[Split]:
             folds = StratifiedKFold(n_splits=cfg.k, shuffle=True, random_state=seed).split(strata, strata)
         for i, (train, test) in enumerate(folds):
             train, val = _pick_val(train, cfg.val_size, table, seed, cfg)
+            if cfg.select_on_test:
+                val = test
             splits.append(Split.from_table(f"fold{i + 1:02d}{_suffix(seed, cfg)}", train, val, test, seed, table))
     return splits
 
