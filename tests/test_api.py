@@ -16,6 +16,7 @@ from serkit.audio import AudioConfig
 from serkit.audio.config import prepare_signal
 from serkit.errors import AudioError, ConfigError
 from serkit.features import SpectralFrontendConfig
+from serkit.features.adaptation import AdaptationConfig
 from serkit.features.extractor import FeatureExtractor
 from serkit.features.normalization import FeatureNormalizer
 from serkit.inference import load_model
@@ -226,7 +227,7 @@ def test_adapt_standardises_with_the_enrolment_statistics_and_warns_when_it_shou
     # a "person" whose voice is shifted: every tone 8 % higher, all four emotions, 4 recordings of 24 s
     recordings = [np.concatenate([tone(3.0, SR, TONE_LABELS[lab] * 1.08, amp=0.3, seed=int(rng.integers(1e6)))
                                   for lab in TONE_LABELS for _ in range(2)]) for _ in range(4)]
-    assert model.adapt(recordings, sample_rate=SR) is model
+    assert model.adapt(recordings, sample_rate=SR, config=AdaptationConfig(method="standardise")) is model
     a = model.adaptation
     assert a.inputs == 4 and a.pieces == 32 and a.seconds == pytest.approx(96.0) and a.warnings == []
     assert "adapted to 4 recording(s)" in model.source
@@ -242,13 +243,26 @@ def test_adapt_standardises_with_the_enrolment_statistics_and_warns_when_it_shou
     clip = recordings[0][: 3 * SR]
     adapted_p, strict_p = model.predict_proba(clip, sample_rate=SR), strict.predict_proba(clip, sample_rate=SR)
     assert np.abs(np.log(adapted_p) - np.log(strict_p)).max() > 1.0  # compared as log-probabilities
+    # serkit's default adaptation shrinks toward the training statistics by the amount of material: 32 pieces
+    # against 20 of prior weight move the mean 32/52 of the way
+    shrunk = strict.adapted(recordings, sample_rate=SR)
+    train = strict.pipeline.members[0].normalizer.mean.reshape(-1)
+    np.testing.assert_allclose(shrunk.pipeline.members[0].normalizer.mean.reshape(-1),
+                               train + 32 / 52 * (feats.mean(0) - train), rtol=1e-4, atol=1e-4)
+    assert shrunk.adaptation.fits[0].weight == pytest.approx(32 / 52, abs=1e-4)
 
 
 def test_adapt_warns_on_a_small_or_uniform_set(tiny_model_path):
     model = load_model(tiny_model_path, vad="energy")
     sad_only = [tone(6.0, SR, TONE_LABELS["sad"], amp=0.3, seed=i) for i in range(2)]  # 4 pieces, 12 s, all sad
-    warnings = model.adapt(sad_only, sample_rate=SR).adaptation.warnings
+    unshrunk = AdaptationConfig(method="standardise")  # the classic per-speaker standardisation
+    warnings = model.adapted(sad_only, sample_rate=SR, config=unshrunk).adaptation.warnings
     assert any(w.startswith("too small to trust: 4 pieces, 12 s") for w in warnings)
     assert any("too uniform to trust: 100% of it sounds sad" in w for w in warnings)
+    # the default method was measured to survive lopsided material: only the size is warned about
+    warnings = model.adapted(sad_only, sample_rate=SR).adaptation.warnings
+    assert len(warnings) == 1 and warnings[0].startswith("too small to trust")
+    # a calm reading needs less: 4 pieces and 12 s are enough
+    assert model.adapted(sad_only, sample_rate=SR, neutral=True).adaptation.warnings == []
     with pytest.raises(AudioError, match="no usable audio"):
         load_model(tiny_model_path).adapt([np.zeros(100, np.float32)], sample_rate=SR)
