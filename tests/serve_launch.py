@@ -16,8 +16,9 @@ from serkit.serve.server import run
 from serkit.serve.settings import ServeSettings
 from serve_helpers import SlowModel
 
+
 def _pause_before_commit(seconds: float) -> None:
-    import serkit.serve.results as results
+    from serkit.serve import results
 
     save = results.save_features
 

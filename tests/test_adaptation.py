@@ -108,7 +108,7 @@ def test_balanced_survives_lopsided_material_where_centring_does_not(trained):
 
 
 def test_adaptation_errors_name_what_is_missing(trained):
-    norm, head = trained
+    norm, _ = trained
     X = np.zeros((5, D), np.float32)
     bare = FeatureNormalizer("global").fit(np.random.default_rng(0).normal(size=(20, D)))
     with pytest.raises(ConfigError, match="no training mean for class"):

@@ -19,6 +19,7 @@ from serkit.corpora import (  # noqa: F401  (registers)
     savee,
     tess,
 )
+from serkit.corpora.ased import load_ased
 from serkit.corpora.base import (
     AUDIO_EXTENSIONS,
     CORE_COLUMNS,
@@ -34,7 +35,6 @@ from serkit.corpora.base import (
     probe_audio,
     register_corpus,
 )
-from serkit.corpora.ased import load_ased
 from serkit.corpora.cremad import load_cremad
 from serkit.corpora.emodb import load_emodb
 from serkit.corpora.emovo import load_emovo

@@ -2,8 +2,8 @@
 ``pip install serkit[speakers]``), diarization of a recording's speech, and voices recognised by enrolment."""
 
 from serkit.speakers.diarization import (
-    DiarizationConfig,
     Diarization,
+    DiarizationConfig,
     Turn,
     VoiceProfile,
     diarize,
@@ -13,5 +13,16 @@ from serkit.speakers.diarization import (
 )
 from serkit.speakers.embeddings import ResemblyzerEncoder, SpeakerEncoder, cosine
 
-__all__ = ["DiarizationConfig", "Diarization", "ResemblyzerEncoder", "SpeakerEncoder", "Turn", "VoiceProfile",
-           "cosine", "diarize", "diarize_file", "enrol", "name_speakers"]
+__all__ = [
+    "Diarization",
+    "DiarizationConfig",
+    "ResemblyzerEncoder",
+    "SpeakerEncoder",
+    "Turn",
+    "VoiceProfile",
+    "cosine",
+    "diarize",
+    "diarize_file",
+    "enrol",
+    "name_speakers",
+]

@@ -24,8 +24,16 @@ from sklearn.cluster import AgglomerativeClustering
 from serkit.errors import AudioError, ConfigError
 from serkit.speakers.embeddings import SpeakerEncoder, cosine
 
-__all__ = ["DiarizationConfig", "Diarization", "Turn", "VoiceProfile", "diarize", "diarize_file", "enrol",
-           "name_speakers"]
+__all__ = [
+    "Diarization",
+    "DiarizationConfig",
+    "Turn",
+    "VoiceProfile",
+    "diarize",
+    "diarize_file",
+    "enrol",
+    "name_speakers",
+]
 
 #: The grid (s) on which speech is given to speakers.
 STEP = 0.1

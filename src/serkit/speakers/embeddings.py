@@ -6,9 +6,11 @@ speaker encoder (Apache-2.0; a 3-layer LSTM over 40 mel bands, 256-d L2-normalis
 travel inside its PyPI wheel (``pip install serkit[speakers]``), so nothing is downloaded at run time. The version
 is pinned and the weights file's sha256 is checked before it is loaded.
 
-Why the windows are cut here rather than by ``VoiceEncoder.embed_utterance``: that call embeds one utterance at a
-time; the diarization embeds hundreds of windows of a recording, which run as one batch of equal-length mel
-spectrograms through the same network.
+Why the windows are cut, and their mel spectrograms computed, here rather than by ``VoiceEncoder.embed_utterance``:
+that call embeds one utterance at a time through librosa's mel spectrogram; the diarization embeds hundreds of
+windows of a recording, whose spectrograms are computed as one torch batch (equal to Resemblyzer's
+``wav_to_mel_spectrogram`` to float32 rounding: ``tests/test_speakers.py``) and run as one batch through the
+network.
 """
 
 from __future__ import annotations
@@ -90,7 +92,11 @@ class ResemblyzerEncoder:
         if digest != RESEMBLYZER_SHA256:
             raise ConfigError(f"{weights}: sha256 {digest} is not the expected {RESEMBLYZER_SHA256} (a damaged or "
                               "altered resemblyzer wheel); reinstall it")
-        self._mel = wav_to_mel_spectrogram
+        self._mel = wav_to_mel_spectrogram  # the reference the batched spectrogram is tested against
+        import librosa
+
+        self._filters = torch.from_numpy(librosa.filters.mel(sr=self.sample_rate, n_fft=400, n_mels=40)).float()
+        self._window = torch.hann_window(400)
         self.model = VoiceEncoder(device="cpu", verbose=False, weights_fpath=weights).eval()
         self.threads = threads
         self.source = f"resemblyzer {version} (GE2E, sha256 {digest[:12]})"
@@ -99,20 +105,25 @@ class ResemblyzerEncoder:
         if not len(windows):
             return np.zeros((0, 256), np.float32)
         n = round(self.window_seconds * self.sample_rate)
-        mels = []
+        batch = []
         for y in windows:
             y = np.asarray(y, dtype=np.float32)
             rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
             if rms > 0:
                 y = y * (10 ** (-30 / 20) / rms)  # -30 dBFS, as resemblyzer.preprocess_wav normalises
-            y = np.pad(y[:n], (0, max(0, n - len(y))))
-            mels.append(self._mel(y)[: self.frames])
-        batch = torch.from_numpy(np.stack(mels))
+            batch.append(np.pad(y[:n], (0, max(0, n - len(y)))))
         threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                return self.model(batch).numpy()
+                return self.model(self.mel_batch(torch.from_numpy(np.stack(batch)))).numpy()
         finally:
             torch.set_num_threads(threads)
+
+    def mel_batch(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, 160, 40) mel spectrograms of equal-length waveforms (B, T), as Resemblyzer's
+        ``wav_to_mel_spectrogram`` computes them (librosa's: 25 ms Hann windows every 10 ms, centred with zero
+        padding, power, 40 slaney mel bands; not logarithmic), its first 160 frames."""
+        spec = torch.stft(y, 400, 160, window=self._window, center=True, pad_mode="constant", return_complex=True)
+        return (self._filters @ spec.abs().square()).transpose(1, 2)[:, : self.frames]
