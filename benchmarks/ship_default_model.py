@@ -346,7 +346,9 @@ def _head(model: dict) -> str:
 def _speedup() -> str:
     enc = ROOT / "docs" / "benchmarks" / "encoder.json"
     rows = {r["name"]: r["rtf"] for r in json.loads(enc.read_text())["rows"]} if enc.is_file() else {}
-    mine = [v for k, v in rows.items() if "shipped default model" in k]
+    from serkit.inference.api import DEFAULT_PRECISION
+
+    mine = [v for k, v in rows.items() if "shipped default model" in k and DEFAULT_PRECISION in k]
     cnn = [v for k, v in rows.items() if "shipped cnn model" in k]
     if not (mine and cnn):
         return "faster"
@@ -412,12 +414,18 @@ def _robustness_and_speed(recipe: dict, model_sha256: str, eval_run: Path) -> st
     enc = ROOT / "docs" / "benchmarks" / "encoder.json"
     if enc.is_file():
         rows = {row["name"]: row["rtf"] for row in json.loads(enc.read_text())["rows"]}
-        mine = [v for k, v in rows.items() if "shipped default model" in k]
+        mine = {p: v for k, v in rows.items() if "shipped default model" in k
+                for p in ("int8", "float32") if f", {p} encoder" in k}
         cnn = [v for k, v in rows.items() if "shipped cnn model" in k]
         if mine:
+            from serkit.inference.api import DEFAULT_PRECISION
+
+            other = "float32" if DEFAULT_PRECISION == "int8" else "int8"
             lines.append(f"- Speed ([docs/benchmarks/encoder.md](benchmarks/encoder.md)): file to calibrated "
-                         f"probabilities, 3 s clips, 1 thread: real-time factor {mine[0]:.4f}"
-                         + (f" (the cnn model: {cnn[0]:.4f})" if cnn else "") + ". `serkit analyze` on long "
+                         f"probabilities, 3 s clips, 1 thread: real-time factor {mine.get(DEFAULT_PRECISION, 0):.4f} "
+                         f"with the {DEFAULT_PRECISION} encoder serkit runs by default"
+                         + (f" ({mine[other]:.4f} with `--precision {other}`)" if other in mine else "")
+                         + (f"; the cnn model: {cnn[0]:.4f}" if cnn else "") + ". `serkit analyze` on long "
                          "recordings: [docs/benchmarks/analyze.md](benchmarks/analyze.md).")
     return "\n".join(lines) or ("See [docs/benchmarks/robustness.md](benchmarks/robustness.md) and "
                                 "[docs/benchmarks/encoder.md](benchmarks/encoder.md).")

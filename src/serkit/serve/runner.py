@@ -64,7 +64,7 @@ class JobRunner:
 
     # -- control ------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover from the last process (it may have been killed), then start the job thread."""
+        """Recover from the last process (it may have been killed), then start the job threads."""
         # Result folders half-written by a killed process are never read (their names start with "."): drop them.
         for stale in [*self.settings.results_dir.glob(".*.tmp"), *self.settings.people_dir.glob("*/.*.tmp")]:
             remove_tree(stale)
