@@ -227,8 +227,10 @@ def markdown(report: dict) -> str:
              f"{report['enrol']} of the speaker's neutral clips, kept out of every session, as a short calm reading "
              f"would ({_describe(report['enrolment'])}; an adapted result). Seed {report['seed']}.", "",
              f"**Estimator used by serkit: `{chosen}`** ({'mean probability' if chosen == 'mean' else 'share of argmax labels'}"
-             " over a session's windows), the lower strict MAE over the speaker-fold run's corpora (new speakers of "
-             "known corpora; no held-out corpus of the leave-one-corpus-out run chose it).", ""]
+             " over a session's windows), the lower strict MAE over "
+             + ("the speaker-fold run's corpora (new speakers of known corpora; no held-out corpus of the "
+                "leave-one-corpus-out run chose it)." if any(r["kind"] == "folds" for r in report["runs"]) else
+                "the runs given, whose held-out corpora therefore chose it (no speaker-fold run was given)."), ""]
     for run in report["runs"]:
         heard = ("whole corpora never heard (leave one corpus out)" if run["kind"] == "loco"
                  else "speakers never heard, of corpora heard (speaker folds)")

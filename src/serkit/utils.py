@@ -15,6 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from serkit.errors import AudioError
+
+
+def positive_int(value: Any, name: str, error: type[Exception] | None = None) -> int:
+    """``value`` as an int when it is a positive integer (a bool is not one); otherwise ``error`` (ValueError by
+    default; a class taking one message argument, or ``AudioError`` which also takes the file) naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        message = f"{name} must be a positive integer, got {value!r}"
+        error = error or ValueError
+        raise AudioError(None, message) if error is AudioError else error(message)
+    return int(value)
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half.

@@ -7,14 +7,16 @@ returns a new array; none of them reads files. Errors on unusable signals are ``
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Literal
 
 import librosa
 import numpy as np
-import pandas as pd
 import soxr
 
 from serkit.errors import AudioError
+from serkit.utils import positive_int
 
 PadMode = Literal["zero", "mirror", "wrap"]
 #: How a multichannel recording becomes one channel: "mean" (downmix), a channel index or "louder".
@@ -45,9 +47,18 @@ def _as_float(y: np.ndarray) -> np.ndarray:
 
 
 def _check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, name)
+
+
+def _is_missing(value: object) -> bool:
+    """None, a float NaN or pandas' NA, without importing pandas (its import costs most of a second): a value
+    can only be pandas' NA when pandas is already loaded."""
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(float(value))
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
 
 
 def parse_channel(value: object) -> ChannelChoice | None:
@@ -61,7 +72,7 @@ def parse_channel(value: object) -> ChannelChoice | None:
     ValueError
         For anything else (a negative index, an unknown word), naming the value.
     """
-    if value is None or (np.isscalar(value) and not isinstance(value, str) and pd.isna(value)) or value is pd.NA:
+    if _is_missing(value):
         return None
     if isinstance(value, str):
         word = value.strip().lower()

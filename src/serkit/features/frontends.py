@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from serkit.errors import AudioError, ConfigError
+from serkit.utils import positive_int
 
 __all__ = [
     "MFCC",
@@ -219,9 +220,7 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
+    return positive_int(value, name, ConfigError)
 
 
 class Frontend(nn.Module):

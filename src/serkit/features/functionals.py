@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from serkit.errors import AudioError, SerkitError
+from serkit.utils import positive_int
 
 __all__ = ["FUNCTIONAL_SETS", "EGeMAPS", "OpenSmileFunctionals"]
 
@@ -37,8 +38,7 @@ class OpenSmileFunctionals:
     def __init__(self, sample_rate: int = 16000, name: str = "egemaps"):
         import opensmile  # imported lazily: it loads a native library
 
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
-            raise AudioError(None, f"sample_rate must be a positive integer, got {sample_rate!r}")
+        positive_int(sample_rate, "sample_rate", AudioError)
         if name not in FUNCTIONAL_SETS:
             raise ValueError(f"name: one of {sorted(FUNCTIONAL_SETS)}, got {name!r}")
         self.name, self.feature_set, self.sample_rate = name, FUNCTIONAL_SETS[name], sample_rate
