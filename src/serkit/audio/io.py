@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -189,28 +189,39 @@ def _looks_like_audio(path: Path, suffixes: set[str]) -> bool:
     return True
 
 
-def find_audio_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+def find_audio_files(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                     extensions: Iterable[str] | None = None, allow_empty: bool = False) -> list[Path]:
     """Files as given, folders replaced by the audio files inside them, in input order.
 
-    A folder is searched recursively (sorted; hidden files and folders skipped); a file in it is audio when
-    libsndfile recognises its content or its name ends like an audio file's.
+    A folder is searched recursively (sorted; hidden files and folders skipped). With ``extensions`` (a corpus
+    whose layout is known) a file is audio when its name ends with one of them; without, when libsndfile
+    recognises its content or its name ends like an audio file's. ``inputs`` may be one path.
 
     Raises
     ------
     AudioError
-        naming a folder that holds no audio file.
+        naming a folder that holds no audio file, unless ``allow_empty`` (a corpus loader reports what is
+        missing itself).
     """
-    suffixes = audio_suffixes()
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if extensions is None:
+        suffixes = audio_suffixes()
+        wanted = lambda f: _looks_like_audio(f, suffixes)
+    else:
+        names = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+        wanted = lambda f: f.suffix.lower() in names
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if not p.is_dir():
             found.append(p)
             continue
-        inside = [f for f in sorted(p.rglob("*")) if f.is_file()
-                  and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                  and _looks_like_audio(f, suffixes)]
-        if not inside:
+        inside = []
+        for dirpath, dirnames, filenames in os.walk(p):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            inside += [f for f in (Path(dirpath) / n for n in filenames if not n.startswith(".")) if wanted(f)]
+        if not inside and not allow_empty:
             raise AudioError(p, "no audio files in this folder")
-        found += inside
+        found += sorted(inside)
     return found

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import ASED_LABELS
 from serkit.errors import CorpusError
 
@@ -65,7 +65,7 @@ def load_ased(root: Path, sentences: str = "all") -> Corpus:
     if sentences not in ("all", "common"):
         raise CorpusError(f"ased: sentences must be 'all' or 'common', got {sentences!r}")
     parsed, problems = [], []
-    for path in find_audio_files(Path(root)):
+    for path in corpus_audio_files(Path(root)):
         match = _NAME.match(path.stem)
         if match is None:
             problems.append(Problem(absolute(path), "unlabelled: file name is not ASED's xn-yy-aa-gg-bb pattern"))

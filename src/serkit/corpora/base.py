@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from serkit.audio.io import header_length_is_exact
+from serkit.audio.io import find_audio_files, header_length_is_exact
 from serkit.corpora.labels import remap_labels
 from serkit.errors import AudioError, CorpusError
 
@@ -286,16 +286,9 @@ def combine(*corpora: Corpus, name: str | None = None) -> Corpus:
 # file helpers shared by the loaders
 
 
-def find_audio_files(folder: Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """Audio files under ``folder`` (recursive, sorted), skipping hidden files and folders."""
-    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in filenames:
-            if not filename.startswith(".") and os.path.splitext(filename)[1].lower() in wanted:
-                found.append(Path(dirpath) / filename)
-    return sorted(found)
+def corpus_audio_files(folder: Path, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """Audio files under ``folder`` by their names (recursive, sorted, hidden ones skipped); none is no error."""
+    return find_audio_files(folder, extensions=extensions, allow_empty=True)
 
 
 def absolute(path: Path) -> str:

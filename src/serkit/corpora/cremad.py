@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import CREMAD_LABELS
 from serkit.errors import CorpusError
 
@@ -81,7 +81,7 @@ def load_cremad(root: Path, demographics: str | Path | None = None) -> Corpus:
         raise CorpusError(f"cremad: demographics file {demographics} does not exist")
     people = read_demographics(Path(demographics)) if demographics is not None else {}
     records, problems = [], []
-    for path in find_audio_files(audio_dir):
+    for path in corpus_audio_files(audio_dir):
         match = _NAME.match(path.stem)
         if match is None:
             problems.append(Problem(absolute(path), "unlabelled: file name is not CREMA-D's AAAA_SSS_EEE_LL"))

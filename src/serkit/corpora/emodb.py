@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import EMODB_LABELS
 
 # From the EmoDB documentation: five female and five male speakers.
@@ -59,7 +59,7 @@ def load_emodb(root: Path) -> Corpus:
     ratings_file = root / "erkennung.txt"
     ratings = _read_ratings(ratings_file) if ratings_file.is_file() else {}
     records, problems = [], []
-    for path in find_audio_files(audio_dir):
+    for path in corpus_audio_files(audio_dir):
         match = _NAME.match(path.stem)
         if match is None:
             problems.append(Problem(absolute(path), "unlabelled: file name is not EmoDB's SSTTTEV pattern"))

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from serkit.audio.processing import parse_channel
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import EMOVO_LABELS
 from serkit.errors import CorpusError
 
@@ -61,7 +61,7 @@ def load_emovo(root: Path, channel: int | str = 0) -> Corpus:
     """
     choice = emovo_channel(channel)
     records, problems = [], []
-    for path in find_audio_files(Path(root)):
+    for path in corpus_audio_files(Path(root)):
         match = _NAME.match(path.stem)
         if match is None:
             problems.append(Problem(absolute(path), "unlabelled: file name is not EMOVO's EMO-SPK-SENT pattern"))

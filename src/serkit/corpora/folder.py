@@ -18,7 +18,7 @@ from serkit.corpora.base import (
     Problem,
     absolute,
     build_corpus,
-    find_audio_files,
+    corpus_audio_files,
     register_corpus,
 )
 from serkit.corpora.labels import normalise_label
@@ -82,7 +82,7 @@ def load_folder(
     name = check_corpus_name(name)
     pattern = compile_speaker_pattern(speaker_pattern)
     records, problems = [], []
-    for path in find_audio_files(root, AUDIO_EXTENSIONS if extensions is None else extensions):
+    for path in corpus_audio_files(root, AUDIO_EXTENSIONS if extensions is None else extensions):
         relative = path.relative_to(root)
         if len(relative.parts) < 2:
             problems.append(Problem(absolute(path), "unlabelled: file is not inside a label folder"))

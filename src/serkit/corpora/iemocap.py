@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import IEMOCAP_4CLASS
 from serkit.errors import CorpusError
 
@@ -81,7 +81,7 @@ def load_iemocap(root: Path, mapping: Mapping[str, str | None] | None = None) ->
     table = dict(IEMOCAP_4CLASS if mapping is None else mapping)
     records, problems = [], []
     for session_dir in _sessions(Path(root)):
-        wavs = {p.stem: p for p in find_audio_files(session_dir / "sentences" / "wav")}
+        wavs = {p.stem: p for p in corpus_audio_files(session_dir / "sentences" / "wav")}
         evaluation_dir = session_dir / "dialog" / "EmoEvaluation"
         labelled = set()
         for evaluation in sorted(evaluation_dir.glob("*.txt")):

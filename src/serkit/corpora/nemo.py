@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import NEMO_LABELS
 from serkit.errors import CorpusError
 
@@ -58,7 +58,7 @@ def load_nemo(root: Path) -> Corpus:
     table = _read_metadata(metadata_file)
     audio_dir = root / "samples" if (root / "samples").is_dir() else root
     files: dict[str, list[Path]] = {}
-    for path in find_audio_files(audio_dir):
+    for path in corpus_audio_files(audio_dir):
         files.setdefault(path.stem, []).append(path)
 
     records, problems = [], []

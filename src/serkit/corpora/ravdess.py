@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import RAVDESS_LABELS
 from serkit.errors import CorpusError
 
@@ -44,7 +44,7 @@ def load_ravdess(root: Path, vocal_channel: str = "speech") -> Corpus:
     if vocal_channel not in ("speech", "song", "all"):
         raise CorpusError(f"ravdess: vocal_channel must be 'speech', 'song' or 'all', got {vocal_channel!r}")
     records, problems = [], []
-    for path in find_audio_files(Path(root)):
+    for path in corpus_audio_files(Path(root)):
         match = _NAME.match(path.stem)
         if match is None:
             problems.append(Problem(absolute(path), "unlabelled: file name is not RAVDESS's MM-VV-EE-II-SS-RR-AA"))

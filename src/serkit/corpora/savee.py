@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import SAVEE_LABELS
 
 SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
@@ -29,7 +29,7 @@ def load_savee(root: Path) -> Corpus:
     root = Path(root)
     audio_dir = root / "AudioData" if (root / "AudioData").is_dir() else root
     records, problems = [], []
-    for path in find_audio_files(audio_dir):
+    for path in corpus_audio_files(audio_dir):
         flat = _FLAT.match(path.stem)
         nested = _NESTED.match(path.stem)
         if flat is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, find_audio_files, register_corpus
+from serkit.corpora.base import Corpus, Problem, absolute, build_corpus, corpus_audio_files, register_corpus
 from serkit.corpora.labels import TESS_LABELS
 
 TESS_SPEAKERS = {"OAF": "older", "YAF": "younger"}
@@ -33,7 +33,7 @@ def load_tess(root: Path) -> Corpus:
     ("older"/"younger").
     """
     records, problems = [], []
-    for path in find_audio_files(Path(root)):
+    for path in corpus_audio_files(Path(root)):
         parts = path.stem.split("_")
         folder_parts = path.parent.name.split("_")
         speaker = _SPEAKER_ALIASES.get(parts[0].upper()) or _SPEAKER_ALIASES.get(folder_parts[0].upper())
