@@ -37,7 +37,6 @@ import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from serkit.features import WhisperConfig, WhisperFrontend
 from serkit.features.whisper import CHUNK_SAMPLES, whisper_log_mel

@@ -23,7 +23,6 @@ sees the test corpus. The "best fixed C" rows are read on the test corpora (an o
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from whisper_ablations import all_layer_features, select  # benchmarks/ is the script's own folder
 

@@ -15,11 +15,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from serkit.utils import atomic_write_bytes, atomic_write_text
 

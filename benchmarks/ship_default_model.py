@@ -32,7 +32,6 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from serkit.augment import CropConfig
 from serkit.models.bundle import ModelBundle
@@ -217,14 +216,13 @@ def loco_rows(run: Path) -> tuple[list[dict], dict]:
 def trend_figures(trend_json: Path) -> dict:
     """The trend-fidelity figures of the leave-one-corpus-out run in ``trend_json`` (benchmarks/trend.py): per
     held-out corpus and condition, the negative share's rho and MAE with the estimator serkit uses."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from trend import best_estimator
-
     report = json.loads(trend_json.read_text())
     loco = next((r for r in report["runs"] if r["kind"] == "loco"), None)
     if loco is None:
         sys.exit(f"{trend_json}: no leave-one-corpus-out run in it (benchmarks/trend.py --run loco=RUN)")
-    estimator = best_estimator(report)
+    estimator = report.get("estimator")
+    if estimator is None:
+        sys.exit(f"{trend_json}: no chosen estimator in it (written by an older benchmarks/trend.py: run it again)")
     figures = {"estimator": estimator, "run": loco["run"], "corpora": {}}
     for corpus, c in loco["corpora"].items():
         figures["corpora"][corpus] = {cond: c[f"{cond}/{estimator}"]["negative"] for cond in ("strict", "adapted")

@@ -21,7 +21,6 @@ serkit's feature cache (``$SERKIT_CACHE/features``), so a rerun only refits the 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from rich.progress import track
 from sklearn.feature_selection import SelectKBest, f_classif

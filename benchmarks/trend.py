@@ -192,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
               "size": args.size, "enrol": args.enrol, "seed": args.seed, "targets": TARGETS, "runs": runs,
               "precision": args.precision,
               "png": args.out.with_suffix(".png").name}
+    report["estimator"] = best_estimator(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1))
     atomic_write_bytes(args.out.with_suffix(".png"), plot(report))

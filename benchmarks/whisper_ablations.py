@@ -21,7 +21,6 @@ cache; each row slices those features, so a rerun only refits the heads.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -31,7 +30,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from serkit.audio import AudioConfig
 from serkit.corpora import load_corpus

@@ -39,7 +39,6 @@ import copy
 import io
 import json
 import math
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -50,7 +49,6 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 RECIPES = {"emodb": "recipes/whisper_emodb.yaml", "ravdess": "recipes/whisper_ravdess.yaml",
            "loco": "recipes/pool4_loco_whisper.yaml"}
