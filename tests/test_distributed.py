@@ -304,3 +304,25 @@ def test_sync_batchnorm_needs_cuda(monkeypatch):
     model = create_model("mountzouris2023_cnn", num_classes=3, input_shape=(8, 30))
     with pytest.raises(Exception, match="sync_batchnorm needs CUDA"):
         trainer._data_parallel(model)
+
+
+def test_cli_nproc_forwards_every_argument_unchanged(tmp_path, monkeypatch):
+    """The copies get a command line that parses back to the very values given, every option of `train`
+    included (nothing is rebuilt from a hand list that a new option could miss)."""
+    import typer.main
+
+    recipe = _recipe_file(tmp_path, {"name": "mountzouris2023_sdnn", "hidden": [8, 4], "dropout": 0.0})
+    launched = {}
+    monkeypatch.setattr(distributed, "launch", lambda argv, **kw: launched.update(argv=list(argv), **kw))
+    given = ["train", str(recipe), "--nproc", "2", "--dist-timeout", "60", "--folds", "1,2", "--seeds", "0,1",
+             "--max-epochs", "3", "--set", "training.lr=0.01", "--set", "normalization=global", "--no-resume",
+             "--quiet", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, given)
+    assert result.exit_code == 0, result.output
+    assert launched["argv"][:2] == ["serkit.cli", "train"] and launched["nproc"] == 2
+    command = typer.main.get_command(app).get_command(None, "train")
+    params = lambda argv: command.make_context("train", list(argv)).params
+    expected = {**params(given[1:]), "nproc": 1, "dist_timeout": None}  # the launch's own options stay with it
+    assert params(launched["argv"][2:]) == expected
+    # values left at their defaults stay off the line
+    assert "--protocol" not in launched["argv"] and "--resume" not in launched["argv"]

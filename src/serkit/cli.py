@@ -67,6 +67,7 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     recipe: Path = typer.Argument(..., help="recipe YAML"),
     protocol: str | None = typer.Option(None, help="override protocol.name (holdout, kfold, loso, speaker_folds, cross_corpus)"),
     out: Path | None = typer.Option(None, help="output folder (default runs/<recipe name>[-<protocol>])"),
@@ -132,9 +133,7 @@ def train(
             raise SerkitError("--nproc and --jobs do not combine: data-parallel training uses every process for "
                               "one fold at a time; pick one")
         if nproc > 1 and not distributed.launched_distributed():
-            _launch_data_parallel(rec, recipe, out_dir, nproc, dist_timeout, protocol=protocol, seeds=seeds,
-                                  max_epochs=max_epochs, corpus_root=corpus_root, resume=resume,
-                                  cache_dir=cache_dir, set_=set_, quiet=quiet, folds=folds)
+            _launch_data_parallel(ctx, rec, nproc, dist_timeout)
             return
         if jobs > 1:
             _train_fanout(rec, recipe, out_dir, jobs=jobs, retries=retries, folds=fold_list, resume=resume,
@@ -185,24 +184,43 @@ def _print_folds(rec, recipe_file: Path) -> None:
     print(list_folds(rec, recipe_file=recipe_file).to_csv(sep="\t", index=False), end="")
 
 
-def _launch_data_parallel(rec, recipe_file: Path, out_dir: Path, nproc: int, timeout: float | None,
-                          **options) -> None:
-    """Start `nproc` copies of this command under torchrun's elastic agent (see serkit.training.distributed)."""
+def _launch_data_parallel(ctx: typer.Context, rec, nproc: int, timeout: float | None) -> None:
+    """Start `nproc` copies of this command under torchrun's elastic agent (see serkit.training.distributed),
+    with every argument it was given (each process knows it is one of many and does not launch again)."""
     from serkit.models import model_spec
     from serkit.training import distributed
 
     if model_spec(rec.model.name).kind != "torch":
         raise SerkitError(f"--nproc: {rec.model.name} is not a torch model; data parallelism trains torch models "
                           "(use --jobs to run folds in parallel)")
-    argv = ["serkit.cli", "train", str(recipe_file), "--out", str(out_dir)]
-    for name in ("protocol", "seeds", "max_epochs", "corpus_root", "cache_dir", "folds"):
-        if options[name] is not None:
-            argv += ["--" + name.replace("_", "-"), str(options[name])]
-    for item in options["set_"] or []:
-        argv += ["--set", item]
-    argv += [] if options["resume"] else ["--no-resume"]
-    argv += ["--quiet"] if options["quiet"] else []
-    distributed.launch(argv, nproc=nproc, module=True, timeout_s=timeout)
+    # --nproc and --dist-timeout are the launch's own (and torchrun would read --nproc as its --nproc-per-node)
+    argv = command_arguments(ctx, leave_out=("nproc", "dist_timeout"))
+    distributed.launch(["serkit.cli", "train", *argv], nproc=nproc, module=True, timeout_s=timeout)
+
+
+def command_arguments(ctx: typer.Context, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The command line that gives ``ctx``'s command the values it was called with (but the parameters named in
+    ``leave_out``): every parameter read from the command's own definition, so that an option added to it
+    reaches the copies unchanged."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        if param.name in leave_out:
+            continue
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            argv += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+            continue
+        if value is None or value == param.default or (param.multiple and not value):
+            continue
+        if getattr(param, "is_flag", False) and isinstance(value, bool):
+            flag = param.opts[0] if value else (param.secondary_opts[0] if param.secondary_opts else None)
+            argv += [flag] if flag else []
+        elif param.multiple:
+            for item in value:
+                argv += [param.opts[0], str(item)]
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
 
 
 def _train_fanout(rec, recipe_file: Path, out_dir: Path, *, jobs: int, retries: int, folds, resume: bool,
