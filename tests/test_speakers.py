@@ -67,7 +67,8 @@ def test_windows_cover_every_region():
 @pytest.mark.parametrize("speakers", [3, "auto"])
 def test_turns_follow_the_voices_and_speakers_are_named_in_order(speakers):
     y, regions, truth = conversation(PLAN)
-    d = diarize(y, SR, regions, PitchEncoder(), DiarizationConfig(speakers=speakers, threshold=0.3))
+    d = diarize(y, SR, regions, PitchEncoder(),
+                DiarizationConfig(speakers=speakers, min_speaker_seconds=2.0))
     assert d.speakers == ["S1", "S2", "S3"]
     assert [t.speaker for t in d.turns] == ["S1", "S2", "S1", "S2", "S3", "S1"]
     for turn, (start, end, _) in zip(d.turns, truth):
@@ -76,9 +77,18 @@ def test_turns_follow_the_voices_and_speakers_are_named_in_order(speakers):
     assert sum(d.seconds().values()) == pytest.approx(sum(e - s for s, e, _ in truth), abs=0.5)
 
 
+def test_auto_gives_a_cluster_of_too_little_speech_to_the_nearest_speaker():
+    y, regions, _ = conversation([(150.0, 8.0), (600.0, 1.6), (150.0, 8.0), (300.0, 9.0)])
+    blip = DiarizationConfig(speakers="auto", min_speaker_seconds=0.0)
+    assert len(diarize(y, SR, regions, PitchEncoder(), blip).speakers) == 3  # the 1.6 s voice as a speaker
+    d = diarize(y, SR, regions, PitchEncoder(), DiarizationConfig(speakers="auto"))
+    assert d.speakers == ["S1", "S2"]  # the default (2 s): the blip joins a speaker; the two real voices stay
+    assert d.speaker_at(regions[3][0], regions[3][1]) == "S2" and d.speaker_at(*regions[0]) == "S1"
+
+
 def test_one_voice_gives_one_speaker_and_neighbouring_turns_merge():
     y, regions, _ = conversation([(300.0, 3.0), (300.0, 2.0), (300.0, 4.0)], gap=0.4)
-    d = diarize(y, SR, regions, PitchEncoder(), DiarizationConfig(speakers="auto", threshold=0.3, merge_gap=0.5))
+    d = diarize(y, SR, regions, PitchEncoder(), DiarizationConfig(speakers="auto", merge_gap=0.5))
     assert d.speakers == ["S1"] and len(d.turns) == 1
 
 

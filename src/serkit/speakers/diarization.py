@@ -2,8 +2,10 @@
 
 The speech regions (the voice activity detection's, as ``serkit analyze`` finds them) are cut into windows of the
 encoder's length (1.6 s) every ``hop`` seconds; each window is embedded (:mod:`serkit.speakers.embeddings`) and
-the windows are clustered with scikit-learn's agglomerative clustering (cosine distance, average linkage): into
-the number of speakers given, or, with ``speakers="auto"``, by cutting the tree at ``threshold``. Every stretch of
+the windows, each averaged with its neighbours, are clustered with scikit-learn's spectral clustering on their
+cosine similarities (:func:`cluster`): into the number of speakers given, or, with ``speakers="auto"``, into the
+number the affinity's eigenvalues show (clusters of less than ``min_speaker_seconds`` of speech then join the
+nearest larger one: an overlap or a cough is no speaker). Every stretch of
 speech then goes to the speaker of the windows that cover it (each 0.1 s to the window whose centre is nearest);
 neighbouring stretches of one speaker are merged across pauses shorter than ``merge_gap``, and turns shorter than
 ``min_turn`` join the speaker around them. Speakers are named ``S1``, ``S2``... in order of first appearance, or by
@@ -46,8 +48,13 @@ class DiarizationConfig(BaseModel):
 
     speakers: Literal["auto"] | int = "auto"
     hop: float = Field(0.8, gt=0, le=5)
-    threshold: float = Field(0.30, gt=0, lt=2, description="auto: cosine distance at which clusters stop merging")
+    refine: float = Field(0.2, gt=0, le=1, description="the share of each window's strongest similarities that "
+                          "the clustering keeps whole (the others are scaled down a hundredfold)")
+    smooth: int = Field(1, ge=0, description="neighbouring windows on each side averaged into a window's embedding")
     max_speakers: int = Field(8, ge=1)
+    min_speaker_seconds: float = Field(2.0, ge=0, description="auto: a cluster of less speech than this is no "
+                                       "speaker of its own (overlaps, coughs, a window across a change of voice); "
+                                       "its windows go to the nearest larger speaker")
     merge_gap: float = Field(1.0, ge=0)
     min_turn: float = Field(0.6, ge=0)
 
@@ -123,7 +130,7 @@ def diarize(signal: np.ndarray, sample_rate: int, regions: Sequence[tuple[float,
         raise ConfigError(f"diarize: the signal is at {sample_rate} Hz, the encoder takes {encoder.sample_rate} Hz")
     regions, spans = _spans(regions, encoder, config)
     X = _embed_in_batches((signal[round(s * sample_rate):round(e * sample_rate)] for s, e in spans), encoder)
-    labels = cluster(X, config)
+    labels = cluster(X, config, spans)
     return _turns(spans, labels, X, regions, config)
 
 
@@ -162,7 +169,7 @@ def diarize_file(path, regions: Sequence[tuple[float, float]], encoder: SpeakerE
                     buffer, offset = buffer[keep:], offset + keep
 
     X = _embed_in_batches(windows(), encoder)
-    labels = cluster(X, config)
+    labels = cluster(X, config, spans)
     return _turns(spans, labels, X, regions, config)
 
 
@@ -186,22 +193,97 @@ def _embed_in_batches(windows, encoder: SpeakerEncoder, batch: int = 64) -> np.n
     return np.concatenate(out) if out else np.zeros((0, 256), np.float32)
 
 
-def cluster(X: np.ndarray, config: DiarizationConfig) -> np.ndarray:
-    """Cluster labels of the embeddings ``X`` (one speaker, when there is one window or one is asked for)."""
+def cluster(X: np.ndarray, config: DiarizationConfig, spans: Sequence[tuple[float, float]] | None = None) -> np.ndarray:
+    """Cluster labels of the embeddings ``X`` (one speaker, when there is one window or one is asked for).
+
+    Each window's embedding is first averaged with its ``smooth`` neighbours on each side that follow it without a
+    gap (``spans``: the windows' times; a voice seldom changes within a second). Then spectral clustering
+    (scikit-learn's, on a precomputed affinity): the windows' cosine similarities, each row keeping its
+    ``refine`` share of strongest links (the refinement of Wang et al. 2018, "Speaker diarization with LSTM",
+    made for GE2E embeddings like Resemblyzer's), symmetrised; the number of speakers given, or with ``auto``
+    the one at the largest gap between the normalised Laplacian's smallest eigenvalues. A recording of more than
+    ``MAX_CLUSTERED`` windows is clustered on that many evenly spaced ones, the rest joining the nearest
+    speaker's mean."""
     n = len(X)
     if config.speakers != "auto" and config.speakers > n:
         raise ConfigError(f"--speakers {config.speakers}: the recording holds only {n} window(s) of speech")
-    if n == 1 or config.speakers == 1:
+    if n == 1 or config.speakers == 1 or (config.speakers == "auto" and n < 4):
         return np.zeros(n, dtype=int)
+    X = _smoothed(np.asarray(X, np.float64), spans, config)
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    if n > MAX_CLUSTERED:
+        pick = np.unique(np.linspace(0, n - 1, MAX_CLUSTERED).round().astype(int))
+        sub = cluster_spectral(X[pick], config)
+        centroids = np.stack([X[pick][sub == c].mean(0) for c in range(sub.max() + 1)])
+        return np.argmax(X @ centroids.T, axis=1)
+    return cluster_spectral(X, config)
+
+
+#: The most windows one spectral clustering takes (its affinity is n x n; an hour of speech is about 4500).
+MAX_CLUSTERED = 3000
+#: A cosine similarity of two windows' embeddings that only one voice gives (see cluster_spectral).
+SURE_SAME = 0.95
+
+
+def _smoothed(X: np.ndarray, spans, config: DiarizationConfig) -> np.ndarray:
+    if spans is None or config.smooth == 0:
+        return X
+    starts = np.array([s for s, _ in spans])
+    out = X.copy()
+    for i in range(len(X)):
+        for j in range(i - config.smooth, i + config.smooth + 1):
+            if j != i and 0 <= j < len(X) and abs(starts[j] - starts[i]) <= abs(j - i) * config.hop + 1e-6:
+                out[i] += X[j]
+    return out
+
+
+def cluster_spectral(X: np.ndarray, config: DiarizationConfig) -> np.ndarray:
+    """Spectral clustering of unit-length embeddings ``X`` (see :func:`cluster`)."""
+    from sklearn.cluster import SpectralClustering
+
+    n = len(X)
+    affinity = np.clip(X @ X.T, 0.0, 1.0)
+    keep = min(n, max(2, int(config.refine * n)))
+    # links at least SURE_SAME strong are always kept: windows of one steady voice, near-identical, would
+    # otherwise keep a random few of each other and split into several speakers
+    row_floor = np.minimum(-np.sort(-affinity, axis=1)[:, keep - 1:keep], SURE_SAME)
+    # the weak links are scaled down, not cut, so that the graph stays connected
+    affinity = np.where(affinity >= row_floor, affinity, 0.01 * affinity)
+    affinity = np.maximum(affinity, affinity.T)
     if config.speakers == "auto":
-        model = AgglomerativeClustering(n_clusters=None, distance_threshold=config.threshold, metric="cosine",
-                                        linkage="average")
-        labels = model.fit_predict(X)
-        if labels.max() + 1 > config.max_speakers:
-            labels = AgglomerativeClustering(n_clusters=config.max_speakers, metric="cosine",
-                                             linkage="average").fit_predict(X)
+        degree = affinity.sum(1)
+        laplacian = np.eye(n) - affinity / np.sqrt(np.outer(degree, degree))
+        most = min(config.max_speakers, n - 1)
+        eigenvalues = np.linalg.eigvalsh(laplacian)[: most + 1]
+        k = int(np.argmax(np.diff(eigenvalues))) + 1
+    else:
+        k = int(config.speakers)
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    labels = SpectralClustering(n_clusters=k, affinity="precomputed", assign_labels="cluster_qr",
+                                random_state=0).fit_predict(affinity)
+    if config.speakers == "auto":
+        labels = _absorb_small_clusters(X, labels, round(config.min_speaker_seconds / config.hop))
+    return labels
+
+
+def _absorb_small_clusters(X: np.ndarray, labels: np.ndarray, min_windows: int) -> np.ndarray:
+    """``labels`` with every cluster of fewer than ``min_windows`` windows given, window by window, to the
+    nearest (cosine to its mean) of the clusters that have enough; labels renumbered 0..k-1. When no cluster has
+    enough, the largest one alone is kept as the speaker."""
+    sizes = np.bincount(labels)
+    big = np.flatnonzero(sizes >= max(min_windows, 1))
+    if len(big) == 0:
+        big = np.array([int(np.argmax(sizes))])
+    if len(big) == len(sizes):
         return labels
-    return AgglomerativeClustering(n_clusters=config.speakers, metric="cosine", linkage="average").fit_predict(X)
+    centroids = np.stack([X[labels == c].mean(0) for c in big])
+    out = labels.copy()
+    small = ~np.isin(labels, big)
+    sims = (X[small] / np.linalg.norm(X[small], axis=1, keepdims=True)) @ \
+        (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)).T
+    out[small] = big[np.argmax(sims, axis=1)]
+    return np.unique(out, return_inverse=True)[1]
 
 
 def _turns(spans, labels, X, regions, config: DiarizationConfig) -> Diarization:
