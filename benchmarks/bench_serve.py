@@ -433,9 +433,6 @@ def write_report(row: dict, out: Path) -> None:
     atomic_write_text(out, "\n".join(lines))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def _abuse_lines(a: dict, row: dict) -> list[str]:
     s = row["settings"]
@@ -458,3 +455,7 @@ def _abuse_lines(a: dict, row: dict) -> list[str]:
               f"| its jobs at the end | {a['honest_job_states']} | |",
               f"| server memory, peak resident | {a['memory_mb']['peak']} MB | bounded |", ""]
     return lines
+
+
+if __name__ == "__main__":
+    main()
