@@ -162,6 +162,20 @@ def test_another_tokens_job_starts_while_a_long_one_runs(tmp_path, tiny_model):
         s.client.__exit__(None, None, None)
 
 
+def test_job_threads_run_at_a_lower_cpu_priority_than_requests(tmp_path, tiny_model):
+    from serkit.serve.runner import JOB_NICE
+
+    s = start(tmp_path, tiny_model)
+    try:
+        threads = s.service.runner._threads
+        wait_for(lambda: all(t.native_id for t in threads))
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        wait_for(lambda: all(os.getpriority(os.PRIO_PROCESS, t.native_id) == min(19, mine + JOB_NICE)
+                             for t in threads), timeout=5)
+    finally:
+        s.client.__exit__(None, None, None)
+
+
 def test_a_job_over_the_wall_clock_limit_is_stopped(tmp_path, tiny_model):
     s = start(tmp_path, SlowModel(tiny_model, 0.4), max_job_minutes=0.01)  # 0.6 s
     try:

@@ -9,6 +9,7 @@ finish within the grace period; after it, the job is stopped and marked failed, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,23 @@ RETENTION_EVERY = 600.0
 
 class JobStopped(Exception):
     """Raised inside an analysis to stop it: its session was deleted, or the server is stopping."""
+
+
+#: How much lower than the server's the job threads' CPU priority is (Linux nice steps): an hour of analysis
+#: takes minutes of CPU, and /predict and the page's requests should not wait behind it.
+JOB_NICE = 10
+
+
+def lower_thread_priority(steps: int) -> bool:
+    """Lower the calling thread's CPU priority by ``steps`` (Linux schedules threads as tasks with their own nice
+    value; threads it starts later, such as torch's intra-op pool, inherit it). False where the system has no
+    per-thread priority."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 class JobRunner:
@@ -144,6 +162,7 @@ class JobRunner:
 
     # -- the thread ----------------------------------------------------------------------------------
     def _loop(self) -> None:
+        lower_thread_priority(JOB_NICE)
         while not self._stopping.is_set():
             if self.settings.retain_days is not None and time.monotonic() - self._last_retention > RETENTION_EVERY \
                     and self._retention_lock.acquire(blocking=False):  # one worker sweeps
