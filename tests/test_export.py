@@ -27,22 +27,6 @@ from serkit.models.bundle import ModelBundle
 RECIPES = Path(__file__).parents[1] / "recipes"
 # Small valid per-item input shapes, to keep the export of every model fast. A model missing here falls back to
 # the shapes of its shipped recipe in recipes/.
-SMALL_SHAPES: dict[str, tuple[int, ...]] = {
-    "mountzouris2023_cnn": (40, 60),
-    "mountzouris2023_cnn_atn": (40, 60),
-    "mountzouris2023_lstm": (40, 30),
-    "mountzouris2023_lstm_atn": (40, 30),
-    "mountzouris2023_sdnn": (40,),
-    "mountzouris2023_dbn": (40,),
-    "akalya2022_acrnn": (3, 40, 24),
-    "akalya2022_cnn1d_lstm": (3, 40, 24),
-    "akalya2022_cnn2d": (3, 40, 24),
-    "an2021_parallel_cnn_transformer": (40, 64),
-    "islam_parallel_cnn_transformer": (40, 64),
-    "serkit_cnn": (40, 64),
-    "attentive_probe": (33, 20),  # 32 features + the frame-mask row, 20 frames
-    "probe": (7, 32),  # (layers, features): the learned layer weights are part of the exported graph
-}
 # Multi-input models (those with a ``streams`` option) get one of these per stream.
 STREAM_SHAPES: dict[str, tuple[int, ...]] = {"raw": (1, 1024), "mfcc": (32, 32), "stft": (32, 32)}
 # onnxruntime against torch on the same float32 inputs: probabilities agree to this (observed <= 1e-7).
@@ -77,12 +61,12 @@ def input_shape_for(name: str):
         unknown = [s for s in streams if s not in STREAM_SHAPES]
         if not unknown:
             return {s: STREAM_SHAPES[s] for s in streams}
-    elif name in SMALL_SHAPES:
-        return SMALL_SHAPES[name]
+    elif model_spec(name).example_input is not None:
+        return model_spec(name).example_input
     shape = _recipe_shape(name)
     if shape is None:
-        pytest.fail(f"no input shape for the new model {name!r}: add a small valid per-item shape to SMALL_SHAPES "
-                    "(or its streams to STREAM_SHAPES) in tests/test_export.py, or ship a recipe for it in recipes/")
+        pytest.fail(f"no input shape for the new model {name!r}: register it with example_input=(a small valid "
+                    "per-item shape), or ship a recipe for it in recipes/")
     return shape
 
 

@@ -221,10 +221,10 @@ class AkalyaSER(nn.Module):
         return self.head(z)
 
 
-register_model("akalya2022_acrnn", paper="akalya2022 section 2.3 (ACRNN, Fig. 1)", inputs=("time_frequency",),
+register_model("akalya2022_acrnn", example_input=(3, 40, 24), paper="akalya2022 section 2.3 (ACRNN, Fig. 1)", inputs=("time_frequency",),
                conv="2d", linear_units=768, rnn="bilstm", pooling="attention")(AkalyaSER)
-register_model("akalya2022_cnn1d_lstm", paper="akalya2022 section 2.3 (1D CNN-LSTM baseline, Fig. 2)",
+register_model("akalya2022_cnn1d_lstm", example_input=(3, 40, 24), paper="akalya2022 section 2.3 (1D CNN-LSTM baseline, Fig. 2)",
                inputs=("time_frequency",), conv="1d", channels=(128, 256), linear_units=None, rnn="lstm",
                pooling="last")(AkalyaSER)
-register_model("akalya2022_cnn2d", paper="akalya2022 section 2.3 (temporal 2D CNN baseline, Fig. 3)",
+register_model("akalya2022_cnn2d", example_input=(3, 40, 24), paper="akalya2022 section 2.3 (temporal 2D CNN baseline, Fig. 3)",
                inputs=("time_frequency",), conv="2d", linear_units=768, rnn="none", pooling="mean")(AkalyaSER)

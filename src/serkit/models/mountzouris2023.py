@@ -93,10 +93,10 @@ class MountzourisCNN(nn.Module):
         return self.head(z)
 
 
-register_model("mountzouris2023_cnn", paper="mountzouris2023 section 3.5", inputs=("time_frequency",), attention=False)(
+register_model("mountzouris2023_cnn", example_input=(40, 60), paper="mountzouris2023 section 3.5", inputs=("time_frequency",), attention=False)(
     MountzourisCNN
 )
-register_model("mountzouris2023_cnn_atn", paper="mountzouris2023 section 3.6", inputs=("time_frequency",),
+register_model("mountzouris2023_cnn_atn", example_input=(40, 60), paper="mountzouris2023 section 3.6", inputs=("time_frequency",),
                attention=True)(
     MountzourisCNN
 )
@@ -186,12 +186,12 @@ class MountzourisLSTM(nn.Module):
         return self.head(self.dropout(z))
 
 
-register_model("mountzouris2023_sdnn", paper="mountzouris2023 section 3.2", inputs=("vector",))(MountzourisSDNN)
-register_model("mountzouris2023_lstm", paper="mountzouris2023 section 3.3", inputs=("time_frequency",),
+register_model("mountzouris2023_sdnn", example_input=(40,), paper="mountzouris2023 section 3.2", inputs=("vector",))(MountzourisSDNN)
+register_model("mountzouris2023_lstm", example_input=(40, 30), paper="mountzouris2023 section 3.3", inputs=("time_frequency",),
                attention=False)(
     MountzourisLSTM
 )
-register_model("mountzouris2023_lstm_atn", paper="mountzouris2023 section 3.4", inputs=("time_frequency",),
+register_model("mountzouris2023_lstm_atn", example_input=(40, 30), paper="mountzouris2023 section 3.4", inputs=("time_frequency",),
                attention=True)(MountzourisLSTM)
 
 
@@ -319,4 +319,4 @@ class MountzourisDBN(nn.Module):
         return info
 
 
-register_model("mountzouris2023_dbn", paper="mountzouris2023 section 3.1", inputs=("vector",))(MountzourisDBN)
+register_model("mountzouris2023_dbn", example_input=(40,), paper="mountzouris2023 section 3.1", inputs=("vector",))(MountzourisDBN)

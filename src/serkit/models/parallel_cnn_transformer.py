@@ -247,8 +247,8 @@ class ParallelCNNTransformer(nn.Module):
         return self.transformer.attention_weights(x.to(next(self.transformer.parameters()).device))
 
 
-register_model("an2021_parallel_cnn_transformer", paper="an2021 section 2.5; islam section IV.B (model parallelism)",
+register_model("an2021_parallel_cnn_transformer", example_input=(40, 64), paper="an2021 section 2.5; islam section IV.B (model parallelism)",
                inputs=("time_frequency",))(ParallelCNNTransformer)
 # islam's variant: the same network, spread over the visible GPUs by default (all on the CPU when there is none).
-register_model("islam_parallel_cnn_transformer", paper="islam section IV.B (model parallelism)",
+register_model("islam_parallel_cnn_transformer", example_input=(40, 64), paper="islam section IV.B (model parallelism)",
                inputs=("time_frequency",), device_map="auto")(ParallelCNNTransformer)

@@ -93,7 +93,8 @@ class AttentiveProbe(nn.Module):
         return self.head(self.pool(h.transpose(1, 2), mask=valid))
 
 
-register_model("attentive_probe", inputs=("frame_sequence",),
+# example inputs: 32 features + the frame-mask row over 20 frames; (layers, features) for the probe
+register_model("attentive_probe", example_input=(33, 20), inputs=("frame_sequence",),
                paper="serkit: attentive statistics pooling over a frozen encoder's frames + MLP")(AttentiveProbe)
-register_model("probe", inputs=("vector", "layer_vectors"),
+register_model("probe", example_input=(7, 32), inputs=("vector", "layer_vectors"),
                paper="serkit: MLP / linear head on pretrained-encoder features, learned layer weights")(EncoderProbe)

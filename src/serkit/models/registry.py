@@ -32,6 +32,9 @@ class ModelSpec:
     inputs: tuple[InputKind, ...]  # the kinds of input it takes (each stream's, for a multi-input model)
     paper: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: A small valid per-item input shape (timm's pretrained config in spirit): what a test or an export builds
+    #: the model on without a recipe; None for multi-input models, whose streams give their shapes.
+    example_input: tuple[int, ...] | None = None
 
     def options(self) -> list[str]:
         """The keyword options the builder accepts (for error messages and docs)."""
@@ -48,9 +51,11 @@ def register_model(
     kind: ModelKind = "torch",
     inputs: tuple[InputKind, ...] = ("time_frequency",),
     paper: str | None = None,
+    example_input: tuple[int, ...] | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``builder`` under ``name``; ``defaults`` are keyword options applied before the user's."""
+    """Register ``builder`` under ``name``; ``defaults`` are keyword options applied before the user's;
+    ``example_input`` a small valid per-item input shape (see :class:`ModelSpec`)."""
 
     def wrap(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
@@ -58,23 +63,22 @@ def register_model(
         unknown = [k for k in inputs if k not in INPUT_KINDS]
         if unknown:
             raise ValueError(f"model {name!r}: unknown input kind(s) {unknown}; known: {INPUT_KINDS}")
-        _REGISTRY[name] = ModelSpec(name, builder, kind, tuple(inputs), paper, dict(defaults))
+        _REGISTRY[name] = ModelSpec(name, builder, kind, tuple(inputs), paper, dict(defaults),
+                                    None if example_input is None else tuple(example_input))
         return builder
 
     return wrap
 
 
 def _ensure_loaded() -> None:
-    # Importing the model modules registers their models.
-    from serkit.models import (  # noqa: F401
-        akalya2022,
-        classical,
-        ha2024,
-        mountzouris2023,
-        parallel_cnn_transformer,
-        probe,
-        serkit_cnn,
-    )
+    # Importing the package's modules registers their models: a new model is one new file.
+    import importlib
+    import pkgutil
+
+    import serkit.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def list_models() -> list[str]:

@@ -100,6 +100,6 @@ class SerkitCNN(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
-@register_model("serkit_cnn", inputs=("time_frequency",), paper=None)
+@register_model("serkit_cnn", example_input=(40, 64), inputs=("time_frequency",), paper=None)
 def serkit_cnn(num_classes: int, input_shape: Sequence[int], **options) -> SerkitCNN:
     return SerkitCNN(num_classes, input_shape, **options)
