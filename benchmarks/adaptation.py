@@ -42,7 +42,7 @@ import numpy as np
 
 from serkit.evaluation.heldout import read_run_material
 from serkit.features.adaptation import AdaptationConfig
-from serkit.training.metrics import compute_metrics
+from serkit.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -48,9 +48,9 @@ from serkit.audio import read_audio
 from serkit.inference.analysis import analyze_signal, with_speakers
 from serkit.inference.api import load_model
 from serkit.inference.stream import AnalysisConfig
+from serkit.metrics import compute_metrics
 from serkit.speakers import DiarizationConfig, ResemblyzerEncoder, cosine, diarize, enrol
 from serkit.speakers.diarization import cluster
-from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -38,10 +38,10 @@ from serkit.augment import rebalance_rows
 from serkit.features import FeatureCache
 from serkit.features.extractor import default_cache_dir
 from serkit.features.normalization import FeatureNormalizer
+from serkit.metrics import unweighted_average_recall
 from serkit.models import create_model
 from serkit.recipe import Recipe
 from serkit.training.experiment import load_recipe_corpus, table_channels
-from serkit.training.metrics import unweighted_average_recall
 from serkit.training.protocols import make_splits
 from serkit.utils import atomic_write_text
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from serkit.evaluation.heldout import read_run_material
-from serkit.training.metrics import compute_metrics
+from serkit.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,8 +34,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 from serkit.augment import CropConfig
+from serkit.metrics import compute_metrics
 from serkit.models.bundle import ModelBundle
-from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
 LIMITS = [

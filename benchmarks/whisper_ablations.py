@@ -36,8 +36,8 @@ from serkit.corpora import load_corpus
 from serkit.features import FeatureCache, WhisperConfig, load_whisper_encoder_weights
 from serkit.features.extractor import FeatureExtractor, default_cache_dir
 from serkit.features.normalization import FeatureNormalizer
+from serkit.metrics import unweighted_average_recall
 from serkit.models import create_model
-from serkit.training.metrics import unweighted_average_recall
 from serkit.training.protocols import ProtocolConfig, make_splits
 from serkit.training.trainer import Trainer, TrainingConfig
 from serkit.utils import atomic_write_text, seed_everything

@@ -8,7 +8,8 @@ Rooms, lowest first (a module may import its own room and the rooms below it, ne
 - ``serkit._version``, ``serkit.errors``, ``serkit.utils``: leaves everybody uses;
 - ``audio`` < ``features`` (frontends, the feature extractor, segments, the normaliser) < ``speakers`` (speaker
   embeddings, diarization, enrolment) < ``corpora`` <
-  ``augment`` < ``multi_input`` (multi-stream feature containers) < ``models`` (networks, scikit-learn heads,
+  ``augment`` < ``multi_input`` (multi-stream feature containers) < ``metrics`` (WA, UA, F1 of a test set)
+  < ``models`` (networks, scikit-learn heads,
   the learner interface, the model file) < ``training`` (protocols, metrics, trainer: the configs a recipe
   holds live next to their code);
 - ``recipe``: the experiment file, built from the configs of every room below it;
@@ -41,6 +42,7 @@ ROOMS: list[tuple[str, ...]] = [
     ("serkit.corpora",),
     ("serkit.augment",),
     ("serkit.multi_input",),
+    ("serkit.metrics",),
     ("serkit.models",),
     ("serkit.training",),
     ("serkit.recipe",),

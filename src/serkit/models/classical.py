@@ -34,12 +34,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import recall_score
 from sklearn.model_selection import LeaveOneGroupOut
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from serkit.errors import ConfigError
+from serkit.metrics import unweighted_average_recall
 from serkit.models.registry import register_model
 
 
@@ -68,12 +68,6 @@ def _project_out(X: np.ndarray, directions: np.ndarray | None) -> np.ndarray:
     if directions is None or not len(directions):
         return X
     return X - (X @ directions.T) @ directions
-
-
-def _ua(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """UA as serkit.training.metrics.unweighted_average_recall computes it (mean recall over the classes in
-    ``y_true``); models/ may not import training/."""
-    return float(recall_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0))
 
 
 class _GridSelectedClassifier:
@@ -132,7 +126,7 @@ class _GridSelectedClassifier:
         best, chosen = None, None
         for value in self.grid:
             candidate = self._estimator(value).fit(X, y)
-            ua = _ua(y_val, candidate.predict(X_val))
+            ua = unweighted_average_recall(y_val, candidate.predict(X_val))
             self.selection.append({self.param: value, "val_ua": float(ua)})
             if best is None or ua > best[1]:
                 best = (value, ua)
@@ -160,7 +154,7 @@ class _GridSelectedClassifier:
             for (inner, held), inner_directions in zip(splits, directions, strict=True):
                 candidate = self._estimator(value).fit(_project_out(X[inner], inner_directions), y[inner])
                 X_held = _project_out(X[held], inner_directions)
-                per_group[str(groups[held[0]])] = _ua(y[held], candidate.predict(X_held))
+                per_group[str(groups[held[0]])] = unweighted_average_recall(y[held], candidate.predict(X_held))
             self.selection.append({self.param: value, "val_ua": float(np.mean(list(per_group.values()))),
                                    "per_group": per_group})
         best = max(self.selection, key=lambda s: s["val_ua"])[self.param]

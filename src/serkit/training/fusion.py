@@ -18,10 +18,10 @@ import pandas as pd
 from rich.console import Console
 
 from serkit.errors import ConfigError, SerkitError
+from serkit.metrics import compute_metrics
 from serkit.recipe import FusionRecipe
 from serkit.training.evaluate import FinishedFolds, read_run
 from serkit.training.experiment import ExperimentResult, write_results
-from serkit.training.metrics import compute_metrics
 from serkit.utils import atomic_write_text
 
 __all__ = ["fuse_runs", "run_fusion"]

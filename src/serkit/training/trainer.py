@@ -34,10 +34,10 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from serkit.errors import ConfigError
+from serkit.metrics import unweighted_average_recall
 from serkit.models.learner import predict_proba
 from serkit.multi_input import map_streams, num_items, take_items, to_tensors, transform_feature_maps
 from serkit.training import distributed as dist
-from serkit.training.metrics import unweighted_average_recall
 from serkit.utils import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
