@@ -207,7 +207,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(cli + ["--port", str(port), "--rate-limit", "0", "--queue-size", str(args.jobs + 8),
                                      "--queue-per-token", str(args.jobs + 8), "--predict-per-token",
-                                     str(args.clients)]
+                                     str(args.clients), "--max-uploads", str(args.clients + 2)]
                               + (["--model", args.model] if args.model else []), env=env,
                               stderr=(work / "server.log").open("wb"))
     memory = Memory(server.pid)
@@ -409,7 +409,7 @@ def write_report(row: dict, out: Path) -> None:
         "# serkit serve under load (loopback)", "",
         (f"`python benchmarks/bench_serve.py --requests {s['requests']} --clients {s['clients']} --jobs {s['jobs']} "
          f"--job-seconds {s['job_seconds']:g}` on {row['machine']}, OMP_NUM_THREADS={row['omp_num_threads']}; "
-         "server: `serkit serve` with the default model, rate limit off. The predicted clip is 3 s of an example "
+         "server: `serkit serve` with the default model, rate limit off, as many uploads at once as clients. The predicted clip is 3 s of an example "
          "recording; the analysed recordings are the example clips joined with pauses."), "",
         "| phase | requests ok / planned | errors | p50 (s) | p95 (s) | max (s) | throughput (/s) | wall (s) |",
         "|---|---|---|---|---|---|---|---|"]
