@@ -266,3 +266,54 @@ def test_adapt_warns_on_a_small_or_uniform_set(tiny_model_path):
     assert model.adapted(sad_only, sample_rate=SR, neutral=True).adaptation.warnings == []
     with pytest.raises(AudioError, match="no usable audio"):
         load_model(tiny_model_path).adapt([np.zeros(100, np.float32)], sample_rate=SR)
+
+
+def test_the_model_lock_is_taken_in_turn_and_large_batches_in_chunks(tiny_model_path, monkeypatch):
+    """A large request's clips are classified a chunk at a time, the same probabilities as at once, and a request
+    that waits for the lock gets it before the large one's next chunk."""
+    import time
+
+    from serkit.inference import api
+
+    model = load_model(tiny_model_path)
+    clips = [prepare_signal(tone(440.0 + 40 * k, 1.0), 16000, model.audio) for k in range(8)]
+    whole = model.pipeline.predict_prepared(clips)
+    monkeypatch.setattr(api, "LOCKED_SECONDS", 2.5)
+    calls, order = [], []
+    real = model.pipeline.predict_prepared
+
+    def slow(chunk):
+        calls.append(len(chunk))
+        order.append("small" if len(chunk) == 1 and len(calls) > 1 and chunk[0] is small[0] else "large")
+        time.sleep(0.2)
+        return real(chunk)
+
+    monkeypatch.setattr(model.pipeline, "predict_prepared", slow)
+    small = [clips[0]]
+    large = threading.Thread(target=lambda: np.testing.assert_allclose(model.proba_of_prepared(clips), whole,
+                                                                       atol=1e-6))
+    large.start()
+    time.sleep(0.05)  # the large request holds the lock for its first chunk
+    model.proba_of_prepared(small)
+    large.join()
+    assert calls[0] == 2 and sum(c for c in calls) == len(clips) + 1
+    assert order.index("small") == 1  # served right after the large request's first chunk, not after its last
+
+
+def test_fair_lock_grants_in_the_order_asked():
+    import time
+
+    from serkit.inference.api import FairLock
+
+    lock, got = FairLock(), []
+    lock.__enter__()
+    threads = []
+    for k in range(5):
+        t = threading.Thread(target=lambda k=k: (lock.__enter__(), got.append(k), lock.__exit__()))
+        t.start()
+        threads.append(t)
+        time.sleep(0.05)  # each asks after the previous one
+    lock.__exit__()
+    for t in threads:
+        t.join()
+    assert got == [0, 1, 2, 3, 4]

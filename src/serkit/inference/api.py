@@ -246,7 +246,7 @@ class EmotionModel:
             self.window_config = AnalysisConfig(vad=vad, hop=self.window_seconds / 2, smoothing=1)
         except ValueError as exc:
             raise ConfigError(f"vad: expected 'auto', 'silero', 'energy' or 'none', got {vad!r}") from exc
-        self._lock = threading.Lock()
+        self._lock = FairLock()
         self.adaptation: Adaptation | None = None  # set by adapt()
         self.strict_pipeline = self.pipeline  # what adapt() started from
 
@@ -526,8 +526,55 @@ class EmotionModel:
         """Probabilities (N, C) of waveforms already prepared with the model's audio config."""
         if not len(signals):
             return np.zeros((0, len(self.labels)))
-        with self._lock:  # torch modules, openSMILE and the normaliser are shared: one batch at a time
-            return self.pipeline.predict_prepared(list(signals))
+        out = []
+        for chunk in _chunks_of_seconds(list(signals), self.sample_rate, LOCKED_SECONDS):
+            # torch modules, openSMILE and the normaliser are shared: one chunk at a time, the lock taken in turn
+            # (first come, first served), so that a large request never holds a small one up for long
+            with self._lock:
+                out.append(self.pipeline.predict_prepared(chunk))
+        return np.concatenate(out)
+
+
+#: The most audio (s) one hold of the model's lock classifies: a 3 s clip waits at most for this much of another
+#: request's audio (about 0.2 s on one core for the default model).
+LOCKED_SECONDS = 12.0
+
+
+def _chunks_of_seconds(signals: list[np.ndarray], sample_rate: int, seconds: float) -> list[list[np.ndarray]]:
+    """``signals`` in order, cut into runs of at most ``seconds`` of audio (a longer signal alone)."""
+    chunks: list[list[np.ndarray]] = [[]]
+    held = 0.0
+    for y in signals:
+        length = y.shape[-1] / sample_rate
+        if chunks[-1] and held + length > seconds:
+            chunks.append([])
+            held = 0.0
+        chunks[-1].append(y)
+        held += length
+    return chunks
+
+
+class FairLock:
+    """A lock granted in the order it was asked for (``threading.Lock`` lets a thread that just released it take it
+    again before the threads waiting for it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> FairLock:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 def _is_single(audio: Any) -> bool:
