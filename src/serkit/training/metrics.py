@@ -1,15 +1,8 @@
-"""Classification metrics (scikit-learn), their summary over folds and seeds, and results tables.
+"""Metrics over folds and seeds, and results tables. The metrics of one test set (WA, UA over the classes present,
+F1; their conventions) are :mod:`serkit.metrics`, re-exported here.
 
-Conventions
------------
-- WA is accuracy; UA is unweighted average recall (balanced accuracy) over the classes
-  present in ``y_true``. A class absent from a fold's test set (one speaker never shows it)
-  has no defined recall and is left out of UA and of macro F1, as
-  :func:`sklearn.metrics.balanced_accuracy_score` does; its row in ``per_class`` holds NaN
-  where a value is undefined, and its support is 0.
-- Standard deviations over folds/seeds use ``ddof=1`` (the sample standard deviation, the usual
-  estimate of the spread between runs); with a single run it is NaN and the Markdown shows the
-  mean alone.
+Standard deviations over folds/seeds use ``ddof=1`` (the sample standard deviation, the usual estimate of the
+spread between runs); with a single run it is NaN and the Markdown shows the mean alone.
 """
 
 from __future__ import annotations
